@@ -1,0 +1,20 @@
+"""The one exception type that parity raises for bad input.
+
+Every public function raises :class:`ParityError` (or a subclass) when a file,
+a bundle or an input array is wrong. Its message is one line that names the
+offending file or input and says what is wrong; the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+
+class ParityError(Exception):
+    """Bad input: a missing or corrupt file, a wrong array, a bad option."""
+
+
+class BundleError(ParityError):
+    """A bundle on disk is missing, corrupt, of an unknown version or not loadable."""
+
+
+class InputError(ParityError):
+    """An input array does not fit the graph (dtype, rank, fixed dims, values)."""
