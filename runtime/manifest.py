@@ -95,7 +95,10 @@ class Seq2SeqSpec:
     ``feedback`` is the rule that turns a step's output into the next step's
     input: "identity" (the output is the next input, as in a regression
     forecaster), "argmax_onehot" or "argmax_token" (softmax over tokens).
-    ``steps`` is the horizon the model was made for."""
+    ``start`` says where the first step's input comes from when the caller
+    gives none: "last_encoder_step" (the last observed point, as in the sine
+    forecaster), "zeros", or "token" (``start_token``, one-hot or id as the
+    step input expects). ``steps`` is the horizon the model was made for."""
 
     encoder_graph: str
     step_graph: str
@@ -105,6 +108,9 @@ class Seq2SeqSpec:
     states: tuple[StateSpec, ...]
     feedback: str
     steps: int
+    start: str = "zeros"
+    start_token: int | None = None
+    stop_token: int | None = None
     loop_graph: str | None = None
 
 
