@@ -38,6 +38,13 @@ def _load(path: Path) -> np.ndarray | dict[str, np.ndarray]:
     if path.is_dir():
         raise ParityError(f"{path}: is a folder, expected a .npy or .npz file")
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError as exc:
+        raise ParityError(f"{path}: unreadable ({exc.strerror})") from None
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
+        raise ParityError(f"{path}: not a numpy .npy or .npz file")
+    try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):
             return loaded

@@ -45,6 +45,12 @@ class Check:
     worst_expected: float | None = None
     worst_actual: float | None = None
     detail: str = ""
+    error_histogram: tuple[int, ...] = ()
+
+
+# Bin edges of ``Check.error_histogram``: absolute errors from 1e-12 to 1 on a log scale
+# (errors below 1e-12 fall into the first bin, above 1 into the last).
+HISTOGRAM_EDGES = tuple(float(edge) for edge in np.logspace(-12, 0, 25))
 
 
 def compare_arrays(
@@ -105,6 +111,10 @@ def compare_arrays(
         worst_index=index,
         worst_expected=float(b[index]),
         worst_actual=float(a[index]),
+        error_histogram=tuple(
+            int(count)
+            for count in np.histogram(np.clip(error, 1e-12, 1.0), bins=HISTOGRAM_EDGES)[0]
+        ),
     )
 
 

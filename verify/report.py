@@ -13,9 +13,10 @@ JSON schema (``schema`` = 1)::
       "notes": [str],               # warnings and conventions found (padded steps, ...)
       "checks": [{"name", "kind", "passed", "max_abs", "max_rel", "rel_l2",
                   "atol", "rtol", "needed_atol", "needed_rtol", "worst_index",
-                  "worst_expected", "worst_actual", "detail"}],
+                  "worst_expected", "worst_actual", "detail",
+                  "error_histogram": [int]}],   # counts over verify.compare.HISTOGRAM_EDGES
       "generations": [{"name", "atol", "rtol", "max_abs_per_step": [float],
-                       "first_failing_step": int | null}]
+                       "first_failing_step": int | null, "growth": float}]
     }
 
 Non-finite numbers are written as the strings "inf", "-inf" and "nan".
@@ -46,6 +47,7 @@ class StepErrors:
     rtol: float
     max_abs_per_step: tuple[float, ...]
     first_failing_step: int | None
+    growth: float = 0.0  # the tolerance at step t is (atol, rtol) * (1 + growth * t)
 
 
 @dataclass(frozen=True)
