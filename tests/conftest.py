@@ -1,5 +1,46 @@
 """Shared fixtures. Training the tiny zoo once per session keeps the suite fast."""
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import models  # plain tables: importing the zoo does not import TensorFlow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """One zoo model trained on its tiny preset with seed 0, saved at ``path``."""
+
+    entry: models.ZooEntry
+    result: models.TrainResult
+    path: Path
+
+    @property
+    def model(self) -> Any:
+        return self.result.model
+
+
+class TrainedZoo:
+    """``trained_zoo[name]`` trains a model the first time it is asked for, so
+    that a session trains only the models its tests use, each once."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._trained: dict[str, TrainedModel] = {}
+
+    def __getitem__(self, name: str) -> TrainedModel:
+        if name not in self._trained:
+            result = models.train(name, preset="tiny", seed=0, verbose=0)
+            path = models.save(result.model, self._folder / f"{name}.keras")
+            self._trained[name] = TrainedModel(models.get(name), result, path)
+        return self._trained[name]
+
+
+@pytest.fixture(scope="session")
+def trained_zoo(tmp_path_factory) -> TrainedZoo:
+    return TrainedZoo(tmp_path_factory.mktemp("zoo"))

@@ -1,0 +1,23 @@
+"""The model zoo: Keras models of the seed documents, their synthetic data and
+their training.
+
+``names()`` lists the zoo, ``get(name)`` returns a :class:`ZooEntry`, and
+``train(name)`` trains one reproducibly. Importing this package does not
+import TensorFlow; building and training do.
+"""
+
+from models.registry import Dataset, Preset, ZooEntry, get, names
+from models.training import TrainResult, save, train, training_epochs, writable_keras_path
+
+__all__ = [
+    "Dataset",
+    "Preset",
+    "TrainResult",
+    "ZooEntry",
+    "get",
+    "names",
+    "save",
+    "train",
+    "training_epochs",
+    "writable_keras_path",
+]

@@ -1,0 +1,138 @@
+"""Train a zoo entry reproducibly, measure it on held-out data, save it.
+
+TensorFlow is imported only once the arguments are known to be good, so that
+a wrong name, preset or path fails at once and in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from models.registry import CLASSIFICATION, Dataset, Preset, get
+from runtime.errors import ParityError
+
+if TYPE_CHECKING:
+    import keras
+
+# Held-out data is drawn from its own stream: seed + this offset.
+HELD_OUT_SEED_OFFSET = 1_000_003
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A trained model and how well it does. ``metrics`` are measured on held-out
+    data; ``chance`` is what guessing scores on the same data, in the units of
+    ``metrics[metric]`` (accuracy of the most frequent class, or the mean
+    squared error of predicting each feature's mean)."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    metrics: dict[str, float]
+    metric: str
+    chance: float
+
+
+def train(
+    name: str,
+    preset: str = "tiny",
+    epochs: int | None = None,
+    seed: int = 0,
+    verbose: int | str = 1,
+) -> TrainResult:
+    """Train ``name`` on its synthetic data. The same seed gives the same data,
+    the same initial weights and the same shuffling, hence the same model."""
+    entry = get(name)
+    sizes = entry.preset(preset)
+    epochs = training_epochs(sizes, epochs)
+
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    data = entry.make_data(preset, sizes.train_size, seed)
+    held_out = entry.make_data(preset, sizes.test_size, seed + HELD_OUT_SEED_OFFSET)
+    model = entry.build(preset)
+    history = model.fit(
+        _as_model_inputs(model, data),
+        data.targets,
+        epochs=epochs,
+        batch_size=sizes.batch_size,
+        shuffle=True,
+        verbose=verbose,
+    )
+    metrics = model.evaluate(
+        _as_model_inputs(model, held_out),
+        held_out.targets,
+        batch_size=sizes.batch_size,
+        verbose=0,
+        return_dict=True,
+    )
+    metric = "accuracy" if entry.task == CLASSIFICATION else "loss"
+    return TrainResult(
+        model=model,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        metrics={k: float(v) for k, v in metrics.items()},
+        metric=metric,
+        chance=chance_level(entry.task, held_out),
+    )
+
+
+def training_epochs(preset: Preset, epochs: int | None) -> int:
+    """The epochs to train: the preset's unless given."""
+    epochs = preset.epochs if epochs is None else epochs
+    if epochs < 1:
+        raise ParityError(f"epochs must be at least 1, got {epochs}")
+    return epochs
+
+
+def _as_model_inputs(model: keras.Model, data: Dataset) -> Any:
+    """The arrays in the structure the model was built with: Keras warns when
+    a one-input model is given a dict."""
+    if len(model.inputs) == 1:
+        return data.inputs[model.inputs[0].name]
+    return dict(data.inputs)
+
+
+def chance_level(task: str, data: Dataset) -> float:
+    targets = np.asarray(data.targets)
+    if task == CLASSIFICATION:
+        return float(np.bincount(targets.ravel()).max() / targets.size)
+    mean = targets.mean(axis=tuple(range(targets.ndim - 1)))
+    return float(np.mean((targets - mean) ** 2))
+
+
+def writable_keras_path(path: str | os.PathLike[str]) -> Path:
+    """Check, before any training, that a model can be saved at ``path``."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ParityError(f"{path}: the model file name must end with .keras")
+    if path.is_dir():
+        raise ParityError(f"{path}: is a folder, expected a .keras file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ParityError(f"{path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ParityError(f"{path}: folder {folder} is not writable")
+    return path
+
+
+def save(model: Any, path: str | os.PathLike[str]) -> Path:
+    """Save ``model`` as a ``.keras`` file, atomically: a reader of ``path``
+    sees the old file or the whole new one, never a partial one."""
+    path = writable_keras_path(path)
+    # Keras wants the .keras suffix; a hidden name in the same folder makes the
+    # final os.replace a rename on one file system.
+    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.keras")
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise ParityError(f"{path}: cannot save the model ({exc.strerror or exc})") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
