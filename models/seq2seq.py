@@ -1,0 +1,582 @@
+"""Splitting a seq2seq training model into an encoder and a one-step decoder.
+
+A seq2seq model is trained with teacher forcing: it reads the encoder input
+and the whole decoder input at once. Generation needs something else: run the
+encoder once, then the decoder one step at a time, each step's output fed
+back as the next step's input. A graph unrolled over every output step would
+be huge, slow to trace and fix the number of steps, so the model is split into
+two models that share the trained layers:
+
+- the encoder: encoder input -> every decoder state that starts from the
+  encoder, one named output per state;
+- the step: (step input of time length 1, every decoder state) -> (step
+  output, every new state).
+
+The split is found by walking Keras' functional graph, with no code from the
+user. The *decoder path* is the chain of layers reached from the model's
+output by following, at each layer, its sequence argument (the first
+positional one); it must end at a model input, the *decoder input*. The
+recurrent layers on that path are the decoder layers; every other layer on it
+must act on each step alone (Dense, Dropout, Embedding, ...). Each decoder
+layer starts from ``initial_state`` or from zeros; the states given by
+``initial_state`` must be computed from the other model input, the *encoder
+input*, alone. The encoder is whatever computes them.
+
+:func:`reference_generate` is TensorFlow's generation with the step model,
+a ``tf.while_loop`` traced once whatever the number of steps: it is the
+reference that ONNX Runtime's generation is held to.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from runtime.errors import ParityError
+from runtime.manifest import StateSpec
+
+if TYPE_CHECKING:
+    import keras
+
+FEEDBACKS = ("identity", "argmax_onehot", "argmax_token")
+
+# Layers that act on each time step alone, so that running them on one step
+# of the decoder path gives that step of the training model's output.
+_PER_STEP = (
+    "Activation",
+    "AlphaDropout",
+    "BatchNormalization",
+    "Dense",
+    "Dropout",
+    "ELU",
+    "Embedding",
+    "GaussianDropout",
+    "GaussianNoise",
+    "Identity",
+    "LayerNormalization",
+    "LeakyReLU",
+    "Masking",
+    "PReLU",
+    "ReLU",
+    "Softmax",
+    "TimeDistributed",
+)
+# Per-step layers that leave their input as it is at inference.
+_TRANSPARENT = ("AlphaDropout", "Dropout", "GaussianDropout", "GaussianNoise", "Identity")
+
+
+@dataclass(frozen=True)
+class Seq2SeqSplit:
+    """A training model split into an encoder and a one-step decoder that share
+    its layers (and so its trained weights).
+
+    ``encoder`` maps ``encoder_input`` to one output per state in ``states``
+    whose ``init`` is "encoder", named ``StateSpec.encoder_output``. ``step``
+    takes ``step_input`` (time length 1) and then every state's
+    ``step_input``, and returns ``step_output`` (time length 1) and then every
+    state's ``step_output``, in the order of ``states``. ``feedback`` and
+    ``start`` are the rules of :class:`runtime.manifest.Seq2SeqSpec`."""
+
+    encoder: keras.Model
+    step: keras.Model
+    states: tuple[StateSpec, ...]
+    feedback: str
+    start: str
+    start_token: int | None
+    encoder_input: str
+    step_input: str
+    step_output: str
+    decoder_layers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Wiring:
+    """What the graph walk finds in a training model."""
+
+    encoder_input: Any  # KerasTensor
+    decoder_input: Any  # KerasTensor
+    path: tuple[Any, ...]  # the decoder path's nodes, from the decoder input on
+    initial_states: Mapping[str, tuple[Any, ...] | None]  # decoder layer -> tensors
+
+
+def is_seq2seq(model: Any) -> bool:
+    """Whether ``model`` looks like a seq2seq training model: several inputs and
+    a recurrent layer that takes ``initial_state`` from another layer. A model
+    that looks like one but does not fit is refused by :func:`split_seq2seq`
+    with the reason, rather than exported as a single graph."""
+    if len(_model_inputs(model)) < 2:
+        return False
+    return any(_initial_state(node) is not None for node in _graph_nodes(model))
+
+
+def split_seq2seq(model: Any, *, start_token: int = 0) -> Seq2SeqSplit:
+    """Split a functional seq2seq training model (see the module docstring).
+
+    ``start_token`` is the token a generation starts from when the decoder reads
+    tokens (one-hot or ids); it is 0 unless the model was trained with another.
+    Raises :class:`ParityError` saying what was expected and what was found when
+    the model does not fit."""
+    wiring = _find_wiring(model)
+    decoder_name = _layer_name(wiring.decoder_input)
+    states = _state_specs(wiring)
+    encoder = _encoder_model(model, wiring, states, decoder_name)
+    step = _step_model(model, wiring, states, decoder_name)
+    step_output = _layer_name(step.outputs[0])
+    feedback = _feedback(wiring, decoder_name)
+    start = _start_rule(wiring, feedback)
+    return Seq2SeqSplit(
+        encoder=encoder,
+        step=step,
+        states=states,
+        feedback=feedback,
+        start=start,
+        start_token=start_token if start == "token" else None,
+        encoder_input=_layer_name(wiring.encoder_input),
+        step_input=decoder_name,
+        step_output=step_output,
+        decoder_layers=tuple(n.operation.name for n in wiring.path if _is_recurrent(n.operation)),
+    )
+
+
+# --- the graph walk ---------------------------------------------------------
+
+
+def _find_wiring(model: Any) -> _Wiring:
+    where = f"model {getattr(model, 'name', type(model).__name__)!r}"
+    inputs = _model_inputs(model)
+    outputs = _model_outputs(model)
+    if len(inputs) != 2 or len(outputs) != 1:
+        raise ParityError(
+            f"{where}: expected a seq2seq training model with two inputs (encoder input, "
+            f"decoder input) and one output; found {len(inputs)} input(s) and "
+            f"{len(outputs)} output(s)"
+        )
+    path, decoder_input = _decoder_path(outputs[0], where)
+    (encoder_input,) = [tensor for tensor in inputs if tensor is not decoder_input]
+    recurrent = [node for node in path if _is_recurrent(node.operation)]
+    if not recurrent:
+        raise ParityError(
+            f"{where}: expected recurrent decoder layers between the decoder input "
+            f"{_layer_name(decoder_input)!r} and the output; found none"
+        )
+    initial_states = {}
+    for node in recurrent:
+        layer = node.operation
+        _check_decoder_layer(layer, where)
+        state = _initial_state(node)
+        if state is not None and len(state) != len(_state_sizes(layer)):
+            raise ParityError(
+                f"{where}: decoder layer {layer.name!r} is called with {len(state)} initial "
+                f"state tensor(s); expected one per state ({len(_state_sizes(layer))})"
+            )
+        initial_states[layer.name] = state
+    if all(state is None for state in initial_states.values()):
+        raise ParityError(
+            f"{where}: expected a decoder layer called with initial_state from the encoder; "
+            f"found decoder layer(s) {', '.join(map(repr, initial_states))} all starting "
+            "from zeros"
+        )
+    return _Wiring(encoder_input, decoder_input, tuple(path), initial_states)
+
+
+def _decoder_path(output: Any, where: str) -> tuple[list[Any], Any]:
+    """Follow each layer's sequence argument back from ``output`` to a model input."""
+    path = []
+    tensor = output
+    while not _is_input_tensor(tensor):
+        history = tensor._keras_history
+        layer = history.operation
+        node = layer._inbound_nodes[history.node_index]
+        kind = type(layer).__name__
+        sequence, found = _sequence_argument(node)
+        if sequence is None:
+            raise ParityError(
+                f"{where}: layer {layer.name!r} ({kind}) on the decoder path combines "
+                f"{found} tensors; expected one sequence per layer (attention across time "
+                "and merges are not supported)"
+            )
+        if kind == "Bidirectional":
+            raise ParityError(
+                f"{where}: decoder layer {layer.name!r} is Bidirectional, so it reads later "
+                "steps and cannot run one step at a time; expected forward recurrent layers"
+            )
+        if _is_recurrent(layer):
+            if history.tensor_index != 0:
+                raise ParityError(
+                    f"{where}: the output is computed from the state of {layer.name!r}, "
+                    "expected its sequence output"
+                )
+        elif kind not in _PER_STEP:
+            raise ParityError(
+                f"{where}: layer {layer.name!r} ({kind}) is on the decoder path; expected "
+                "recurrent layers and layers that act on each step alone (Dense, Dropout, "
+                "Embedding, TimeDistributed, ...)"
+            )
+        path.append(node)
+        tensor = sequence
+    path.reverse()
+    return path, tensor
+
+
+def _sequence_argument(node: Any) -> tuple[Any, int]:
+    """The one tensor a layer of the decoder path reads besides its initial
+    states, or None, and how many it reads."""
+    initial = _initial_state(node) or ()
+    tensors = [t for t in node.input_tensors if not any(t is s for s in initial)]
+    return (tensors[0] if len(tensors) == 1 else None), len(tensors)
+
+
+def _initial_state(node: Any) -> tuple[Any, ...] | None:
+    """The tensors a layer was called with as ``initial_state`` (by keyword, or
+    second positional argument of a recurrent layer), or None."""
+    import keras
+
+    state = node.arguments.kwargs.get("initial_state")
+    if state is None and _is_recurrent(node.operation) and len(node.arguments.args) > 1:
+        state = node.arguments.args[1]
+    if state is None:
+        return None
+    return tuple(keras.tree.flatten(state))
+
+
+def _check_decoder_layer(layer: Any, where: str) -> None:
+    problems = [
+        (not layer.return_sequences, "returns only its last step (return_sequences=False)"),
+        (layer.go_backwards, "runs backwards in time (go_backwards=True)"),
+        (layer.stateful, "is stateful"),
+    ]
+    for bad, what in problems:
+        if bad:
+            raise ParityError(
+                f"{where}: decoder layer {layer.name!r} {what}; expected a layer that returns "
+                "one output per step, forwards in time"
+            )
+    _state_sizes(layer, where)
+
+
+def _state_sizes(layer: Any, where: str = "") -> tuple[int, ...]:
+    size = layer.cell.state_size
+    sizes = (size,) if isinstance(size, int) else tuple(size)
+    if not all(isinstance(s, int) for s in sizes):
+        raise ParityError(
+            f"{where}: decoder layer {layer.name!r} has nested states {size!r}; expected "
+            "one vector per state"
+        )
+    return sizes
+
+
+def _state_kinds(layer: Any) -> tuple[str, ...]:
+    count = len(_state_sizes(layer))
+    if count == 1:
+        return ("h",)
+    if count == 2:
+        return ("h", "c")
+    return tuple(f"s{i}" for i in range(count))
+
+
+def _graph_nodes(model: Any) -> list[Any]:
+    """Every node of ``model``'s functional graph, found from its outputs."""
+    seen: dict[int, Any] = {}
+    pending = list(_model_outputs(model))
+    while pending:
+        tensor = pending.pop()
+        if _is_input_tensor(tensor):
+            continue
+        history = tensor._keras_history
+        node = history.operation._inbound_nodes[history.node_index]
+        if id(node) not in seen:
+            seen[id(node)] = node
+            pending.extend(node.input_tensors)
+    return list(seen.values())
+
+
+# --- the two models ----------------------------------------------------------
+
+
+def _state_specs(wiring: _Wiring) -> tuple[StateSpec, ...]:
+    specs = []
+    for node in wiring.path:
+        layer = node.operation
+        if not _is_recurrent(layer):
+            continue
+        from_encoder = wiring.initial_states[layer.name] is not None
+        for kind, size in zip(_state_kinds(layer), _state_sizes(layer), strict=True):
+            name = f"{layer.name}_{kind}"
+            specs.append(
+                StateSpec(
+                    name=name,
+                    layer=layer.name,
+                    kind=kind,
+                    size=int(size),
+                    step_input=name,
+                    step_output=f"{name}_next",
+                    init="encoder" if from_encoder else "zeros",
+                    encoder_output=f"{name}_init" if from_encoder else None,
+                )
+            )
+    return tuple(specs)
+
+
+def _encoder_model(
+    model: Any, wiring: _Wiring, states: tuple[StateSpec, ...], decoder_name: str
+) -> keras.Model:
+    import keras
+
+    tensors = [t for layer in wiring.initial_states.values() if layer is not None for t in layer]
+    named = [spec for spec in states if spec.init == "encoder"]
+    outputs = [
+        keras.layers.Identity(name=spec.encoder_output)(tensor)
+        for spec, tensor in zip(named, tensors, strict=True)
+    ]
+    try:
+        return keras.Model(wiring.encoder_input, outputs, name=f"{model.name}_encoder")
+    except ValueError:
+        raise ParityError(
+            f"model {model.name!r}: the initial states of the decoder layers depend on the "
+            f"decoder input {decoder_name!r}; expected them computed from the encoder input "
+            f"{_layer_name(wiring.encoder_input)!r} alone"
+        ) from None
+
+
+def _step_model(
+    model: Any, wiring: _Wiring, states: tuple[StateSpec, ...], decoder_name: str
+) -> keras.Model:
+    """The decoder path once more, on one step, with every recurrent layer's
+    states as explicit inputs and outputs. A decoder layer may have been built
+    without ``return_state``, so each runs as a new ``RNN`` over the same cell
+    object: the weights are the trained ones, and shared."""
+    import keras
+
+    decoder_input = wiring.decoder_input
+    step_input = keras.Input(
+        shape=(1, *decoder_input.shape[2:]), dtype=decoder_input.dtype, name=decoder_name
+    )
+    state_inputs = {
+        spec.name: keras.Input(shape=(spec.size,), dtype="float32", name=spec.step_input)
+        for spec in states
+    }
+    new_states = []
+    x = step_input
+    for node in wiring.path:
+        layer = node.operation
+        if not _is_recurrent(layer):
+            x = layer(x)
+            continue
+        mine = [spec for spec in states if spec.layer == layer.name]
+        one_step = keras.layers.RNN(
+            layer.cell, return_sequences=True, return_state=True, name=layer.name
+        )
+        x, *layer_states = one_step(x, initial_state=[state_inputs[s.name] for s in mine])
+        new_states += [
+            keras.layers.Identity(name=spec.step_output)(tensor)
+            for spec, tensor in zip(mine, layer_states, strict=True)
+        ]
+    return keras.Model(
+        [step_input, *state_inputs.values()], [x, *new_states], name=f"{model.name}_step"
+    )
+
+
+# --- feedback and start rules -----------------------------------------------
+
+
+def _feedback(wiring: _Wiring, decoder_name: str) -> str:
+    decoder_input = wiring.decoder_input
+    last = wiring.path[-1].outputs[0]
+    out_size = last.shape[-1]
+    softmax = _ends_in_softmax(wiring.path)
+    tokens = len(decoder_input.shape) == 2
+    in_size = None if tokens else decoder_input.shape[-1]
+    if softmax and tokens:
+        return "argmax_token"
+    if softmax and in_size == out_size:
+        return "argmax_onehot"
+    if not softmax and not tokens and in_size == out_size:
+        return "identity"
+    found = "token ids" if tokens else f"{in_size} features"
+    produced = f"a softmax over {out_size}" if softmax else f"{out_size} features"
+    raise ParityError(
+        f"decoder input {decoder_name!r}: cannot feed a step's output back: the step "
+        f"produces {produced} and the decoder reads {found}; expected the same features "
+        "(fed back as they are), or a softmax fed back as its argmax token"
+    )
+
+
+def _ends_in_softmax(path: tuple[Any, ...]) -> bool:
+    for node in reversed(path):
+        layer = node.operation
+        kind = type(layer).__name__
+        if kind in _TRANSPARENT:
+            continue
+        if kind == "TimeDistributed":
+            layer, kind = layer.layer, type(layer.layer).__name__
+        if kind == "Softmax":
+            return True
+        activation = getattr(layer, "activation", None)
+        return getattr(activation, "__name__", None) == "softmax"
+    return False
+
+
+def _start_rule(wiring: _Wiring, feedback: str) -> str:
+    if feedback != "identity":
+        return "token"
+    encoder_shape = wiring.encoder_input.shape
+    same_features = len(encoder_shape) == 3 and encoder_shape[-1] == wiring.decoder_input.shape[-1]
+    return "last_encoder_step" if same_features else "zeros"
+
+
+# --- TensorFlow's reference generation ---------------------------------------
+
+_GENERATORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def reference_generate(
+    split: Seq2SeqSplit,
+    encoder_inputs: Mapping[str, np.ndarray] | np.ndarray,
+    start: np.ndarray,
+    steps: int,
+    stop_token: int | None = None,
+) -> np.ndarray:
+    """Generate ``steps`` steps with TensorFlow: run the encoder, then the step
+    model once per step, feeding each output back by ``split.feedback``.
+
+    ``start`` is the first step input, shaped like the step input (time length
+    1; the time axis may be left out). Returns the step outputs stacked over
+    time, ``(batch, steps, ...)``. With ``stop_token``, a row that emits it
+    keeps repeating that output (so it keeps emitting the token), and the
+    generation ends once every row has emitted it: it may return fewer steps.
+
+    The loop is a ``tf.while_loop`` over the step model, traced once per split
+    whatever ``steps`` is (an unrolled 150-step graph takes 90 s to trace)."""
+    import tensorflow as tf
+
+    if steps < 1:
+        raise ParityError(f"steps must be at least 1, got {steps}")
+    if stop_token is not None and split.feedback == "identity":
+        raise ParityError("stop_token: the model feeds its output back as it is, not tokens")
+    encoder_x = _encoder_array(split, encoder_inputs)
+    step_dtype = split.step.inputs[0].dtype
+    start = np.asarray(start)
+    step_rank = len(split.step.inputs[0].shape)
+    if start.ndim == step_rank - 1:
+        start = np.expand_dims(start, 1)
+    if start.ndim != step_rank or start.shape[1] != 1:
+        raise ParityError(
+            f"start: expected shape {tuple(split.step.inputs[0].shape)} with time length 1, "
+            f"got {start.shape}"
+        )
+    if split.step not in _GENERATORS:
+        _GENERATORS[split.step] = tf.function(_generation_body(split), reduce_retracing=True)
+    result = _GENERATORS[split.step](
+        tf.constant(encoder_x),
+        tf.constant(start.astype(step_dtype)),
+        tf.constant(steps, tf.int32),
+        stop_token,
+    )
+    return np.asarray(result)
+
+
+def _encoder_array(split: Seq2SeqSplit, encoder_inputs: Any) -> np.ndarray:
+    if isinstance(encoder_inputs, Mapping):
+        if split.encoder_input not in encoder_inputs:
+            raise ParityError(
+                f"encoder inputs: no array named {split.encoder_input!r} "
+                f"(has: {', '.join(encoder_inputs)})"
+            )
+        encoder_inputs = encoder_inputs[split.encoder_input]
+    return np.asarray(encoder_inputs).astype(split.encoder.inputs[0].dtype, copy=False)
+
+
+def _generation_body(split: Seq2SeqSplit):
+    import tensorflow as tf
+
+    encoder_names = [_layer_name(t) for t in split.encoder.outputs]
+    step_input = split.step.inputs[0]
+    features = step_input.shape[-1]
+
+    def feed_back(output):
+        if split.feedback == "identity":
+            return output
+        token = tf.argmax(output, axis=-1)
+        if split.feedback == "argmax_onehot":
+            return tf.one_hot(token, features, dtype=step_input.dtype)
+        return tf.cast(token, step_input.dtype)
+
+    def generate(encoder_x, start, steps, stop_token):
+        encoded = split.encoder(encoder_x, training=False)
+        encoded = dict(zip(encoder_names, _as_list(encoded), strict=True))
+        batch = tf.shape(start)[0]
+        states = [
+            encoded[spec.encoder_output]
+            if spec.init == "encoder"
+            else tf.zeros((batch, spec.size), tf.float32)
+            for spec in split.states
+        ]
+        output_shape = split.step.outputs[0].shape[1:]
+        last = tf.zeros((batch, *output_shape), split.step.outputs[0].dtype)
+        outputs = tf.TensorArray(last.dtype, size=0, dynamic_size=True)
+        stopped = tf.zeros((batch,), tf.bool)
+
+        def more(t, x, states, last, stopped, outputs):
+            return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(stopped)))
+
+        def step(t, x, states, last, stopped, outputs):
+            output, *states = split.step([x, *states], training=False)
+            if stop_token is not None:
+                held = tf.reshape(stopped, [-1] + [1] * (len(output.shape) - 1))
+                output = tf.where(held, last, output)
+                stopped = tf.logical_or(
+                    stopped, tf.equal(tf.argmax(output[:, 0], axis=-1), stop_token)
+                )
+            return t + 1, feed_back(output), states, output, stopped, outputs.write(t, output[:, 0])
+
+        loop_vars = (tf.constant(0), start, states, last, stopped, outputs)
+        *_, outputs = tf.while_loop(more, step, loop_vars)
+        stacked = outputs.stack()
+        return tf.transpose(stacked, [1, 0, *range(2, len(stacked.shape))])
+
+    return generate
+
+
+# --- small Keras helpers -------------------------------------------------------
+
+
+def _is_recurrent(layer: Any) -> bool:
+    import keras
+
+    return isinstance(layer, keras.layers.RNN)
+
+
+def _is_keras_tensor(value: Any) -> bool:
+    return hasattr(value, "_keras_history")
+
+
+def _is_input_tensor(tensor: Any) -> bool:
+    import keras
+
+    return isinstance(tensor._keras_history.operation, keras.layers.InputLayer)
+
+
+def _layer_name(tensor: Any) -> str:
+    """The name of the layer (or Input) that produced ``tensor``: the name
+    its graph input or output gets in ONNX."""
+    return tensor._keras_history.operation.name
+
+
+def _model_inputs(model: Any) -> list[Any]:
+    return _as_list(getattr(model, "inputs", None) or [])
+
+
+def _model_outputs(model: Any) -> list[Any]:
+    return _as_list(getattr(model, "outputs", None) or [])
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return list(value.values())
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
