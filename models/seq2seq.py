@@ -456,7 +456,9 @@ def reference_generate(
     if steps < 1:
         raise ParityError(f"steps must be at least 1, got {steps}")
     if stop_token is not None and split.feedback == "identity":
-        raise ParityError("stop_token: the model feeds its output back as it is, not tokens")
+        raise ParityError(
+            "stop_token: the model feeds its output back as it is; expected a decoder of tokens"
+        )
     encoder_x = _encoder_array(split, encoder_inputs)
     step_dtype = split.step.inputs[0].dtype
     start = np.asarray(start)
