@@ -30,7 +30,7 @@ PRESETS = {
     "seed": Preset(
         "seed",
         dict(steps=100, features=20, units=128, classes=13, dropout=0.5),
-        epochs=30,
+        epochs=10,
         train_size=1920,
         test_size=480,
         batch_size=10,
@@ -72,7 +72,7 @@ def make_data(preset: Preset, n: int, rng: np.random.Generator) -> Dataset:
     steps, features = d["steps"], d["features"]
     patterns = sign_patterns(preset)
     lengths = rng.integers(1, steps + 1, n)
-    lengths[: min(n, 2)] = (1, steps)[: min(n, 2)]
+    lengths[:2] = [1, steps][:n]  # both extremes, whenever there are two rows
     lengths = rng.permutation(lengths)
     drawn = rng.integers(0, len(patterns), n)
     flips = np.where(rng.random((n, steps, features)) < _FLIP, -1.0, 1.0)
