@@ -1,0 +1,28 @@
+"""Running parity bundles with ONNX Runtime and numpy alone.
+
+This is the part that other applications embed: it never imports TensorFlow.
+
+    import runtime
+    bundle = runtime.load_bundle("bundles/masked_lstm")
+    probs = bundle.run({"sequence": x})["probs"]
+    sine = runtime.load_bundle("bundles/sine_seq2seq")
+    forecast = runtime.generate(sine, {"encoder_input": x}, steps=150)
+"""
+
+from runtime.bundle import Bundle, load_bundle
+from runtime.errors import BundleError, InputError, ParityError
+from runtime.generate import MAX_STEPS, generate, start_input
+from runtime.manifest import Manifest, read_manifest
+
+__all__ = [
+    "MAX_STEPS",
+    "Bundle",
+    "BundleError",
+    "InputError",
+    "Manifest",
+    "ParityError",
+    "generate",
+    "load_bundle",
+    "read_manifest",
+    "start_input",
+]

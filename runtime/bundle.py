@@ -1,0 +1,91 @@
+"""A loaded bundle: its manifest and one ONNX Runtime session per graph."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import BundleError, InputError
+from runtime.inputs import check_feeds
+from runtime.manifest import Manifest, read_manifest, safe_member
+from runtime.providers import check_device, open_session, session_device
+from runtime.store import sha256_file
+
+
+class Bundle:
+    """A bundle opened for running. Sessions are created once; ``run`` may be
+    called from several threads at once (ONNX Runtime sessions are thread-safe).
+
+    ``providers`` maps each graph to the providers its session really got, in
+    priority order; ``device`` is "gpu" when every session runs on CUDA."""
+
+    def __init__(self, path: Path, manifest: Manifest, sessions: Mapping[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._sessions = dict(sessions)
+        self.providers = {key: tuple(s.get_providers()) for key, s in self._sessions.items()}
+        devices = {session_device(s) for s in self._sessions.values()}
+        self.device = "gpu" if devices == {"gpu"} else "cpu"
+
+    def session(self, graph: str | None = None) -> Any:
+        """The ONNX Runtime session of ``graph`` (the only graph when omitted)."""
+        return self._sessions[self._key(graph)]
+
+    def run(self, feeds: Mapping[str, Any], graph: str | None = None) -> dict[str, np.ndarray]:
+        """Run ``graph`` on named inputs (checked first) and return named outputs."""
+        key = self._key(graph)
+        spec = self.manifest.graph(key)
+        checked = check_feeds(spec, feeds)
+        names = [output.name for output in spec.outputs]
+        values = self._sessions[key].run(names, checked)
+        return dict(zip(names, values, strict=True))
+
+    def _key(self, graph: str | None) -> str:
+        if graph is None:
+            if len(self._sessions) != 1:
+                raise InputError(
+                    f"{self.path}: the bundle has graphs {', '.join(self._sessions)}; name one"
+                )
+            return next(iter(self._sessions))
+        self.manifest.graph(graph)  # a clear error for an unknown key
+        return graph
+
+    def __repr__(self) -> str:
+        return f"Bundle({str(self.path)!r}, kind={self.manifest.kind!r}, device={self.device!r})"
+
+
+def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -> Bundle:
+    """Open the bundle at ``path``: validate the manifest, check every file's
+    sha256, and create a session per graph on ``device`` ("auto", "cpu" or
+    "gpu"). ``tf32`` allows TF32 matmuls on CUDA (off by default)."""
+    check_device(device)
+    path = Path(path)
+    manifest = read_manifest(path)
+    sessions = {}
+    for key, graph in manifest.graphs.items():
+        file = safe_member(path, graph.file)
+        if not file.is_file():
+            raise BundleError(f"{path}: graph file {graph.file!r} is missing")
+        if sha256_file(file) != graph.sha256:
+            raise BundleError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
+        session = open_session(file, device, tf32)
+        _check_signature(file, graph, session)
+        sessions[key] = session
+    return Bundle(path, manifest, sessions)
+
+
+def _check_signature(file: Path, graph: Any, session: Any) -> None:
+    """The graph must take and return what the manifest says."""
+    for what, specs, actual in (
+        ("inputs", graph.inputs, session.get_inputs()),
+        ("outputs", graph.outputs, session.get_outputs()),
+    ):
+        expected = sorted(spec.name for spec in specs)
+        found = sorted(arg.name for arg in actual)
+        if expected != found:
+            raise BundleError(
+                f"{file}: graph {what} {found} do not match the manifest's {expected}"
+            )

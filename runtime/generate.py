@@ -1,0 +1,159 @@
+"""Autoregressive generation from a seq2seq bundle with ONNX Runtime alone.
+
+The encoder graph runs once; the step graph runs once per generated step, its
+output fed back as the next input by the manifest's feedback rule and its new
+states passed back in as they come out. The loop allocates nothing per step
+beyond what ONNX Runtime returns, and checks its inputs once, before the loop.
+
+The stop-token rule is TensorFlow's reference rule
+(:func:`models.seq2seq.reference_generate`): a row that has emitted the stop
+token keeps repeating that output, and generation ends early once every row
+has emitted it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import InputError, ParityError
+from runtime.inputs import check_feeds
+from runtime.manifest import Manifest
+
+# Longer horizons are refused rather than left to exhaust memory; no model of
+# this kind is trained for more.
+MAX_STEPS = 100_000
+
+
+def generate(
+    bundle: Any,
+    encoder_inputs: Mapping[str, Any] | np.ndarray,
+    *,
+    start: np.ndarray | None = None,
+    steps: int | None = None,
+    stop_token: int | None = None,
+) -> np.ndarray:
+    """Generate ``steps`` steps (default: the manifest's horizon) for a batch
+    of encoder inputs. ``start`` is the first step input (default: the
+    manifest's start rule, see :func:`start_input`). Returns the step outputs
+    stacked over time, ``(batch, steps, ...)``; fewer steps when every row has
+    emitted ``stop_token``."""
+    manifest = bundle.manifest
+    spec = manifest.seq2seq
+    if spec is None:
+        raise ParityError(f"{bundle.path}: not a seq2seq bundle; generation needs one")
+    steps = spec.steps if steps is None else steps
+    check_steps(steps)
+    if stop_token is not None and spec.feedback == "identity":
+        raise ParityError(
+            "stop token: this model feeds its output back as it is; a stop token needs tokens"
+        )
+    encoder_inputs = _named_encoder_inputs(manifest, encoder_inputs)
+    encoded = bundle.run(encoder_inputs, graph=spec.encoder_graph)
+    x = start_input(manifest, encoder_inputs) if start is None else _start(manifest, start)
+    batch = x.shape[0]
+    if batch != next(iter(encoder_inputs.values())).shape[0]:
+        raise InputError(f"start: batch {batch} differs from the encoder input's batch")
+
+    step_graph = manifest.graph(spec.step_graph)
+    feeds = {spec.step_input: x}
+    for state in spec.states:
+        if state.init == "encoder":
+            feeds[state.step_input] = encoded[state.encoder_output]
+        else:
+            feeds[state.step_input] = np.zeros((batch, state.size), np.float32)
+    feeds = check_feeds(step_graph, feeds)
+    session = bundle.session(spec.step_graph)
+    names = [spec.step_output, *(state.step_output for state in spec.states)]
+    state_inputs = [state.step_input for state in spec.states]
+    feed_back = _feedback(spec.feedback, feeds[spec.step_input])
+
+    result = None
+    stopped = np.zeros(batch, bool) if stop_token is not None else None
+    for t in range(steps):
+        output, *states = session.run(names, feeds)
+        if result is None:
+            result = np.empty((batch, steps, *output.shape[2:]), output.dtype)
+        if stopped is not None:
+            if t:
+                output[stopped] = result[stopped, t - 1][:, None]
+            stopped |= output[:, 0].argmax(axis=-1) == stop_token
+        result[:, t] = output[:, 0]
+        feeds[spec.step_input] = feed_back(output)
+        feeds.update(zip(state_inputs, states, strict=True))
+        if stopped is not None and stopped.all():
+            return result[:, : t + 1]
+    return result
+
+
+def check_steps(steps: int) -> int:
+    if not isinstance(steps, int | np.integer) or isinstance(steps, bool):
+        raise ParityError(f"steps must be an integer, got {steps!r}")
+    if steps < 1:
+        raise ParityError(f"steps must be at least 1, got {steps}")
+    if steps > MAX_STEPS:
+        raise ParityError(f"steps {steps} is beyond the limit of {MAX_STEPS}")
+    return int(steps)
+
+
+def start_input(manifest: Manifest, encoder_inputs: Mapping[str, Any]) -> np.ndarray:
+    """The first step input by the manifest's start rule: the last observed
+    encoder step ("last_encoder_step"), zeros, or the start token (one-hot or
+    id, as the step input takes it), shaped ``(batch, 1, ...)``."""
+    spec = manifest.seq2seq
+    step = manifest.graph(spec.step_graph).input(spec.step_input)
+    encoder_x = np.asarray(encoder_inputs[spec.encoder_input])
+    batch = encoder_x.shape[0]
+    shape = (batch, 1, *(d for d in step.shape[2:]))
+    if any(isinstance(d, str) for d in shape):
+        raise ParityError(f"step input {step.name!r} has a dynamic feature axis: give a start")
+    if spec.start == "last_encoder_step":
+        return np.ascontiguousarray(encoder_x[:, -1:], dtype=step.dtype)
+    if spec.start == "token":
+        token = spec.start_token or 0
+        if spec.feedback == "argmax_onehot":
+            start = np.zeros(shape, step.dtype)
+            start[..., token] = 1
+            return start
+        return np.full(shape, token, step.dtype)
+    return np.zeros(shape, step.dtype)
+
+
+def _start(manifest: Manifest, start: Any) -> np.ndarray:
+    spec = manifest.seq2seq
+    step = manifest.graph(spec.step_graph).input(spec.step_input)
+    start = np.asarray(start)
+    if start.ndim == step.rank - 1:
+        start = np.expand_dims(start, 1)
+    if start.ndim != step.rank or start.shape[1] != 1:
+        raise InputError(
+            f"start: shape {start.shape} does not fit the step input {step.name!r} "
+            f"(batch, 1, ...) of shape {tuple(step.shape)}"
+        )
+    return start
+
+
+def _named_encoder_inputs(manifest: Manifest, inputs: Any) -> dict[str, np.ndarray]:
+    if isinstance(inputs, Mapping):
+        return dict(inputs)
+    return {manifest.seq2seq.encoder_input: np.asarray(inputs)}
+
+
+def _feedback(rule: str, like: np.ndarray):
+    """The function that turns a step output into the next step input."""
+    if rule == "identity":
+        return lambda output: output
+    if rule == "argmax_onehot":
+        buffer = np.zeros_like(like)
+
+        def onehot(output: np.ndarray) -> np.ndarray:
+            buffer.fill(0)
+            np.put_along_axis(buffer, output.argmax(axis=-1)[..., None], 1, axis=-1)
+            return buffer
+
+        return onehot
+    if rule == "argmax_token":
+        return lambda output: output.argmax(axis=-1).astype(like.dtype)
+    raise ParityError(f"unknown feedback rule {rule!r} in the manifest")

@@ -1,0 +1,103 @@
+"""Choosing ONNX Runtime's execution providers, and saying which ones really ran.
+
+``onnxruntime-gpu`` lists ``CUDAExecutionProvider`` among its available
+providers even on a machine without a GPU (or without the CUDA libraries), and
+a session asked for CUDA there silently falls back to the CPU. So a device is
+chosen by trying: CUDA is used only when a session really gets it, and the
+providers reported are the session's own (``session.get_providers()``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import BundleError, ParityError
+
+DEVICES = ("auto", "cpu", "gpu")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def check_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ParityError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    return device
+
+
+def requested_providers(device: str, tf32: bool = False) -> list[Any]:
+    """The provider list a session is created with. TF32 is off on CUDA unless
+    asked for: ONNX Runtime turns it on by default, which makes float32 results
+    differ from the CPU's in the fourth digit."""
+    check_device(device)
+    if device == "cpu" or not cuda_usable():
+        return [CPU]
+    return [(CUDA, {"use_tf32": "1" if tf32 else "0"}), CPU]
+
+
+@functools.cache
+def cuda_usable() -> bool:
+    """Whether a CUDA session can really be created on this machine (probed
+    once per process with a one-node graph)."""
+    import onnxruntime as ort
+
+    if CUDA not in ort.get_available_providers():
+        return False
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    _preload_cuda_libraries(ort)
+    quiet = ort.SessionOptions()
+    quiet.log_severity_level = 4
+    ort.set_default_logger_severity(4)  # the failed CUDA load logs an error otherwise
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), quiet, providers=[CUDA, CPU])
+        return session.get_providers()[0] == CUDA
+    except Exception:  # any failure to create the provider means: no usable GPU
+        return False
+    finally:
+        ort.set_default_logger_severity(2)
+
+
+def _preload_cuda_libraries(ort: Any) -> None:
+    """Load CUDA and cuDNN from the pip packages of the ``gpu`` extra when they
+    are installed; a system CUDA is found by the loader without this."""
+    from importlib.util import find_spec
+
+    if find_spec("nvidia") is not None and hasattr(ort, "preload_dlls"):
+        # A partial CUDA install fails here; the session probe then decides.
+        with contextlib.suppress(Exception):
+            ort.preload_dlls()
+
+
+def open_session(path: Path, device: str, tf32: bool = False) -> Any:
+    """An ONNX Runtime session for the graph at ``path`` on ``device``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(
+            str(path), options, providers=requested_providers(device, tf32)
+        )
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BundleError(f"{path}: ONNX Runtime cannot load this graph ({reason})") from None
+    if device == "gpu" and session.get_providers()[0] != CUDA:
+        raise ParityError(
+            "--device gpu: ONNX Runtime cannot run on a GPU here "
+            f"(its session got {', '.join(session.get_providers())})"
+        )
+    return session
+
+
+def session_device(session: Any) -> str:
+    return "gpu" if session.get_providers()[0] == CUDA else "cpu"
