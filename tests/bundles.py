@@ -53,7 +53,8 @@ def scale_graph() -> bytes:
     )
 
 
-def write_single(path: Path) -> Manifest:
+def write_single(path: Path, factor: float = 2.0) -> Manifest:
+    """A bundle whose golden outputs say ``y = factor * x`` (the graph computes 2 x)."""
     inputs = (
         TensorSpec("x", "float32", ("batch", "time", 3), {"kind": "uniform", "low": -1, "high": 1}),
         TensorSpec("ids", "int64", ("batch", "time"), {"kind": "tokens", "vocab": 10}),
@@ -77,7 +78,7 @@ def write_single(path: Path) -> Manifest:
     golden = {
         "model/inputs/x": x,
         "model/inputs/ids": ids,
-        "model/outputs/y": 2 * x,
+        "model/outputs/y": np.float32(factor) * x,
         "model/outputs/z": ids,
     }
     return write_bundle(path, manifest, {"model": scale_graph()}, golden)

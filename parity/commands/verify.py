@@ -1,0 +1,118 @@
+"""``parity verify``: check a bundle, against its Keras model or its golden data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("verify")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(path_type=Path),
+    help="Your own inputs: an .npz with one array per input name.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    default="auto",
+    show_default=True,
+    help="Where both runtimes run.",
+)
+@click.option(
+    "--atol",
+    multiple=True,
+    metavar="[NAME=]VALUE",
+    help="Absolute tolerance, for all outputs or one (repeatable).",
+)
+@click.option(
+    "--rtol",
+    multiple=True,
+    metavar="[NAME=]VALUE",
+    help="Relative tolerance, for all outputs or one (repeatable).",
+)
+@click.option(
+    "--growth",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Generation tolerance growth per step (tolerance x (1 + growth x step)).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Generation horizon (default: the manifest's).",
+)
+@click.option(
+    "--batch",
+    "batches",
+    multiple=True,
+    type=click.IntRange(min=1),
+    help="Batch sizes to draw inputs for (repeatable; default 1, 3, 8).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the drawn inputs.")
+@click.option("--tf32", is_flag=True, help="Allow TF32 matmuls on a GPU (off by default).")
+@click.option("--unsafe", is_flag=True, help="Allow loading a Keras model with Lambda layers.")
+@click.option(
+    "--json", "json_file", type=click.Path(path_type=Path), help="Write the report as JSON."
+)
+@click.option(
+    "--plot", "plot_file", type=click.Path(path_type=Path), help="Write error plots (PNG)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed, tf32, unsafe,
+            json_file, plot_file, quiet) -> None:  # fmt: skip
+    """Verify BUNDLE, or verify SRC.keras BUNDLE side by side.
+
+    \b
+    parity verify BUNDLE              golden data only, no TensorFlow needed
+    parity verify SRC.keras BUNDLE    TensorFlow and ONNX Runtime side by side
+
+    Exits 0 when every check passes, 1 when one fails, 2 on bad input.
+    """
+    from runtime.errors import ParityError
+    from runtime.npy import load_arrays
+    from verify.check import DEFAULT_BATCHES, check
+    from verify.report import write_json
+    from verify.tolerance import DEFAULT_GROWTH, policy_from_options
+
+    if len(paths) == 1:
+        model, bundle = None, paths[0]
+    elif len(paths) == 2:
+        model, bundle = paths
+    else:
+        raise click.UsageError("give BUNDLE, or SRC.keras BUNDLE")
+    for target in (json_file, plot_file):
+        if target is not None and not target.resolve().parent.is_dir():
+            raise ParityError(f"{target}: its folder does not exist")
+    policy = policy_from_options(atol, rtol, DEFAULT_GROWTH if growth is None else growth)
+    inputs = load_arrays(inputs_file) if inputs_file else None
+
+    def progress(message: str) -> None:
+        if not quiet:
+            click.echo(f"... {message}", err=True)
+
+    report = check(
+        bundle,
+        model,
+        inputs=inputs,
+        device=device,
+        policy=policy,
+        batches=tuple(batches) or DEFAULT_BATCHES,
+        steps=steps,
+        seed=seed,
+        tf32=tf32,
+        unsafe=unsafe,
+        progress=progress,
+    )
+    click.echo(report.table())
+    if json_file:
+        write_json(report, json_file)
+    if plot_file:
+        from verify.plot import plot_report
+
+        plot_report(report, plot_file)
+    raise SystemExit(0 if report.passed else 1)

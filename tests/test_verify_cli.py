@@ -1,0 +1,78 @@
+"""``parity verify BUNDLE``: golden data with ONNX Runtime alone; exit codes."""
+
+import json
+import subprocess
+import sys
+
+import bundles
+from click.testing import CliRunner
+
+from parity.cli import cli
+
+
+def _verify(*args):
+    return CliRunner().invoke(cli, ["verify", *map(str, args)])
+
+
+def test_golden_data_passes_and_writes_json(tmp_path):
+    bundles.write_single(tmp_path / "b")
+    result = _verify(tmp_path / "b", "--device", "cpu", "--json", tmp_path / "r.json", "-q")
+    assert result.exit_code == 0, result.output
+    assert "PASSED" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["passed"] is True
+    assert report["device"]["onnxruntime"] == ["CPUExecutionProvider"]
+    assert "tensorflow" not in report["versions"]
+
+
+def test_golden_mismatch_fails_with_exit_1(tmp_path):
+    bundles.write_single(tmp_path / "b", factor=2.001)
+    result = _verify(tmp_path / "b", "--device", "cpu", "-q")
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.output
+    # a looser tolerance accepts it, per output
+    assert _verify(tmp_path / "b", "--atol", "y=0.1", "-q").exit_code == 0
+
+
+def test_bad_usage_exits_2_with_one_line(tmp_path):
+    bundles.write_single(tmp_path / "b")
+    for args in (
+        [tmp_path / "missing"],
+        [tmp_path / "b", "--atol", "y=abc"],
+        [tmp_path / "b", "--json", tmp_path / "no" / "such" / "r.json"],
+        [tmp_path / "b", "--inputs", tmp_path / "x.npz"],
+    ):
+        result = _verify(*args)
+        assert result.exit_code == 2, (args, result.output)
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, result.output
+        assert "Traceback" not in result.output
+
+
+def test_bundle_only_verification_never_imports_tensorflow(tmp_path):
+    bundles.write_single(tmp_path / "b")
+    script = (
+        "import sys\n"
+        "from parity.cli import main\n"
+        f"sys.argv = ['parity', 'verify', {str(tmp_path / 'b')!r}, '-q']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exit:\n"
+        "    heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
+        "    print('HEAVY', heavy)\n"
+        "    sys.exit(10 + (exit.code or 0) if heavy else exit.code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_help_does_not_import_tensorflow():
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from parity.cli import cli\n"
+        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "assert CliRunner().invoke(cli, ['--version']).exit_code == 0\n"
+        "sys.exit(1 if 'tensorflow' in sys.modules else 0)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script]).returncode == 0

@@ -1,0 +1,362 @@
+"""``verify.check``: every check of one bundle, with or without its Keras model.
+
+Without the Keras model, the bundle's golden data (TensorFlow's outputs stored
+at export time) is checked with ONNX Runtime alone and TensorFlow is never
+imported. With it, both runtimes run side by side on fresh inputs drawn from
+the manifest: several batch sizes and, where time is dynamic, several lengths;
+masked models get the padding checks of :mod:`verify.masking`, seq2seq models
+the generation checks of :mod:`verify.seq2seq`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime import load_bundle
+from runtime.errors import ParityError
+from runtime.golden import read_golden
+from runtime.manifest import GraphSpec
+from runtime.sampling import sample_inputs
+from verify.compare import Check, compare_arrays
+from verify.generation import compare_generation
+from verify.masking import (
+    MaskedBatch,
+    check_padding_invariance,
+    padded_step_convention,
+    steps_equal_to_mask,
+    time_axis_outputs,
+)
+from verify.report import Report, StepErrors
+from verify.tolerance import TolerancePolicy
+
+DEFAULT_BATCHES = (1, 3, 8)
+DEFAULT_TIMES = (5, 17)
+Progress = Callable[[str], None]
+
+
+def check(
+    bundle: str | Path,
+    model: str | Path | Any | None = None,
+    *,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    device: str = "auto",
+    policy: TolerancePolicy | None = None,
+    batches: Sequence[int] = DEFAULT_BATCHES,
+    times: Sequence[int] = DEFAULT_TIMES,
+    steps: int | None = None,
+    seed: int = 0,
+    tf32: bool = False,
+    unsafe: bool = False,
+    progress: Progress | None = None,
+) -> Report:
+    """Verify ``bundle``; with ``model`` (a ``.keras`` path or a Keras model)
+    against TensorFlow, else against the bundle's golden data only."""
+    policy = policy or TolerancePolicy()
+    say = progress or (lambda message: None)
+    loaded = load_bundle(bundle, device=device, tf32=tf32)
+    manifest = loaded.manifest
+    checks: list[Check] = []
+    notes: list[str] = []
+    curves: list[StepErrors] = []
+
+    say("golden data")
+    golden_checks, golden_curves = check_golden(loaded, policy)
+    checks += golden_checks
+    curves += golden_curves
+    tensorflow_label = None
+    model_label = None
+    if model is not None:
+        from verify.keras_side import select_device
+
+        keras_model, model_label = _load_model(model, manifest, unsafe)
+        tf_device = select_device(device, tf32)
+        tensorflow_label = tf_device.label
+        if manifest.kind == "seq2seq":
+            checks_, curves_ = _seq2seq_checks(
+                loaded, keras_model, batches, steps, policy, tf_device, seed, say
+            )
+            checks += checks_
+            curves += curves_
+        else:
+            checks_, notes_ = _single_checks(
+                loaded, keras_model, inputs, batches, times, policy, tf_device, seed, say
+            )
+            checks += checks_
+            notes += notes_
+    elif inputs is not None:
+        raise ParityError("--inputs needs the Keras model: without it there is nothing to compare")
+    if loaded.device == "gpu":
+        say("onnxruntime CPU against GPU")
+        checks += check_cpu_against_gpu(loaded, policy)
+    return Report(
+        bundle=str(bundle),
+        model=model_label,
+        device={
+            "requested": device,
+            "onnxruntime": sorted({p for ps in loaded.providers.values() for p in ps}),
+            "tensorflow": tensorflow_label,
+            "precision": "tf32" if tf32 and loaded.device == "gpu" else "fp32",
+        },
+        versions=_versions(tensorflow=model is not None),
+        checks=tuple(checks),
+        notes=tuple(notes),
+        generations=tuple(curves),
+    )
+
+
+def check_golden(bundle: Any, policy: TolerancePolicy) -> tuple[list[Check], list[StepErrors]]:
+    """Every graph, and the whole generation, against TensorFlow's stored outputs."""
+    golden = read_golden(bundle)
+    checks: list[Check] = []
+    for key, graph in bundle.manifest.graphs.items():
+        names = [spec.name for spec in graph.inputs]
+        if not all(f"{key}/inputs/{name}" in golden for name in names):
+            continue
+        feeds = {name: golden[f"{key}/inputs/{name}"] for name in names}
+        outputs = bundle.run(feeds, graph=key)
+        for spec in graph.outputs:
+            stored = golden.get(f"{key}/outputs/{spec.name}")
+            if stored is not None:
+                checks.append(
+                    compare_arrays(
+                        f"golden {key}/{spec.name}",
+                        "golden",
+                        stored,
+                        outputs[spec.name],
+                        policy.for_output(spec.name),
+                    )
+                )
+    curves: list[StepErrors] = []
+    spec = bundle.manifest.seq2seq
+    if spec is not None and "generation/inputs/start" in golden:
+        from runtime import generate
+
+        expected = golden[f"generation/outputs/{spec.step_output}"]
+        encoder_inputs = {
+            name: golden[f"generation/inputs/{name}"]
+            for name in (s.name for s in bundle.manifest.graph("encoder").inputs)
+        }
+        actual = generate(
+            bundle, encoder_inputs, start=golden["generation/inputs/start"], steps=expected.shape[1]
+        )
+        check, curve = compare_generation(
+            f"golden generation/{spec.step_output} steps={expected.shape[1]}",
+            spec.step_output,
+            expected,
+            actual,
+            policy,
+        )
+        checks.append(check)
+        curves.append(curve)
+    if not checks:
+        raise ParityError(f"{bundle.path}: the bundle holds no golden data to check against")
+    return checks, curves
+
+
+def check_cpu_against_gpu(bundle: Any, policy: TolerancePolicy) -> list[Check]:
+    """ONNX Runtime on the CPU against ONNX Runtime on the GPU, on the golden inputs."""
+    cpu = load_bundle(bundle.path, device="cpu")
+    golden = read_golden(bundle)
+    checks = []
+    for key, graph in bundle.manifest.graphs.items():
+        names = [spec.name for spec in graph.inputs]
+        if not all(f"{key}/inputs/{name}" in golden for name in names):
+            continue
+        feeds = {name: golden[f"{key}/inputs/{name}"] for name in names}
+        on_cpu = cpu.run(feeds, graph=key)
+        on_gpu = bundle.run(feeds, graph=key)
+        for spec in graph.outputs:
+            checks.append(
+                compare_arrays(
+                    f"onnxruntime cpu vs gpu {key}/{spec.name}",
+                    "cross-device",
+                    on_cpu[spec.name],
+                    on_gpu[spec.name],
+                    policy.for_output(spec.name),
+                )
+            )
+    return checks
+
+
+def _single_checks(
+    bundle: Any,
+    keras_model: Any,
+    user_inputs: Mapping[str, np.ndarray] | None,
+    batches: Sequence[int],
+    times: Sequence[int],
+    policy: TolerancePolicy,
+    tf_device: Any,
+    seed: int,
+    say: Progress,
+) -> tuple[list[Check], list[str]]:
+    from verify.keras_side import run_keras
+
+    graph = bundle.manifest.graph("model")
+    mask = bundle.manifest.mask
+    checks: list[Check] = []
+    notes: list[str] = []
+
+    def run_tf(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return run_keras(keras_model, feeds, tf_device)
+
+    def run_ort(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return bundle.run(feeds, graph="model")
+
+    def compare_all(label: str, feeds: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
+        expected, actual = run_tf(feeds), run_ort(feeds)
+        for spec in graph.outputs:
+            checks.append(
+                compare_arrays(
+                    f"{spec.name} {label}",
+                    "output",
+                    expected[spec.name],
+                    actual[spec.name],
+                    policy.for_output(spec.name),
+                )
+            )
+        return expected, actual
+
+    if user_inputs is not None:
+        feeds = {spec.name: _user_input(user_inputs, spec.name) for spec in graph.inputs}
+        if mask is not None:
+            notes += steps_equal_to_mask(feeds, mask)
+        say("your inputs")
+        compare_all("on your inputs", feeds)
+        return checks, notes
+
+    dynamic_time = _has_dynamic_time(graph)
+    plan = [(b, t) for b in batches for t in (times if dynamic_time else (None,))]
+    for index, (batch, time) in enumerate(plan):
+        label = f"batch={batch}" + (f" time={time}" if time else "")
+        say(f"outputs {label}")
+        sample = sample_inputs(graph.inputs, batch, time=time, seed=seed + index, mask=mask)
+        compare_all(label, sample.inputs)
+
+    if mask is not None:
+        checks_, notes_ = _masked_checks(
+            graph, mask, run_tf, run_ort, compare_all, policy, seed, dynamic_time, say
+        )
+        checks += checks_
+        notes += notes_
+    return checks, notes
+
+
+def _masked_checks(graph, mask, run_tf, run_ort, compare_all, policy, seed, dynamic_time, say):
+    """The second seed's claims, on a padded batch with lengths 1..full and,
+    where the model allows it, a row that is all padding."""
+    checks: list[Check] = []
+    notes: list[str] = []
+    time = 12 if dynamic_time else None
+    sample = sample_inputs(graph.inputs, 6, time=time, seed=seed + 1000, mask=mask)
+    batch = MaskedBatch(dict(sample.inputs), np.asarray(sample.lengths))
+    full = batch.inputs[mask.input].shape[1]
+
+    say("masked: all-padding row")
+    empty = dict(batch.inputs)
+    empty[mask.input] = batch.inputs[mask.input].copy()
+    empty[mask.input][0] = mask.value
+    expected, actual = compare_all("with an all-padding row", empty)
+
+    for name, run in (("tensorflow", run_tf), ("onnxruntime", run_ort)):
+        say(f"masked: padding invariance in {name}")
+        before = len(checks)
+        checks += check_padding_invariance(
+            name,
+            run,
+            batch,
+            graph,
+            mask,
+            policy,
+            dynamic_time=dynamic_time,
+            pre_padding=not (name == "onnxruntime" and mask.fused),
+        )
+        del before
+    if mask.fused:
+        notes.append(
+            "the exported graph uses the fused ONNX recurrent op with sequence lengths: "
+            "it requires post-padding (pre-padded inputs are not equivalent there)"
+        )
+
+    sequences = time_axis_outputs(graph, mask)
+    if sequences:
+        tf_out, ort_out = run_tf(batch.inputs), run_ort(batch.inputs)
+        for name in sorted(sequences):
+            keras_rule = padded_step_convention(tf_out[name], batch.lengths)
+            onnx_rule = padded_step_convention(ort_out[name], batch.lengths)
+            notes.append(
+                f"output {name!r} at padded steps: Keras gives '{keras_rule}', "
+                f"ONNX Runtime gives '{onnx_rule}'"
+                + ("" if keras_rule == onnx_rule else " - they DIFFER at padded steps")
+            )
+    del expected, actual, full
+    return checks, notes
+
+
+def _seq2seq_checks(bundle, keras_model, batches, steps, policy, tf_device, seed, say):
+    from models.seq2seq import split_seq2seq
+    from verify.seq2seq import check_generation, check_graph_against_keras
+
+    split = split_seq2seq(keras_model)
+    checks: list[Check] = []
+    say("encoder graph")
+    checks += check_graph_against_keras(
+        "encoder", bundle, "encoder", split.encoder, batches, policy, tf_device, seed
+    )
+    say("step graph")
+    checks += check_graph_against_keras(
+        "step", bundle, "step", split.step, batches, policy, tf_device, seed
+    )
+    horizon = steps or bundle.manifest.seq2seq.steps
+    generation_batches = sorted({min(batches), max(batches)})
+    generation_checks, curves = check_generation(
+        bundle, split, generation_batches, horizon, policy, tf_device, seed, say
+    )
+    return checks + generation_checks, curves
+
+
+def _has_dynamic_time(graph: GraphSpec) -> bool:
+    return any(spec.rank >= 3 and isinstance(spec.shape[1], str) for spec in graph.inputs)
+
+
+def _user_input(inputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    if name not in inputs:
+        raise ParityError(f"--inputs: no array named {name!r} (has: {', '.join(inputs)})")
+    return np.asarray(inputs[name])
+
+
+def _load_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str]:
+    """Load the Keras model and make sure the bundle was exported from it."""
+    if not isinstance(model, str | Path):
+        return model, getattr(model, "name", "keras model")
+    from exporter import load_keras
+
+    path = Path(model)
+    keras_model = load_keras(path, unsafe=unsafe)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    expected = manifest.source.get("sha256")
+    if expected and digest != expected:
+        raise ParityError(
+            f"{path}: this is not the model the bundle was exported from "
+            f"(sha256 {digest[:12]}..., bundle records {expected[:12]}...); re-export it"
+        )
+    return keras_model, str(path)
+
+
+def _versions(tensorflow: bool) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["parity", "numpy", "onnxruntime-gpu", "onnxruntime", "onnx"]
+    if tensorflow:
+        names += ["tensorflow", "keras", "tf2onnx"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found

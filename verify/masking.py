@@ -1,0 +1,166 @@
+"""Checks for masked models: padding must not change what a model computes.
+
+Keras skips a time step whose features all equal the mask value. These checks
+hold each runtime to that promise on its own (a row run alone at its true
+length, padding to a longer maximum, pre- instead of post-padding), and say
+which convention each runtime follows at padded steps of a ``return_sequences``
+output (Keras 3 repeats the last valid output; ONNX's fused LSTM writes zeros).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from runtime.manifest import GraphSpec, MaskSpec
+from verify.compare import Check, compare_arrays
+from verify.tolerance import TolerancePolicy
+
+Runner = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class MaskedBatch:
+    """A padded batch and each row's number of valid steps."""
+
+    inputs: dict[str, np.ndarray]
+    lengths: np.ndarray
+
+
+def time_axis_outputs(graph: GraphSpec, mask: MaskSpec) -> set[str]:
+    """Outputs that carry the masked input's time axis (``return_sequences``)."""
+    time_dim = graph.input(mask.input).shape[1]
+    return {spec.name for spec in graph.outputs if spec.rank >= 3 and spec.shape[1] == time_dim}
+
+
+def valid_part(name: str, value: np.ndarray, length: int, sequences: set[str]) -> np.ndarray:
+    """The part of one row's output that padding must not change."""
+    return value[:length] if name in sequences else value
+
+
+def repad(batch: MaskedBatch, mask: MaskSpec, time: int, padding: str) -> MaskedBatch:
+    """The same rows padded ``padding`` ("post"/"pre") to ``time`` steps."""
+    source = batch.inputs[mask.input]
+    shape = (source.shape[0], time, *source.shape[2:])
+    padded = np.full(shape, mask.value, dtype=source.dtype)
+    for row, length in enumerate(batch.lengths):
+        valid = source[row, :length]
+        if padding == "post":
+            padded[row, :length] = valid
+        elif length:
+            padded[row, time - length :] = valid
+    return MaskedBatch({**batch.inputs, mask.input: padded}, batch.lengths)
+
+
+def check_padding_invariance(
+    runtime_name: str,
+    run: Runner,
+    batch: MaskedBatch,
+    graph: GraphSpec,
+    mask: MaskSpec,
+    policy: TolerancePolicy,
+    *,
+    dynamic_time: bool,
+    pre_padding: bool,
+) -> list[Check]:
+    """Padding invariance in one runtime: rows alone, longer padding, pre-padding."""
+    sequences = time_axis_outputs(graph, mask)
+    reference = run(batch.inputs)
+    checks: list[Check] = []
+
+    def compare(label: str, row: int, name: str, expected: np.ndarray, actual: np.ndarray):
+        checks.append(
+            compare_arrays(
+                f"{runtime_name}: {name} {label}",
+                "padding",
+                expected,
+                actual,
+                policy.for_output(name),
+            )
+        )
+
+    time = batch.inputs[mask.input].shape[1]
+    for row, length in enumerate(batch.lengths):
+        if length == 0:
+            continue
+        steps = int(length) if dynamic_time else time
+        alone = {key: value[row : row + 1, :steps] if key == mask.input else value[row : row + 1]
+                 for key, value in batch.inputs.items()}  # fmt: skip
+        outputs = run(alone)
+        for name in _names(graph):
+            compare(
+                f"row {row} alone{' unpadded' if dynamic_time else ''} (length {length})",
+                row,
+                name,
+                valid_part(name, reference[name][row], length, sequences),
+                valid_part(name, outputs[name][0], length, sequences),
+            )
+    if dynamic_time:
+        longer = repad(batch, mask, time + 7, "post")
+        outputs = run(longer.inputs)
+        for name in _names(graph):
+            expected = [valid_part(name, reference[name][r], n, sequences)
+                        for r, n in enumerate(batch.lengths)]  # fmt: skip
+            actual = [valid_part(name, outputs[name][r], n, sequences)
+                      for r, n in enumerate(batch.lengths)]  # fmt: skip
+            compare(f"padded to {time + 7} steps", -1, name, _stack(expected), _stack(actual))
+    if pre_padding:
+        pre = repad(batch, mask, time, "pre")
+        outputs = run(pre.inputs)
+        for name in _names(graph):
+            if name in sequences:
+                expected = [reference[name][r, :n] for r, n in enumerate(batch.lengths)]
+                actual = [outputs[name][r, time - n :] for r, n in enumerate(batch.lengths)]
+                compare("pre-padded (valid steps)", -1, name, _stack(expected), _stack(actual))
+            else:
+                compare("pre-padded", -1, name, reference[name], outputs[name])
+    return checks
+
+
+def _names(graph: GraphSpec) -> list[str]:
+    return [spec.name for spec in graph.outputs]
+
+
+def _stack(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([part.reshape(-1) for part in parts])
+
+
+def padded_step_convention(value: np.ndarray, lengths: np.ndarray, atol: float = 1e-6) -> str:
+    """Which convention a ``return_sequences`` output follows at padded steps:
+    "repeat last valid", "zeros", "none" (neither) or "n/a" (no padded step)."""
+    repeat = zeros = True
+    seen = False
+    for row, length in enumerate(lengths):
+        if length == 0 or length >= value.shape[1]:
+            continue
+        seen = True
+        padded = value[row, length:]
+        repeat &= bool(np.allclose(padded, value[row, length - 1], atol=atol, rtol=0))
+        zeros &= bool(np.allclose(padded, 0.0, atol=atol, rtol=0))
+    if not seen:
+        return "n/a"
+    return "repeat last valid" if repeat else "zeros" if zeros else "none"
+
+
+def steps_equal_to_mask(inputs: Mapping[str, np.ndarray], mask: MaskSpec) -> list[str]:
+    """Warnings for real time steps that equal the mask value and so would be
+    skipped silently: an all-mask step followed, later in the row, by a real one."""
+    value = inputs.get(mask.input)
+    if value is None or value.ndim < 3:
+        return []
+    is_mask = np.all(value == mask.value, axis=tuple(range(2, value.ndim)))
+    warnings = []
+    for row in range(is_mask.shape[0]):
+        real = np.flatnonzero(~is_mask[row])
+        if real.size == 0:
+            continue
+        inner = np.flatnonzero(is_mask[row, real[0] : real[-1] + 1])
+        if inner.size:
+            steps = ", ".join(str(int(real[0] + s)) for s in inner[:5])
+            warnings.append(
+                f"input {mask.input!r} row {row}: step(s) {steps} equal the mask value "
+                f"{mask.value} between real steps; the model skips them silently"
+            )
+    return warnings
