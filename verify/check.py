@@ -113,18 +113,16 @@ def check_golden(bundle: Any, policy: TolerancePolicy) -> tuple[list[Check], lis
     """Every graph, and the whole generation, against TensorFlow's stored outputs."""
     golden = read_golden(bundle)
     checks: list[Check] = []
-    for key, graph in bundle.manifest.graphs.items():
-        names = [spec.name for spec in graph.inputs]
-        if not all(f"{key}/inputs/{name}" in golden for name in names):
-            continue
-        feeds = {name: golden[f"{key}/inputs/{name}"] for name in names}
+    for prefix, key in golden_draws(golden, bundle.manifest.graphs):
+        graph = bundle.manifest.graph(key)
+        feeds = {spec.name: golden[f"{prefix}/inputs/{spec.name}"] for spec in graph.inputs}
         outputs = bundle.run(feeds, graph=key)
         for spec in graph.outputs:
-            stored = golden.get(f"{key}/outputs/{spec.name}")
+            stored = golden.get(f"{prefix}/outputs/{spec.name}")
             if stored is not None:
                 checks.append(
                     compare_arrays(
-                        f"golden {key}/{spec.name}",
+                        f"golden {prefix}/{spec.name}",
                         "golden",
                         stored,
                         outputs[spec.name],
@@ -158,22 +156,31 @@ def check_golden(bundle: Any, policy: TolerancePolicy) -> tuple[list[Check], lis
     return checks, curves
 
 
+def golden_draws(golden: Mapping[str, np.ndarray], graphs: Mapping[str, GraphSpec]):
+    """``(prefix, graph key)`` of every stored draw whose inputs are all there:
+    a graph's draws are stored under ``<key>`` and ``<key>.<n>``."""
+    prefixes = sorted({name.split("/", 1)[0] for name in golden})
+    for prefix in prefixes:
+        key = prefix.split(".", 1)[0]
+        graph = graphs.get(key)
+        if graph and all(f"{prefix}/inputs/{spec.name}" in golden for spec in graph.inputs):
+            yield prefix, key
+
+
 def check_cpu_against_gpu(bundle: Any, policy: TolerancePolicy) -> list[Check]:
     """ONNX Runtime on the CPU against ONNX Runtime on the GPU, on the golden inputs."""
     cpu = load_bundle(bundle.path, device="cpu")
     golden = read_golden(bundle)
     checks = []
-    for key, graph in bundle.manifest.graphs.items():
-        names = [spec.name for spec in graph.inputs]
-        if not all(f"{key}/inputs/{name}" in golden for name in names):
-            continue
-        feeds = {name: golden[f"{key}/inputs/{name}"] for name in names}
+    for prefix, key in golden_draws(golden, bundle.manifest.graphs):
+        graph = bundle.manifest.graph(key)
+        feeds = {spec.name: golden[f"{prefix}/inputs/{spec.name}"] for spec in graph.inputs}
         on_cpu = cpu.run(feeds, graph=key)
         on_gpu = bundle.run(feeds, graph=key)
         for spec in graph.outputs:
             checks.append(
                 compare_arrays(
-                    f"onnxruntime cpu vs gpu {key}/{spec.name}",
+                    f"onnxruntime cpu vs gpu {prefix}/{spec.name}",
                     "cross-device",
                     on_cpu[spec.name],
                     on_gpu[spec.name],

@@ -50,30 +50,11 @@ def on_device(device: TensorFlowDevice) -> Iterator[None]:
         yield
 
 
-def output_names(model: Any) -> list[str]:
-    return [tensor._keras_history[0].name for tensor in _as_list(model.outputs)]
-
-
 def run_keras(
     model: Any, inputs: Mapping[str, np.ndarray], device: TensorFlowDevice
 ) -> dict[str, np.ndarray]:
-    """Run ``model`` in inference mode on named inputs; outputs keyed by the
-    names of the layers that produce them (the names the exporter gives the
-    ONNX outputs)."""
-    names = [tensor.name for tensor in _as_list(model.inputs)]
-    missing = [name for name in names if name not in inputs]
-    if missing:
-        raise ParityError(f"Keras model input {missing[0]!r} is not among the inputs given")
-    arrays = [inputs[name] for name in names]
+    """Run ``model`` on ``device``, outputs named as the exporter names them."""
+    from exporter.convert import keras_outputs
+
     with on_device(device):
-        values = model(arrays[0] if len(arrays) == 1 else arrays, training=False)
-    outputs = [np.asarray(value) for value in _as_list(values)]
-    return dict(zip(output_names(model), outputs, strict=True))
-
-
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return list(value.values())
-    if isinstance(value, list | tuple):
-        return list(value)
-    return [value]
+        return keras_outputs(model, inputs)

@@ -1,0 +1,218 @@
+"""Converting one Keras model to one ONNX graph with tf2onnx.
+
+The graph keeps the Keras names (inputs: the ``Input`` names; outputs: the
+names of the layers that produce them), names its dynamic axes (``batch``,
+``time``), passes ``onnx.checker``'s full check and strict shape inference,
+and comes with the :class:`TensorSpec` of every input and output for the
+manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from exporter.rewrite import repair
+from exporter.signature import input_domain
+from runtime.errors import ParityError
+from runtime.manifest import TensorSpec
+
+SUPPORTED_OPSETS = range(14, 19)  # tf2onnx 1.17's range
+DEFAULT_OPSET = 17
+# onnxruntime 1.31 loads models up to IR version 10; onnx 1.23 writes 14 by default.
+MAX_IR_VERSION = 10
+
+
+@dataclass(frozen=True)
+class ConvertedGraph:
+    proto: onnx.ModelProto
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+def check_opset(opset: int) -> int:
+    if opset not in SUPPORTED_OPSETS:
+        raise ParityError(
+            f"opset {opset} is not supported (supported: {SUPPORTED_OPSETS.start} to "
+            f"{SUPPORTED_OPSETS.stop - 1})"
+        )
+    return opset
+
+
+def keras_to_onnx(
+    model: Any, *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True
+) -> ConvertedGraph:
+    """Convert ``model``. With ``dynamic_batch`` False the batch axis is fixed
+    to 1 (for runtimes that want static shapes)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    check_opset(opset)
+    inputs = list(model.inputs)
+    input_names = [tensor.name for tensor in inputs]
+    output_names = keras_output_names(model)
+    signature = tuple(
+        tf.TensorSpec(
+            (None if dynamic_batch else 1, *tensor.shape[1:]), tensor.dtype, name=tensor.name
+        )
+        for tensor in inputs
+    )
+    traced = repair(model)
+    try:
+        with _non_cudnn(traced), _quiet_tf2onnx():
+            proto, _ = tf2onnx.convert.from_keras(traced, input_signature=signature, opset=opset)
+    except ParityError:
+        raise
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ParityError(f"tf2onnx cannot convert model {model.name!r}: {reason}") from None
+    _rename_outputs(proto, output_names)
+    _name_dims(proto, input_names, output_names, [tensor.shape for tensor in inputs])
+    proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
+    proto = _checked(proto, model.name)
+    specs_in = tuple(
+        _spec(value, input_domain(model, tensor))
+        for value, tensor in zip(_ordered(proto.graph.input, input_names), inputs, strict=True)
+    )
+    specs_out = tuple(_spec(value) for value in _ordered(proto.graph.output, output_names))
+    return ConvertedGraph(proto, specs_in, specs_out)
+
+
+def keras_output_names(model: Any) -> list[str]:
+    """The names the exporter gives the outputs: the layers that produce them."""
+    outputs = model.outputs if isinstance(model.outputs, list | tuple) else [model.outputs]
+    names = [tensor._keras_history[0].name for tensor in outputs]
+    if len(set(names)) != len(names):
+        raise ParityError(f"model {model.name!r}: two outputs come from one layer ({names})")
+    return names
+
+
+def keras_outputs(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Call ``model`` eagerly in inference mode on named inputs; outputs named
+    as in the exported graph. (Eager, not ``predict``: inside ``tf.function``
+    Keras 3's ``TimeDistributed`` is wrong over a dynamic time axis.)"""
+    names = [tensor.name for tensor in model.inputs]
+    missing = [name for name in names if name not in inputs]
+    if missing:
+        raise ParityError(f"Keras model input {missing[0]!r} is not among the inputs given")
+    arrays = [inputs[name] for name in names]
+    values = model(arrays[0] if len(arrays) == 1 else arrays, training=False)
+    if isinstance(values, dict):
+        values = list(values.values())
+    values = values if isinstance(values, list | tuple) else [values]
+    return {
+        name: np.asarray(value)
+        for name, value in zip(keras_output_names(model), values, strict=True)
+    }
+
+
+@contextlib.contextmanager
+def _non_cudnn(model: Any) -> Iterator[None]:
+    """Trace recurrent layers on their generic path: on a machine with a GPU,
+    Keras 3 traces ``use_cudnn="auto"`` to ``CudnnRNNV3``, which tf2onnx
+    cannot convert. ``Bidirectional`` keeps its own copies of the layers."""
+    changed = []
+    for layer in _recurrent_layers(model):
+        changed.append((layer, layer.use_cudnn))
+        layer.use_cudnn = False
+    try:
+        yield
+    finally:
+        for layer, value in changed:
+            layer.use_cudnn = value
+
+
+def _recurrent_layers(model: Any) -> list[Any]:
+    found = []
+    stack = list(getattr(model, "layers", ()))
+    while stack:
+        layer = stack.pop()
+        if hasattr(layer, "use_cudnn"):
+            found.append(layer)
+        for attribute in ("layers", "forward_layer", "backward_layer", "layer"):
+            inner = getattr(layer, attribute, None)
+            if isinstance(inner, list):
+                stack += inner
+            elif inner is not None and hasattr(inner, "name"):
+                stack.append(inner)
+    return found
+
+
+@contextlib.contextmanager
+def _quiet_tf2onnx() -> Iterator[None]:
+    logger = logging.getLogger("tf2onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _rename_outputs(proto: onnx.ModelProto, names: list[str]) -> None:
+    graph = proto.graph
+    current = [value.name for value in graph.output]
+    if current == names:
+        return
+    if len(current) != len(names):
+        raise ParityError(f"the converted graph has outputs {current}, expected {names}")
+    mapping = {old: new for old, new in zip(current, names, strict=True) if old != new}
+    for node in graph.node:
+        node.output[:] = [mapping.get(name, name) for name in node.output]
+        node.input[:] = [mapping.get(name, name) for name in node.input]
+    for value in graph.output:
+        value.name = mapping.get(value.name, value.name)
+
+
+def _name_dims(
+    proto: onnx.ModelProto, input_names: list[str], output_names: list[str], shapes: list[Any]
+) -> None:
+    """Name dynamic axes: 0 is ``batch``, 1 of a sequence is ``time``, others
+    ``<tensor>_dim<i>``; outputs get the same names where inference gives none."""
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        for axis, dim in enumerate(dims):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                continue
+            if axis == 0:
+                dim.dim_param = "batch"
+            elif axis == 1 and len(dims) >= 3 and _input_has_dynamic_time(shapes):
+                dim.dim_param = "time"
+            else:
+                dim.dim_param = f"{value.name}_dim{axis}"
+
+
+def _input_has_dynamic_time(shapes: list[Any]) -> bool:
+    return any(len(shape) >= 3 and shape[1] is None for shape in shapes)
+
+
+def _checked(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+        return onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise ParityError(f"the graph converted from {name!r} is invalid ONNX: {reason}") from None
+
+
+def _ordered(values: Any, names: list[str]) -> list[Any]:
+    by_name = {value.name: value for value in values}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise ParityError(f"the converted graph has no tensor named {missing[0]!r}")
+    return [by_name[name] for name in names]
+
+
+def _spec(value: onnx.ValueInfoProto, domain: dict | None = None) -> TensorSpec:
+    tensor = value.type.tensor_type
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).name
+    shape = tuple(
+        dim.dim_value if dim.HasField("dim_value") else dim.dim_param for dim in tensor.shape.dim
+    )
+    return TensorSpec(value.name, dtype, shape, domain)

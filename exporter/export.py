@@ -1,0 +1,114 @@
+"""Exporting a Keras model to a bundle: one graph, or encoder and step for a seq2seq model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx
+from exporter.golden import golden_data
+from exporter.load import load_keras, source_info
+from exporter.rewrite import needs_repair
+from exporter.signature import find_mask
+from runtime.errors import ParityError
+from runtime.manifest import FORMAT_VERSION, Manifest
+from runtime.store import placeholder_graph, write_bundle
+
+GRAPH_KEY = "model"
+GRAPH_FILE = "model.onnx"
+TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime-gpu", "onnxruntime", "numpy")
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools that made a bundle, for its manifest."""
+    found = {}
+    for name in (*TOOLS, "parity"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def export_keras(
+    src: str | Path,
+    out_dir: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    unsafe: bool = False,
+    seq2seq: bool | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+) -> Manifest:
+    """Load the ``.keras`` file ``src`` and export it to the bundle ``out_dir``."""
+    check_opset(opset)
+    model = load_keras(Path(src), unsafe=unsafe)
+    return export_model(
+        model,
+        out_dir,
+        source=source_info(Path(src), model),
+        opset=opset,
+        dynamic_batch=dynamic_batch,
+        seq2seq=seq2seq,
+        steps=steps,
+        seed=seed,
+    )
+
+
+def export_model(
+    model: Any,
+    out_dir: str | Path,
+    *,
+    source: Mapping[str, str] | None = None,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    seq2seq: bool | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+) -> Manifest:
+    """Export an in-memory Keras model. A seq2seq model (detected, or forced
+    with ``seq2seq=True``) becomes an encoder and a one-step decoder graph."""
+    from exporter.seq2seq import export_seq2seq, is_seq2seq
+
+    check_opset(opset)
+    source = dict(source or {"name": model.name, "file": "", "sha256": ""})
+    if seq2seq is None:
+        seq2seq = is_seq2seq(model)
+    if seq2seq:
+        if not dynamic_batch:
+            raise ParityError("a seq2seq bundle keeps its batch axis dynamic")
+        return export_seq2seq(model, Path(out_dir), source_info=source, opset=opset, steps=steps)
+    if steps is not None:
+        raise ParityError("--steps applies to seq2seq models only")
+    converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
+    graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
+    mask = find_mask(model)
+    notes = []
+    if needs_repair(model):
+        notes.append(
+            "TimeDistributed layers were folded into the batch axis before conversion "
+            "(Keras 3 traces them wrong over a dynamic time axis)"
+        )
+    if mask is not None:
+        notes.append(
+            f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the graph is "
+            "tf2onnx's general masked graph (a Loop), valid for post- and pre-padding"
+        )
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        name=source.get("name") or model.name,
+        kind="single",
+        source=source,
+        opset=opset,
+        versions=tool_versions(),
+        graphs={GRAPH_KEY: graph},
+        mask=mask,
+        notes=tuple(notes),
+    )
+    golden = golden_data(model, GRAPH_KEY, graph, mask, seed=seed)
+    return write_bundle(
+        Path(out_dir), manifest, {GRAPH_KEY: converted.proto.SerializeToString()}, golden
+    )

@@ -1,0 +1,78 @@
+"""Repairs applied to a Keras model before it is traced for conversion.
+
+Keras 3's ``TimeDistributed`` over a dynamic time axis traces to a wrong
+graph: inside ``tf.function`` it maps its inner layer with ``vectorized_map``
+over a length it takes from the wrong axis, so the converted model returns
+(batch, batch, ...) shapes or fails inside a ``Loop`` (../shared/FACTS.md
+records the symptoms). Calling the model eagerly is right, which is why the
+bug is silent. The repair rewrites every ``TimeDistributed`` into the form
+that traces correctly whatever the shapes: fold time into batch, apply the
+same inner layer (same weights), unfold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def needs_repair(model: Any) -> bool:
+    return any(_is_time_distributed(layer) for layer in _all_layers(model))
+
+
+def repair(model: Any) -> Any:
+    """``model`` with every ``TimeDistributed`` folded; the other layers are the
+    model's own objects, so weights are shared. Models without one come back
+    unchanged."""
+    if not needs_repair(model):
+        return model
+    import keras
+
+    def clone(layer: Any) -> Any:
+        if _is_time_distributed(layer):
+            return _folded_class()(layer.layer, name=layer.name)
+        if isinstance(layer, keras.Model):
+            return repair(layer)
+        return layer
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def _is_time_distributed(layer: Any) -> bool:
+    import keras
+
+    return isinstance(layer, keras.layers.TimeDistributed)
+
+
+def _all_layers(model: Any) -> list[Any]:
+    import keras
+
+    found = []
+    for layer in getattr(model, "layers", ()):
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found += _all_layers(layer)
+    return found
+
+
+_FOLDED: list[type] = []
+
+
+def _folded_class() -> type:
+    """The folded ``TimeDistributed``, defined once and only when needed so that
+    importing this module does not import Keras."""
+    if _FOLDED:
+        return _FOLDED[0]
+    import keras
+    from keras import ops
+
+    class FoldedTimeDistributed(keras.layers.TimeDistributed):
+        """``TimeDistributed`` as (batch * time, ...) -> inner layer -> (batch, time, ...)."""
+
+        def call(self, inputs, training=None, mask=None):
+            shape = ops.shape(inputs)
+            folded = ops.reshape(inputs, (-1, *inputs.shape[2:]))
+            outputs = self.layer(folded, training=training)
+            return ops.reshape(outputs, (shape[0], shape[1], *outputs.shape[1:]))
+
+    _FOLDED.append(FoldedTimeDistributed)
+    return FoldedTimeDistributed

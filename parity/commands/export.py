@@ -1,0 +1,63 @@
+"""``parity export``: a saved Keras model to a bundle (ONNX graphs, manifest, golden data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("export")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (14 to 18).")
+@click.option(
+    "--dynamic-batch/--no-dynamic-batch",
+    default=True,
+    show_default=True,
+    help="Keep the batch axis dynamic, or fix it to 1.",
+)
+@click.option(
+    "--seq2seq/--no-seq2seq",
+    default=None,
+    help="Export as encoder + one-step decoder [default: detected].",
+)
+@click.option("--steps", type=int, default=None, help="Seq2seq horizon to record.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the golden inputs.")
+@click.option("--unsafe", is_flag=True, help="Allow a model that needs unsafe loading (Lambda).")
+def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, unsafe) -> None:  # fmt: skip
+    """Export the Keras model SRC (.keras) to the bundle folder OUT_DIR.
+
+    The bundle is written to a temporary folder and renamed into place: a
+    failed export leaves an existing bundle at OUT_DIR as it was.
+    """
+    from exporter import export_keras
+
+    manifest = export_keras(
+        src,
+        out_dir,
+        opset=opset,
+        dynamic_batch=dynamic_batch,
+        unsafe=unsafe,
+        seq2seq=seq2seq,
+        steps=steps,
+        seed=seed,
+    )
+    click.echo(f"exported {manifest.name} ({manifest.kind}, opset {manifest.opset}) -> {out_dir}")
+    for graph in manifest.graphs.values():
+        click.echo(f"  {graph.file}")
+        for direction, specs in (("in ", graph.inputs), ("out", graph.outputs)):
+            for spec in specs:
+                shape = ", ".join(str(d) for d in spec.shape)
+                click.echo(f"    {direction} {spec.name}: {spec.dtype} ({shape})")
+    if manifest.mask:
+        mask = manifest.mask
+        click.echo(f"  mask: input {mask.input!r}, value {mask.value} ({mask.source})")
+    if manifest.seq2seq:
+        spec = manifest.seq2seq
+        click.echo(
+            f"  seq2seq: {len(spec.states)} states, feedback {spec.feedback}, "
+            f"start {spec.start}, horizon {spec.steps}"
+        )
+    for note in manifest.notes:
+        click.echo(f"  note: {note}")
