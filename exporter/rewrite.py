@@ -40,7 +40,7 @@ def repair(model: Any) -> Any:
 def _is_time_distributed(layer: Any) -> bool:
     import keras
 
-    return isinstance(layer, keras.layers.TimeDistributed)
+    return isinstance(layer, keras.layers.TimeDistributed) and not getattr(layer, "folded", False)
 
 
 def _all_layers(model: Any) -> list[Any]:
@@ -67,6 +67,8 @@ def _folded_class() -> type:
 
     class FoldedTimeDistributed(keras.layers.TimeDistributed):
         """``TimeDistributed`` as (batch * time, ...) -> inner layer -> (batch, time, ...)."""
+
+        folded = True
 
         def call(self, inputs, training=None, mask=None):
             shape = ops.shape(inputs)
