@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import BundleError, InputError
+from runtime.errors import BundleError, InputError, RunError
 from runtime.inputs import check_feeds
 from runtime.manifest import Manifest, read_manifest, safe_member
 from runtime.providers import check_device, open_session, session_device
@@ -40,7 +40,10 @@ class Bundle:
         spec = self.manifest.graph(key)
         checked = check_feeds(spec, feeds)
         names = [output.name for output in spec.outputs]
-        values = self._sessions[key].run(names, checked)
+        try:
+            values = self._sessions[key].run(names, checked)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise RunError(f"{spec.file}: ONNX Runtime failed: {_first_line(exc)}") from None
         return dict(zip(names, values, strict=True))
 
     def _key(self, graph: str | None) -> str:
@@ -89,3 +92,8 @@ def _check_signature(file: Path, graph: Any, session: Any) -> None:
             raise BundleError(
                 f"{file}: graph {what} {found} do not match the manifest's {expected}"
             )
+
+
+def _first_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:400] if text else type(exc).__name__

@@ -18,3 +18,7 @@ class BundleError(ParityError):
 
 class InputError(ParityError):
     """An input array does not fit the graph (dtype, rank, fixed dims, values)."""
+
+
+class RunError(ParityError):
+    """ONNX Runtime failed while running a graph on inputs that passed the checks."""

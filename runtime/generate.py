@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import InputError, ParityError
+from runtime.errors import InputError, ParityError, RunError
 from runtime.inputs import check_feeds
 from runtime.manifest import Manifest
 
@@ -73,7 +73,11 @@ def generate(
     result = None
     stopped = np.zeros(batch, bool) if stop_token is not None else None
     for t in range(steps):
-        output, *states = session.run(names, feeds)
+        try:
+            output, *states = session.run(names, feeds)
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            reason = " ".join(str(exc).split())[:400]
+            raise RunError(f"{step_graph.file}: ONNX Runtime failed, step {t}: {reason}") from None
         if result is None:
             result = np.empty((batch, steps, *output.shape[2:]), output.dtype)
         if stopped is not None:

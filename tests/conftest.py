@@ -44,3 +44,16 @@ class TrainedZoo:
 @pytest.fixture(scope="session")
 def trained_zoo(tmp_path_factory) -> TrainedZoo:
     return TrainedZoo(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture(scope="session")
+def exported_zoo(trained_zoo, tmp_path_factory) -> dict[str, tuple[TrainedModel, Any, Path]]:
+    """Every zoo model exported once: name -> (trained model, manifest, bundle path)."""
+    from exporter import export_keras
+
+    folder = tmp_path_factory.mktemp("bundles")
+    bundles = {}
+    for name in models.names():
+        manifest = export_keras(trained_zoo[name].path, folder / name)
+        bundles[name] = (trained_zoo[name], manifest, folder / name)
+    return bundles

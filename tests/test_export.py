@@ -24,17 +24,9 @@ from runtime.store import sha256_file
 SINGLE = [name for name in models.names() if name != "sine_seq2seq"]
 
 
-@pytest.fixture(scope="module")
-def exported(trained_zoo, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bundles")
-    return {
-        name: (
-            trained_zoo[name],
-            export_keras(trained_zoo[name].path, folder / name),
-            folder / name,
-        )
-        for name in models.names()
-    }
+@pytest.fixture
+def exported(exported_zoo):
+    return exported_zoo
 
 
 @pytest.mark.parametrize("name", models.names())

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from runtime import load_bundle
-from runtime.errors import ParityError
+from runtime.errors import ParityError, RunError
 from runtime.golden import read_golden
 from runtime.manifest import GraphSpec
 from runtime.sampling import sample_inputs
-from verify.compare import Check, compare_arrays
+from verify.compare import Check, compare_arrays, failed_check
 from verify.generation import compare_generation
 from verify.masking import (
     MaskedBatch,
@@ -65,7 +65,7 @@ def check(
     curves: list[StepErrors] = []
 
     say("golden data")
-    golden_checks, golden_curves = check_golden(loaded, policy)
+    golden_checks, golden_curves = _guarded("golden data", lambda: check_golden(loaded, policy))
     checks += golden_checks
     curves += golden_curves
     tensorflow_label = None
@@ -77,14 +77,20 @@ def check(
         tf_device = select_device(device, tf32)
         tensorflow_label = tf_device.label
         if manifest.kind == "seq2seq":
-            checks_, curves_ = _seq2seq_checks(
-                loaded, keras_model, batches, steps, policy, tf_device, seed, say
+            checks_, curves_ = _guarded(
+                "seq2seq",
+                lambda: _seq2seq_checks(
+                    loaded, keras_model, batches, steps, policy, tf_device, seed, say
+                ),
             )
             checks += checks_
             curves += curves_
         else:
-            checks_, notes_ = _single_checks(
-                loaded, keras_model, inputs, batches, times, policy, tf_device, seed, say
+            checks_, notes_ = _guarded(
+                "outputs",
+                lambda: _single_checks(
+                    loaded, keras_model, inputs, batches, times, policy, tf_device, seed, say
+                ),
             )
             checks += checks_
             notes += notes_
@@ -92,7 +98,7 @@ def check(
         raise ParityError("--inputs needs the Keras model: without it there is nothing to compare")
     if loaded.device == "gpu":
         say("onnxruntime CPU against GPU")
-        checks += check_cpu_against_gpu(loaded, policy)
+        checks += _guarded("cpu vs gpu", lambda: (check_cpu_against_gpu(loaded, policy), []))[0]
     return Report(
         bundle=str(bundle),
         model=model_label,
@@ -107,6 +113,15 @@ def check(
         notes=tuple(notes),
         generations=tuple(curves),
     )
+
+
+def _guarded(stage: str, run: Callable[[], tuple[list, list]]) -> tuple[list, list]:
+    """Run one stage of checks; ONNX Runtime failing on valid inputs is a failed
+    check (the graph is broken), not an error of the caller's."""
+    try:
+        return run()
+    except RunError as exc:
+        return [failed_check(f"{stage}: onnxruntime failed", "run", str(exc))], []
 
 
 def check_golden(bundle: Any, policy: TolerancePolicy) -> tuple[list[Check], list[StepErrors]]:

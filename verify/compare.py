@@ -126,6 +126,12 @@ def _nonfinite_mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     return mismatch if mismatch.any() else None
 
 
+def failed_check(name: str, kind: str, detail: str) -> Check:
+    """A check that could not compare anything because one side failed to run."""
+    inf = float("inf")
+    return Check(name, kind, False, inf, inf, inf, 0.0, 0.0, inf, inf, detail=detail)
+
+
 def _failed(
     name: str,
     kind: str,

@@ -1,0 +1,156 @@
+"""Damage an exported graph on purpose, the way a wrong conversion would.
+
+Each fault edits the ONNX graph of a bundle and writes it back as a bundle
+with matching hashes, so only numerical verification can tell it from the
+original. Works on the two shapes tf2onnx gives a Keras LSTM: the fused ONNX
+``LSTM`` op (weights W, R, B in gate order i, o, f, c) and the masked ``Loop``
+(a Keras kernel (in, 4u) and recurrent kernel (u, 4u) in gate order i, f, c, o,
+and a bias (4u,), fed into the loop from the outer graph).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from runtime.manifest import read_manifest
+from runtime.npy import load_arrays
+from runtime.store import write_bundle
+
+Fault = Callable[[onnx.ModelProto], None]
+
+
+def damaged_copy(bundle: Path, out: Path, fault: Fault) -> Path:
+    """A copy of ``bundle`` at ``out`` whose graph ``fault`` has changed."""
+    manifest = read_manifest(bundle)
+    graph = manifest.graph("model")
+    proto = onnx.load(bundle / graph.file)
+    before = proto.SerializeToString()
+    fault(proto)
+    after = proto.SerializeToString()
+    assert after != before, "the fault changed nothing"
+    golden = load_arrays(bundle / manifest.golden["file"]) if manifest.golden else None
+    write_bundle(out, manifest, {"model": after}, golden)
+    return out
+
+
+def _initializer(proto: onnx.ModelProto, name: str) -> onnx.TensorProto:
+    return next(init for init in proto.graph.initializer if init.name == name)
+
+
+def _replace(proto: onnx.ModelProto, name: str, value: np.ndarray) -> None:
+    init = _initializer(proto, name)
+    init.CopyFrom(numpy_helper.from_array(value.astype(numpy_helper.to_array(init).dtype), name))
+
+
+def _lstm_weights(proto: onnx.ModelProto) -> dict[str, str]:
+    """Names of the first LSTM's input kernel, recurrent kernel and bias, and
+    the layout they follow ("onnx" or "keras")."""
+    for node in proto.graph.node:
+        if node.op_type == "LSTM":
+            return {"kernel": node.input[1], "recurrent": node.input[2], "bias": node.input[3],
+                    "layout": "onnx"}  # fmt: skip
+    shapes = {init.name: tuple(init.dims) for init in proto.graph.initializer}
+    recurrent = next(n for n, s in shapes.items() if len(s) == 2 and s[1] == 4 * s[0])
+    units = shapes[recurrent][0]
+    kernel = next(
+        n for n, s in shapes.items() if len(s) == 2 and s[1] == 4 * units and n != recurrent
+    )
+    bias = next(n for n, s in shapes.items() if s == (4 * units,))
+    return {"kernel": kernel, "recurrent": recurrent, "bias": bias, "layout": "keras"}
+
+
+def scale_kernel(factor: float = 1 + 1e-3) -> Fault:
+    """Multiply the LSTM's input kernel by ``factor``."""
+
+    def fault(proto):
+        name = _lstm_weights(proto)["kernel"]
+        _replace(proto, name, numpy_helper.to_array(_initializer(proto, name)) * factor)
+
+    return fault
+
+
+def nudge_largest_weight(relative: float = 1e-3) -> Fault:
+    """Change the LSTM input kernel's largest weight by ``relative`` of its magnitude."""
+
+    def fault(proto):
+        name = _lstm_weights(proto)["kernel"]
+        value = numpy_helper.to_array(_initializer(proto, name)).copy()
+        index = np.unravel_index(np.argmax(np.abs(value)), value.shape)
+        value[index] += relative * abs(value[index])
+        _replace(proto, name, value)
+
+    return fault
+
+
+def zero_bias(proto: onnx.ModelProto) -> None:
+    """Set the LSTM's bias to zero."""
+    name = _lstm_weights(proto)["bias"]
+    _replace(proto, name, np.zeros_like(numpy_helper.to_array(_initializer(proto, name))))
+
+
+def swap_gates(proto: onnx.ModelProto) -> None:
+    """Swap the forget and input gates' weights (kernel, recurrent kernel, bias)."""
+    names = _lstm_weights(proto)
+    for role in ("kernel", "recurrent", "bias"):
+        value = numpy_helper.to_array(_initializer(proto, names[role])).copy()
+        if names["layout"] == "onnx":  # W, R: (1, 4u, n) in i, o, f, c; B: (1, 8u)
+            axis, units = 1, value.shape[1] // (8 if role == "bias" else 4)
+            first, second = 0, 2  # i and f
+        else:  # kernels (n, 4u) and bias (4u,) in i, f, c, o
+            axis, units = value.ndim - 1, value.shape[-1] // 4
+            first, second = 0, 1
+        blocks = np.split(value, value.shape[axis] // units, axis=axis)
+        blocks[first], blocks[second] = blocks[second], blocks[first]
+        if names["layout"] == "onnx" and role == "bias":  # the recurrent bias half too
+            blocks[4 + first], blocks[4 + second] = blocks[4 + second], blocks[4 + first]
+        _replace(proto, names[role], np.concatenate(blocks, axis=axis))
+
+
+def remove_masking(proto: onnx.ModelProto) -> None:
+    """Make the mask never match, so padded steps count as real ones: the
+    masked graph compares the input with the mask value (``Equal``)."""
+    (equal,) = [node for node in proto.graph.node if node.op_type == "Equal"]
+    const = equal.input[1]
+    value = numpy_helper.to_array(_initializer(proto, const))
+    _replace(proto, const, np.full_like(value, 12345.0))
+
+
+def reverse_time(proto: onnx.ModelProto) -> None:
+    """Feed the model's first input to the graph with its time axis (1) reversed."""
+    graph = proto.graph
+    source = graph.input[0].name
+    reversed_name = f"{source}__reversed"
+    for node in graph.node:
+        node.input[:] = [reversed_name if name == source else name for name in node.input]
+    constants = {
+        "rev_starts": [-1],
+        "rev_ends": [-(2**62)],
+        "rev_axes": [1],
+        "rev_steps": [-1],
+    }
+    for name, value in constants.items():
+        graph.initializer.append(numpy_helper.from_array(np.array(value, np.int64), name))
+    graph.node.insert(
+        0, helper.make_node("Slice", [source, *constants], [reversed_name], name="reverse_time")
+    )
+
+
+FAULTS: dict[str, Fault] = {
+    "kernel scaled by 1+1e-3": scale_kernel(),
+    "largest weight moved by 1e-3 of itself": nudge_largest_weight(),
+    "bias set to zero": zero_bias,
+    "input and forget gates swapped": swap_gates,
+    "time axis reversed": reverse_time,
+}
+MASK_FAULTS: dict[str, Fault] = {"masking removed": remove_masking}
+
+
+def copy_bundle(bundle: Path, out: Path) -> Path:
+    shutil.copytree(bundle, out)
+    return out
