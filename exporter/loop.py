@@ -1,0 +1,690 @@
+"""One ONNX graph for a whole seq2seq generation: the encoder, then an ONNX
+``Loop`` over the step graph.
+
+Running the step graph from Python costs a session call per step, and at
+batch 1 that call, not the arithmetic, is most of the time. Composing the
+encoder graph and the step graph of a seq2seq bundle (:mod:`exporter.seq2seq`)
+into one graph moves the loop into ONNX Runtime: one call generates every step.
+
+The composed graph takes the encoder graph's inputs (same names), :data:`START`
+(the first step input, shaped like the step input) and :data:`STEPS` (an int64
+scalar), and returns the step outputs stacked batch-major under the step
+graph's output name, ``(batch, steps, ...)``. The manifest's feedback rule
+(:class:`runtime.manifest.Seq2SeqSpec`) becomes a few nodes of the loop body.
+
+Names are kept apart by prefixes: :data:`ENCODER_PREFIX` for the encoder
+graph's (its inputs keep theirs), :data:`STEP_PREFIX` for the step graph's,
+:data:`LOOP_PREFIX` for what this module adds. The body is kept small, since
+ONNX Runtime pays for every node at every step:
+
+- the step graph's weights, and its nodes that depend on weights alone, live
+  in the outer graph (a body reads outer values), so nothing constant is
+  re-created or recomputed per step;
+- a state that the step graph unsqueezes on entry and squeezes on exit (how
+  tf2onnx feeds a fused LSTM or GRU) travels through the loop unsqueezed;
+- a Squeeze, Unsqueeze or Reshape read only by a Reshape to a constant shape
+  is skipped.
+
+Only ``onnx`` is used here, never TensorFlow: a bundle's two graphs are enough,
+and the nodes that run are those the two graphs were checked with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from runtime.errors import ParityError
+from runtime.manifest import Seq2SeqSpec, TensorSpec
+
+__all__ = [
+    "ENCODER_PREFIX",
+    "LOOP_GRAPH",
+    "LOOP_PREFIX",
+    "START",
+    "STEPS",
+    "STEP_PREFIX",
+    "generation_graph",
+    "generation_specs",
+]
+
+LOOP_GRAPH = "loop"  # the manifest's key for the generation graph
+START = "start"
+STEPS = "steps"  # the steps input, and the name of the output's time axis
+ENCODER_PREFIX = "encoder/"
+STEP_PREFIX = "step/"
+LOOP_PREFIX = "loop/"
+# onnxruntime 1.31 loads models up to IR version 10; onnx 1.23 writes 14 by default.
+MAX_IR_VERSION = 10
+# The nodes added here use Squeeze with an axes input, which came with opset 13.
+MIN_OPSET = 13
+FEEDBACKS = ("identity", "argmax_onehot", "argmax_token")
+# Nodes that give a new value at every run: they stay in the body even when
+# their inputs are constants.
+_RANDOM_OPS = frozenset(
+    {
+        "Bernoulli",
+        "Multinomial",
+        "RandomNormal",
+        "RandomNormalLike",
+        "RandomUniform",
+        "RandomUniformLike",
+    }
+)
+
+
+def generation_graph(
+    encoder: onnx.ModelProto, step: onnx.ModelProto, spec: Seq2SeqSpec, *, opset: int
+) -> onnx.ModelProto:
+    """Compose ``encoder`` and ``step``, wired as ``spec`` says, into one model
+    that runs the encoder once and the step graph ``steps`` times in a ``Loop``.
+
+    Both graphs must import ``opset`` for the default domain (the composed
+    graph imports the same, so that no node changes meaning). The result
+    passes ``onnx.checker.check_model(full_check=True)``. Raises
+    :class:`ParityError` when the graphs do not fit ``spec`` or each other."""
+    _check_wiring(encoder.graph, step.graph, spec)
+    opsets = _opset_imports(encoder, step, opset)
+    ir_version = max(encoder.ir_version, step.ir_version)
+    if ir_version > MAX_IR_VERSION:
+        raise ParityError(
+            f"encoder/step graph: IR version {ir_version}; ONNX Runtime loads up to "
+            f"{MAX_IR_VERSION}"
+        )
+    encoder_inputs = {value.name for value in encoder.graph.input}
+    enc = _renamed(encoder.graph, lambda name: name if name in encoder_inputs else _enc(name))
+    stp = _renamed(step.graph, _step)
+
+    outer = _Outer()
+    outer.nodes.extend(enc.node)
+    hoisted, body_nodes = _split_invariant(stp)
+    outer.nodes.extend(hoisted)
+    initial = [
+        _enc(state.encoder_output)
+        if state.init == "encoder"
+        else outer.zeros(state.size, _value(step.graph, state.step_input))
+        for state in spec.states
+    ]
+    body, carries = _loop_body(stp, body_nodes, step.graph, spec, outer)
+    for index, (state, carry) in enumerate(zip(spec.states, carries, strict=True)):
+        if carry.axes is not None:
+            unsqueezed = f"{LOOP_PREFIX}initial/{state.name}"
+            outer.nodes.append(
+                helper.make_node("Unsqueeze", [initial[index], carry.axes], [unsqueezed])
+            )
+            initial[index] = unsqueezed
+
+    finals = [f"{LOOP_PREFIX}final/{name}" for name in (spec.step_input, *_state_inputs(spec))]
+    by_step = LOOP_PREFIX + "outputs_by_step"
+    outer.nodes.append(
+        helper.make_node(
+            "Loop",
+            [STEPS, outer.constant("true", np.array(True)), START, *initial],
+            [*finals, by_step],
+            name=LOOP_PREFIX + "generate",
+            body=body,
+        )
+    )
+    output = _value(step.graph, spec.step_output)
+    dims = _dims(output.type.tensor_type.shape.dim)
+    outer.nodes.append(
+        helper.make_node(
+            "Transpose",
+            [by_step],
+            [spec.step_output],
+            name=LOOP_PREFIX + "batch_major",
+            perm=[1, 0, *range(2, len(dims))],
+        )
+    )
+
+    computed = {name for node in outer.nodes for name in node.output}
+    graph = helper.make_graph(
+        outer.nodes,
+        f"{encoder.graph.name or 'encoder'}_{step.graph.name or 'step'}_generation",
+        [
+            *encoder.graph.input,
+            _typed(START, _value(step.graph, spec.step_input).type),
+            helper.make_tensor_value_info(STEPS, TensorProto.INT64, []),
+        ],
+        [
+            helper.make_tensor_value_info(
+                spec.step_output, _elem_type(output), [dims[0], STEPS, *dims[2:]]
+            )
+        ],
+        initializer=_read_by(outer.nodes, enc.initializer, stp.initializer, outer.constants),
+        sparse_initializer=[*enc.sparse_initializer, *stp.sparse_initializer],
+        value_info=[
+            value
+            for value in _unique(enc.value_info, enc.output, stp.value_info)
+            if value.name in computed
+        ],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=opsets,
+        ir_version=ir_version,
+        producer_name="parity",
+        doc_string="seq2seq generation: the encoder once, then a Loop over the step graph",
+        functions=_functions(encoder, step),
+    )
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = " ".join(str(exc).split())[:400]
+        raise ParityError(f"generation graph: not a valid ONNX graph ({first})") from None
+    return model
+
+
+def generation_specs(
+    encoder_inputs: Sequence[TensorSpec],
+    step_inputs: Sequence[TensorSpec],
+    step_outputs: Sequence[TensorSpec],
+    spec: Seq2SeqSpec,
+) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """The manifest's inputs and outputs of the generation graph, from those of
+    the encoder and step graphs: the encoder inputs, :data:`START` (like the
+    step input, with its value domain) and :data:`STEPS`; the step output with
+    a ``steps`` axis in place of its length-1 time axis."""
+    (step_input,) = [s for s in step_inputs if s.name == spec.step_input]
+    (step_output,) = [s for s in step_outputs if s.name == spec.step_output]
+    inputs = (
+        *encoder_inputs,
+        TensorSpec(START, step_input.dtype, step_input.shape, step_input.domain),
+        TensorSpec(STEPS, "int64", ()),
+    )
+    shape = (step_output.shape[0], STEPS, *step_output.shape[2:])
+    return inputs, (TensorSpec(step_output.name, step_output.dtype, shape),)
+
+
+# --- checks ---------------------------------------------------------------------
+
+
+def _check_wiring(encoder: onnx.GraphProto, step: onnx.GraphProto, spec: Seq2SeqSpec) -> None:
+    """Every name the spec gives must be in the graphs, the step graph must take
+    nothing but the step input and the states, and the composed graph's own
+    names must not collide."""
+    if spec.feedback not in FEEDBACKS:
+        raise ParityError(
+            f"feedback rule {spec.feedback!r} is unknown (known: {', '.join(FEEDBACKS)})"
+        )
+    step_inputs = [value.name for value in step.input]
+    step_outputs = [value.name for value in step.output]
+    encoder_outputs = [value.name for value in encoder.output]
+    wanted = [spec.step_input, *_state_inputs(spec)]
+    if sorted(step_inputs) != sorted(wanted):
+        raise ParityError(
+            f"step graph: takes inputs {step_inputs}, not the step input and the states {wanted}"
+        )
+    for name in (spec.step_output, *(state.step_output for state in spec.states)):
+        if name not in step_outputs:
+            raise ParityError(f"step graph: no output {name!r} (has: {', '.join(step_outputs)})")
+    for state in spec.states:
+        if state.init not in ("encoder", "zeros"):
+            raise ParityError(f"state {state.name!r}: unknown init {state.init!r}")
+        if state.init == "encoder" and state.encoder_output not in encoder_outputs:
+            raise ParityError(
+                f"encoder graph: no output {state.encoder_output!r} for state {state.name!r} "
+                f"(has: {', '.join(encoder_outputs)})"
+            )
+    for name in (spec.step_input, spec.step_output):
+        if len(_value(step, name).type.tensor_type.shape.dim) < 2:
+            raise ParityError(f"step graph: {name!r} is not shaped (batch, 1, ...)")
+    if spec.feedback == "identity" and _elem_type(_value(step, spec.step_input)) != _elem_type(
+        _value(step, spec.step_output)
+    ):
+        raise ParityError(
+            f"feedback 'identity': step output {spec.step_output!r} and step input "
+            f"{spec.step_input!r} differ in dtype"
+        )
+    external = [*(value.name for value in encoder.input), START, STEPS, spec.step_output]
+    if len(set(external)) != len(external):
+        raise ParityError(
+            f"generation graph: names collide among the encoder inputs, {START!r}, {STEPS!r} "
+            f"and the output {spec.step_output!r}"
+        )
+    for name in external:
+        if name.startswith((ENCODER_PREFIX, STEP_PREFIX, LOOP_PREFIX)):
+            raise ParityError(f"generation graph: name {name!r} starts with a reserved prefix")
+
+
+def _opset_imports(
+    encoder: onnx.ModelProto, step: onnx.ModelProto, opset: int
+) -> list[onnx.OperatorSetIdProto]:
+    """The union of both graphs' opset imports. The default domain must be
+    ``opset`` in both: a node's meaning may change from one opset to another."""
+    if opset < MIN_OPSET:
+        raise ParityError(f"opset {opset}: the generation graph needs opset {MIN_OPSET} or later")
+    versions: dict[str, int] = {}
+    for what, model in (("encoder", encoder), ("step", step)):
+        for entry in model.opset_import:
+            domain = "" if entry.domain == "ai.onnx" else entry.domain
+            if domain == "" and entry.version != opset:
+                raise ParityError(
+                    f"{what} graph: imports opset {entry.version}, the generation graph is "
+                    f"made at opset {opset}"
+                )
+            if versions.setdefault(domain, entry.version) != entry.version:
+                raise ParityError(
+                    f"{what} graph: imports {domain} version {entry.version}, the other graph "
+                    f"version {versions[domain]}"
+                )
+    versions[""] = opset
+    return [helper.make_opsetid(domain, version) for domain, version in sorted(versions.items())]
+
+
+def _functions(encoder: onnx.ModelProto, step: onnx.ModelProto) -> list[onnx.FunctionProto]:
+    functions: dict[tuple[str, str], onnx.FunctionProto] = {}
+    for function in (*encoder.functions, *step.functions):
+        key = (function.domain, function.name)
+        if functions.setdefault(key, function) != function:
+            raise ParityError(
+                f"encoder and step graphs define function {function.domain}:{function.name} "
+                "differently"
+            )
+    return list(functions.values())
+
+
+# --- renaming -------------------------------------------------------------------
+
+
+def _enc(name: str) -> str:
+    return ENCODER_PREFIX + name
+
+
+def _step(name: str) -> str:
+    return STEP_PREFIX + name
+
+
+def _renamed(graph: onnx.GraphProto, rename: Callable[[str], str]) -> onnx.GraphProto:
+    """A copy of ``graph`` with every value and node name mapped by ``rename``,
+    inside subgraphs too (a subgraph may read any name of the graphs around it,
+    and ONNX names are unique across all of them). Empty names (absent optional
+    inputs) stay empty."""
+    copy = onnx.GraphProto()
+    copy.CopyFrom(graph)
+    _rename_in_place(copy, rename)
+    return copy
+
+
+def _rename_in_place(graph: onnx.GraphProto, rename: Callable[[str], str]) -> None:
+    def new(name: str) -> str:
+        return rename(name) if name else name
+
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        value.name = new(value.name)
+    for tensor in graph.initializer:
+        tensor.name = new(tensor.name)
+    for sparse in graph.sparse_initializer:
+        sparse.values.name = new(sparse.values.name)
+        sparse.indices.name = new(sparse.indices.name)
+    for node in graph.node:
+        node.input[:] = [new(name) for name in node.input]
+        node.output[:] = [new(name) for name in node.output]
+        node.name = new(node.name)
+        for attribute in node.attribute:
+            for subgraph in _subgraphs(attribute):
+                _rename_in_place(subgraph, rename)
+
+
+# --- the outer graph ------------------------------------------------------------
+
+
+class _Outer:
+    """The outer graph's nodes and small constants, each constant named once."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.constants: list[onnx.TensorProto] = []
+
+    def constant(self, name: str, value: np.ndarray) -> str:
+        full = LOOP_PREFIX + name
+        if all(tensor.name != full for tensor in self.constants):
+            self.constants.append(numpy_helper.from_array(np.asarray(value), full))
+        return full
+
+    def zeros(self, size: int, like: onnx.ValueInfoProto) -> str:
+        """Zeros of shape (batch, size) and the dtype of ``like``, the batch
+        taken from :data:`START` at run time; one tensor per size and dtype."""
+        dtype = helper.tensor_dtype_to_np_dtype(_elem_type(like))
+        name = f"{LOOP_PREFIX}zeros_{size}_{np.dtype(dtype).name}"
+        made = {output for node in self.nodes for output in node.output}
+        if name in made:
+            return name
+        batch = LOOP_PREFIX + "batch"
+        if batch not in made:
+            start_shape = LOOP_PREFIX + "start_shape"
+            first = self.constant("first", np.array([0], np.int64))
+            second = self.constant("second", np.array([1], np.int64))
+            self.nodes.append(helper.make_node("Shape", [START], [start_shape]))
+            self.nodes.append(helper.make_node("Slice", [start_shape, first, second], [batch]))
+        width = self.constant(f"size_{size}", np.array([size], np.int64))
+        shape = name + "_shape"
+        zero = numpy_helper.from_array(np.zeros(1, dtype))
+        self.nodes.append(helper.make_node("Concat", [batch, width], [shape], axis=0))
+        self.nodes.append(helper.make_node("ConstantOfShape", [shape], [name], value=zero))
+        return name
+
+
+def _split_invariant(graph: onnx.GraphProto) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto]]:
+    """Split the step graph's nodes into those that depend on weights alone
+    (the same at every step: they go to the outer graph) and the rest."""
+    invariant = {tensor.name for tensor in graph.initializer}
+    invariant.update(sparse.values.name for sparse in graph.sparse_initializer)
+    hoisted, body = [], []
+    for node in graph.node:
+        if (
+            node.domain in ("", "ai.onnx")
+            and node.op_type not in _RANDOM_OPS
+            and not any(_subgraphs(attribute) for attribute in node.attribute)
+            and all(name in invariant for name in node.input if name)
+        ):
+            hoisted.append(node)
+            invariant.update(name for name in node.output if name)
+        else:
+            body.append(node)
+    return hoisted, body
+
+
+# --- the loop body --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Carry:
+    """How one state travels through the ``Loop``: the body input that holds
+    it, the body value that becomes the next iteration's input (and its type),
+    and the axes (an initializer's name) to unsqueeze the state's first value
+    with when it travels in the layout the step graph unsqueezes it to."""
+
+    body_input: onnx.ValueInfoProto
+    body_output: str
+    output_type: onnx.TypeProto
+    axes: str | None = None
+
+
+def _loop_body(
+    stp: onnx.GraphProto,
+    nodes: list[onnx.NodeProto],
+    step: onnx.GraphProto,
+    spec: Seq2SeqSpec,
+    outer: _Outer,
+) -> tuple[onnx.GraphProto, list[_Carry]]:
+    """The ``Loop`` body, (iteration, cond, x, states) -> (cond, next x,
+    new states, step output without its time axis), and how it carries each
+    state. ``stp`` is the renamed step graph, ``nodes`` its nodes that stay
+    in the body."""
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in stp.initializer}
+    nodes, carries = _carries(stp, nodes, spec, constants)
+    output = _step(spec.step_output)
+    keep = {output, *(carry.body_output for carry in carries)}
+    nodes = _without_layout_chains(nodes, constants, keep)
+
+    iteration, cond_in, cond_out = (LOOP_PREFIX + n for n in ("iteration", "cond_in", "cond_out"))
+    nodes.append(helper.make_node("Identity", [cond_in], [cond_out], name=cond_out))
+    wanted = [
+        (_feedback(spec, step, output, outer, nodes), "next_input"),
+        *(
+            (carry.body_output, f"state/{state.name}")
+            for state, carry in zip(spec.states, carries, strict=True)
+        ),
+    ]
+    carried_out: list[str] = []
+    produced = {name for node in nodes for name in node.output}
+    for name, label in wanted:
+        if name not in produced or name in carried_out:
+            # A body output must be a value the body computes, and each once.
+            copy = LOOP_PREFIX + label
+            nodes.append(helper.make_node("Identity", [name], [copy], name=copy))
+            name = copy
+        carried_out.append(name)
+
+    scan = LOOP_PREFIX + "step_output"
+    time_axis = outer.constant("time_axis", np.array([1], np.int64))
+    nodes.append(helper.make_node("Squeeze", [output, time_axis], [scan], name=scan))
+    x_input = _value(stp, _step(spec.step_input))
+    output_type = _value(stp, output).type.tensor_type
+    output_dims = _dims(output_type.shape.dim)
+    inputs = [
+        helper.make_tensor_value_info(iteration, TensorProto.INT64, []),
+        helper.make_tensor_value_info(cond_in, TensorProto.BOOL, []),
+        x_input,
+        *(carry.body_input for carry in carries),
+    ]
+    outputs = [
+        helper.make_tensor_value_info(cond_out, TensorProto.BOOL, []),
+        _typed(carried_out[0], x_input.type),
+        *(
+            _typed(name, carry.output_type)
+            for name, carry in zip(carried_out[1:], carries, strict=True)
+        ),
+        helper.make_tensor_value_info(
+            scan, output_type.elem_type, [output_dims[0], *output_dims[2:]]
+        ),
+    ]
+    inner = {name for node in nodes for name in node.output} - {v.name for v in outputs}
+    value_info = [v for v in _unique(stp.value_info, stp.output) if v.name in inner]
+    graph = helper.make_graph(nodes, "generation_step", inputs, outputs, value_info=value_info)
+    return graph, carries
+
+
+def _carries(
+    stp: onnx.GraphProto,
+    nodes: list[onnx.NodeProto],
+    spec: Seq2SeqSpec,
+    constants: dict[str, np.ndarray],
+) -> tuple[list[onnx.NodeProto], list[_Carry]]:
+    """The body's nodes and how each state is carried.
+
+    tf2onnx's step graphs take a state as (batch, size), unsqueeze it to the
+    fused recurrent op's (1, batch, size) and squeeze the new state back. When
+    a state's only reader is such an Unsqueeze and its new value comes from a
+    Squeeze on the same constant axes that nothing else reads, the state is
+    carried unsqueezed and both nodes leave the body: the same values, two
+    nodes fewer per state and step. Otherwise it is carried as the step graph
+    has it."""
+    inputs = {value.name: value for value in stp.input}
+    outputs = {value.name: value for value in stp.output}
+    types = {value.name: value.type for value in (*stp.value_info, *stp.output)}
+    readers = _readers(nodes)
+    producer = {name: node for node in nodes for name in node.output}
+    taken = [_step(spec.step_output), *(_step(state.step_output) for state in spec.states)]
+    removed: set[int] = set()
+    carries = []
+    for state in spec.states:
+        name_in, name_out = _step(state.step_input), _step(state.step_output)
+        carry = _Carry(inputs[name_in], name_out, outputs[name_out].type)
+        found = readers.get(name_in, [])
+        unsqueeze = found[0] if len(found) == 1 else None
+        squeeze = producer.get(name_out)
+        if (
+            _axes_op(unsqueeze, "Unsqueeze", constants)
+            and _axes_op(squeeze, "Squeeze", constants)
+            and unsqueeze.input[0] == name_in
+            and np.array_equal(constants[unsqueeze.input[1]], constants[squeeze.input[1]])
+            and name_out not in readers
+            and taken.count(name_out) == 1
+            and squeeze.input[0] not in inputs
+            and not {id(unsqueeze), id(squeeze)} & removed
+        ):
+            tensor = inputs[name_in].type.tensor_type
+            shape = _unsqueezed(_dims(tensor.shape.dim), constants[unsqueeze.input[1]])
+            body_input = helper.make_tensor_value_info(unsqueeze.output[0], tensor.elem_type, shape)
+            output_type = types.get(squeeze.input[0], body_input.type)
+            carry = _Carry(body_input, squeeze.input[0], output_type, unsqueeze.input[1])
+            removed |= {id(unsqueeze), id(squeeze)}
+        carries.append(carry)
+    return [node for node in nodes if id(node) not in removed], carries
+
+
+def _without_layout_chains(
+    nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray], keep: set[str]
+) -> list[onnx.NodeProto]:
+    """Drop each Squeeze, Unsqueeze or Reshape whose only reader is a Reshape
+    to a constant shape: that Reshape gives the same tensor from the dropped
+    node's input, since none of them moves an element (tf2onnx puts a Squeeze
+    before the Reshape between stacked recurrent ops). A shape with a 0 (copy
+    a dim of the input) keeps the chain, as the input's dims differ."""
+    changed = True
+    while changed:
+        changed = False
+        readers = _readers(nodes)
+        producer = {name: node for node in nodes for name in node.output}
+        for node in nodes:
+            if not _axes_op(node, "Reshape", constants) or 0 in constants[node.input[1]]:
+                continue
+            before = producer.get(node.input[0])
+            if (
+                before is not None
+                and before.op_type in ("Squeeze", "Unsqueeze", "Reshape")
+                and before.domain in ("", "ai.onnx")
+                and len(readers[before.output[0]]) == 1
+                and before.output[0] not in keep
+            ):
+                node.input[0] = before.input[0]
+                nodes = [other for other in nodes if other is not before]
+                changed = True
+                break
+    return nodes
+
+
+def _feedback(
+    spec: Seq2SeqSpec,
+    step: onnx.GraphProto,
+    output: str,
+    outer: _Outer,
+    nodes: list[onnx.NodeProto],
+) -> str:
+    """Append the nodes that make the next step input from the step output
+    ``output`` by the feedback rule; return the next input's name."""
+    x_type = _value(step, spec.step_input).type.tensor_type
+    if spec.feedback == "identity":
+        return output
+    token, next_x = LOOP_PREFIX + "token", LOOP_PREFIX + "next_input"
+    nodes.append(helper.make_node("ArgMax", [output], [token], name=token, axis=-1, keepdims=0))
+    if spec.feedback == "argmax_token":
+        nodes.append(helper.make_node("Cast", [token], [next_x], name=next_x, to=x_type.elem_type))
+        return next_x
+    depth = _dims(x_type.shape.dim)[-1]
+    if not isinstance(depth, int):
+        depth = _dims(_value(step, spec.step_output).type.tensor_type.shape.dim)[-1]
+    if not isinstance(depth, int):
+        raise ParityError(
+            f"feedback 'argmax_onehot': step input {spec.step_input!r} has no fixed size"
+        )
+    dtype = helper.tensor_dtype_to_np_dtype(x_type.elem_type)
+    depth_name = outer.constant(f"depth_{depth}", np.array(depth, np.int64))
+    values = outer.constant(f"onehot_{np.dtype(dtype).name}", np.array([0, 1], dtype))
+    nodes.append(
+        helper.make_node("OneHot", [token, depth_name, values], [next_x], name=next_x, axis=-1)
+    )
+    return next_x
+
+
+# --- small helpers --------------------------------------------------------------
+
+
+def _state_inputs(spec: Seq2SeqSpec) -> list[str]:
+    return [state.step_input for state in spec.states]
+
+
+def _value(graph: onnx.GraphProto, name: str) -> onnx.ValueInfoProto:
+    for value in (*graph.input, *graph.output):
+        if value.name == name:
+            return value
+    raise ParityError(f"graph {graph.name!r}: no input or output {name!r}")
+
+
+def _elem_type(value: onnx.ValueInfoProto) -> int:
+    return value.type.tensor_type.elem_type
+
+
+def _typed(name: str, type_proto: onnx.TypeProto) -> onnx.ValueInfoProto:
+    value = onnx.ValueInfoProto()
+    value.name = name
+    value.type.CopyFrom(type_proto)
+    return value
+
+
+def _dims(dims: Iterable[onnx.TensorShapeProto.Dimension]) -> list[int | str | None]:
+    """Dims as ints where fixed, names where symbolic, None where unknown."""
+    result: list[int | str | None] = []
+    for dim in dims:
+        if dim.HasField("dim_value"):
+            result.append(dim.dim_value)
+        elif dim.HasField("dim_param"):
+            result.append(dim.dim_param)
+        else:
+            result.append(None)
+    return result
+
+
+def _unsqueezed(dims: list[int | str | None], axes: np.ndarray) -> list[int | str | None]:
+    """``dims`` after ``Unsqueeze`` on ``axes``."""
+    rank = len(dims) + len(axes)
+    ones = {int(axis) % rank for axis in axes}
+    rest = iter(dims)
+    return [1 if axis in ones else next(rest) for axis in range(rank)]
+
+
+def _unique(*groups: Iterable[onnx.ValueInfoProto]) -> list[onnx.ValueInfoProto]:
+    """Value infos, each name once (the first wins)."""
+    seen: set[str] = set()
+    kept = []
+    for group in groups:
+        for value in group:
+            if value.name not in seen:
+                seen.add(value.name)
+                kept.append(value)
+    return kept
+
+
+def _subgraphs(attribute: onnx.AttributeProto) -> list[onnx.GraphProto]:
+    graphs = list(attribute.graphs)
+    if attribute.HasField("g"):
+        graphs.insert(0, attribute.g)
+    return graphs
+
+
+def _subgraph_reads(node: onnx.NodeProto) -> set[str]:
+    """Every name read inside ``node``'s subgraphs (a superset of the names it
+    reads from the graphs around it)."""
+    names: set[str] = set()
+    for attribute in node.attribute:
+        for graph in _subgraphs(attribute):
+            for inner in graph.node:
+                names.update(inner.input)
+                names |= _subgraph_reads(inner)
+    return names
+
+
+def _readers(nodes: Iterable[onnx.NodeProto]) -> dict[str, list[onnx.NodeProto]]:
+    """For each name, the nodes that read it, directly or in a subgraph."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in nodes:
+        for name in {*node.input, *_subgraph_reads(node)} - {""}:
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
+def _read_by(
+    nodes: Sequence[onnx.NodeProto], *groups: Iterable[onnx.TensorProto]
+) -> list[onnx.TensorProto]:
+    """The initializers that ``nodes`` (or their subgraphs) read: the step
+    graph's shape constants that the body no longer needs are left out."""
+    names = {name for node in nodes for name in (*node.input, *_subgraph_reads(node))}
+    return [tensor for group in groups for tensor in group if tensor.name in names]
+
+
+def _axes_op(node: onnx.NodeProto | None, op_type: str, constants: dict[str, np.ndarray]) -> bool:
+    """Whether ``node`` is ``op_type`` (Squeeze, Unsqueeze, Reshape) of the
+    default domain with a constant second input."""
+    return (
+        node is not None
+        and node.op_type == op_type
+        and node.domain in ("", "ai.onnx")
+        and len(node.input) == 2
+        and node.input[1] in constants
+    )

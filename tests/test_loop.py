@@ -1,0 +1,342 @@
+"""The one-call generation graph: the encoder, then an ONNX ``Loop`` over the
+step graph, held to the Python step loop (``runtime.generate``) that runs the
+same two graphs one call per step.
+
+Hand-built toy graphs cover every feedback rule, states that start from
+zeros and the states that the loop carries unsqueezed, without TensorFlow;
+exported Keras models cover what tf2onnx really writes (fused LSTMs, GRU
+``Loop``s nested in the body).
+"""
+
+from dataclasses import replace
+from pathlib import Path
+
+import keras
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import seq2seq_models
+from bundles import SOURCE, VERSIONS, numpy_generate, write_seq2seq
+from onnx import TensorProto, helper, numpy_helper
+
+import runtime
+from exporter.loop import START, STEPS, generation_graph, generation_specs
+from runtime.errors import ParityError
+from runtime.manifest import FORMAT_VERSION, Manifest, Seq2SeqSpec, StateSpec, TensorSpec
+from runtime.sampling import sample_inputs
+from runtime.store import placeholder_graph, write_bundle
+
+OPSET = 17
+
+
+def protos(path: Path, manifest: Manifest) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    spec = manifest.seq2seq
+    return tuple(
+        onnx.load(path / manifest.graph(key).file) for key in (spec.encoder_graph, spec.step_graph)
+    )
+
+
+def compose(path: Path, manifest: Manifest) -> onnx.ModelProto:
+    encoder, step = protos(path, manifest)
+    return generation_graph(encoder, step, manifest.seq2seq, opset=OPSET)
+
+
+def run_loop(model: onnx.ModelProto, encoder_inputs, start, steps: int) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {**encoder_inputs, START: start, STEPS: np.array(steps, np.int64)}
+    (output,) = session.run(None, feeds)
+    return output
+
+
+def loop_body(model: onnx.ModelProto) -> onnx.GraphProto:
+    (loop,) = [node for node in model.graph.node if node.op_type == "Loop"]
+    return loop.attribute[0].g
+
+
+# --- toy graphs -----------------------------------------------------------------
+
+VOCAB = 6
+UNITS = 4
+SOURCE_FEATURES = 3
+
+
+def _model(nodes, inputs, outputs, initializers) -> bytes:
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    return model.SerializeToString()
+
+
+def _float(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def signature(data: bytes) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The manifest's inputs and outputs of a serialized graph."""
+    graph = onnx.load_from_string(data).graph
+
+    def spec(value):
+        tensor = value.type.tensor_type
+        dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+        dims = tuple(d.dim_param or d.dim_value for d in tensor.shape.dim)
+        return TensorSpec(value.name, dtype, dims)
+
+    return [spec(v) for v in graph.input], [spec(v) for v in graph.output]
+
+
+def write_token_toy(path: Path) -> Manifest:
+    """A token decoder in the layout tf2onnx writes: the step takes token ids
+    (batch, 1) and two states, ``h`` from the encoder and ``z`` from zeros;
+    each state is unsqueezed on entry and its new value squeezed on exit, on
+    different axes (h on 0, z on 1), so the loop can carry both unsqueezed.
+    ``logits = tanh(E[token] + h + z) @ P``; ``h' = tanh(...)``, ``z' = 0.5 z + E[token]``.
+    ``P`` is stored transposed, as a weight-only node the loop need not repeat."""
+    rng = np.random.default_rng(3)
+
+    def tensor(name, *shape, dtype=np.float32):
+        return numpy_helper.from_array(rng.normal(size=shape).astype(dtype), name)
+
+    axis0 = numpy_helper.from_array(np.array([0], np.int64), "axis0")
+    axis1 = numpy_helper.from_array(np.array([1], np.int64), "axis1")
+    half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
+    encoder = _model(
+        [
+            helper.make_node("MatMul", ["source", "W"], ["projected"]),
+            helper.make_node("ReduceMean", ["projected"], ["h_init"], axes=[1], keepdims=0),
+        ],
+        [_float("source", ["batch", "time", SOURCE_FEATURES])],
+        [_float("h_init", ["batch", UNITS])],
+        [tensor("W", SOURCE_FEATURES, UNITS)],
+    )
+    step = _model(
+        [
+            helper.make_node("Gather", ["E", "tokens"], ["embedded"]),
+            helper.make_node("Unsqueeze", ["h", "axis0"], ["h_t"]),
+            helper.make_node("Transpose", ["h_t"], ["h_b"], perm=[1, 0, 2]),
+            helper.make_node("Unsqueeze", ["z", "axis1"], ["z_b"]),
+            helper.make_node("Add", ["embedded", "h_b"], ["partial"]),
+            helper.make_node("Add", ["partial", "z_b"], ["summed"]),
+            helper.make_node("Tanh", ["summed"], ["hidden"]),
+            helper.make_node("Transpose", ["P_t"], ["P"], perm=[1, 0]),
+            helper.make_node("MatMul", ["hidden", "P"], ["logits"]),
+            helper.make_node("Transpose", ["hidden"], ["hidden_t"], perm=[1, 0, 2]),
+            helper.make_node("Squeeze", ["hidden_t", "axis0"], ["h_next"]),
+            helper.make_node("Mul", ["z_b", "half"], ["z_half"]),
+            helper.make_node("Add", ["z_half", "embedded"], ["z_sum"]),
+            helper.make_node("Squeeze", ["z_sum", "axis1"], ["z_next"]),
+        ],
+        [
+            helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", 1]),
+            _float("h", ["batch", UNITS]),
+            _float("z", ["batch", UNITS]),
+        ],
+        [
+            _float("logits", ["batch", 1, VOCAB]),
+            _float("h_next", ["batch", UNITS]),
+            _float("z_next", ["batch", UNITS]),
+        ],
+        [tensor("E", VOCAB, UNITS), tensor("P_t", VOCAB, UNITS), axis0, axis1, half],
+    )
+    states = (
+        StateSpec("h", "cell", "h", UNITS, "h", "h_next", "encoder", "h_init"),
+        StateSpec("z", "cell", "c", UNITS, "z", "z_next", "zeros"),
+    )
+    spec = Seq2SeqSpec(
+        encoder_graph="encoder",
+        step_graph="step",
+        encoder_input="source",
+        step_input="tokens",
+        step_output="logits",
+        states=states,
+        feedback="argmax_token",
+        steps=5,
+        start="token",
+        start_token=2,
+    )
+    graphs = {
+        key: placeholder_graph(f"{key}.onnx", *signature(data))
+        for key, data in (("encoder", encoder), ("step", step))
+    }
+    manifest = Manifest(
+        FORMAT_VERSION, "token_toy", "seq2seq", SOURCE, OPSET, VERSIONS, graphs, seq2seq=spec
+    )
+    return write_bundle(path, manifest, {"encoder": encoder, "step": step})
+
+
+@pytest.fixture(scope="module")
+def toys(tmp_path_factory):
+    """feedback rule -> (bundle, generation graph, numpy weights or None)."""
+    folder = tmp_path_factory.mktemp("loop_toys")
+    result = {}
+    for feedback in ("identity", "argmax_onehot"):
+        manifest, weights = write_seq2seq(folder / feedback, feedback)
+        bundle = runtime.load_bundle(folder / feedback, device="cpu")
+        result[feedback] = (bundle, compose(bundle.path, manifest), weights)
+    manifest = write_token_toy(folder / "argmax_token")
+    bundle = runtime.load_bundle(folder / "argmax_token", device="cpu")
+    result["argmax_token"] = (bundle, compose(bundle.path, manifest), None)
+    return result
+
+
+def encoder_inputs(manifest: Manifest, batch: int, seed: int) -> dict[str, np.ndarray]:
+    specs = manifest.graph(manifest.seq2seq.encoder_graph).inputs
+    return sample_inputs(specs, batch, time=6, seed=seed).inputs
+
+
+@pytest.mark.parametrize("feedback", ["identity", "argmax_onehot", "argmax_token"])
+@pytest.mark.parametrize("batch", [1, 5])
+@pytest.mark.parametrize("steps", [1, 9])
+def test_toy_loop_equals_the_python_step_loop(toys, feedback, batch, steps):
+    bundle, model, weights = toys[feedback]
+    inputs = encoder_inputs(bundle.manifest, batch, seed=batch + steps)
+    start = runtime.start_input(bundle.manifest, inputs)
+    expected = runtime.generate(bundle, inputs, start=start, steps=steps)
+    actual = run_loop(model, inputs, start, steps)
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
+    if weights is not None:
+        x = inputs[bundle.manifest.seq2seq.encoder_input]
+        reference = numpy_generate(weights, x, start, steps, feedback)
+        np.testing.assert_allclose(actual, reference, rtol=0, atol=1e-5)
+
+
+def test_token_feedback_is_not_stuck(toys):
+    """Tokens must change along a generation, or the feedback goes untested."""
+    bundle, model, _ = toys["argmax_token"]
+    inputs = encoder_inputs(bundle.manifest, 5, seed=1)
+    tokens = run_loop(model, inputs, runtime.start_input(bundle.manifest, inputs), 9).argmax(-1)
+    assert len(np.unique(tokens)) > 1
+
+
+def test_a_start_other_than_the_rule(toys):
+    bundle, model, _ = toys["identity"]
+    inputs = encoder_inputs(bundle.manifest, 3, seed=7)
+    start = np.random.default_rng(7).normal(size=(3, 1, 2)).astype(np.float32)
+    expected = runtime.generate(bundle, inputs, start=start, steps=4)
+    np.testing.assert_allclose(run_loop(model, inputs, start, 4), expected, rtol=0, atol=1e-6)
+
+
+def test_states_travel_unsqueezed_and_weights_stay_outside(toys):
+    _, model, _ = toys["argmax_token"]
+    body = loop_body(model)
+    ops = [node.op_type for node in body.node]
+    # Only the scan output's Squeeze is left of the states' Unsqueeze/Squeeze pairs.
+    assert ops.count("Unsqueeze") == 0
+    assert ops.count("Squeeze") == 1
+    assert not body.initializer
+    outer = {tensor.name for tensor in model.graph.initializer}
+    assert {"step/E", "step/P_t"} <= outer
+    # The transpose of a weight runs once, before the loop.
+    assert "step/P" in {name for node in model.graph.node for name in node.output}
+    assert all(set(node.input) - outer for node in body.node if node.input)
+
+
+@pytest.mark.parametrize("feedback", ["identity", "argmax_onehot", "argmax_token"])
+def test_graph_is_valid_onnx_that_onnxruntime_loads(toys, feedback):
+    bundle, model, _ = toys[feedback]
+    onnx.checker.check_model(model, full_check=True)
+    assert model.ir_version <= 10
+    manifest = bundle.manifest
+    spec = manifest.seq2seq
+    encoder, step = manifest.graph("encoder"), manifest.graph("step")
+    inputs, outputs = generation_specs(encoder.inputs, step.inputs, step.outputs, spec)
+    assert [i.name for i in model.graph.input] == [s.name for s in inputs]
+    assert [o.name for o in model.graph.output] == [s.name for s in outputs] == [spec.step_output]
+    assert inputs[-2].shape == step.input(spec.step_input).shape
+    assert inputs[-1] == TensorSpec(STEPS, "int64", ())
+    assert outputs[0].shape[:2] == ("batch", "steps")
+
+
+# --- refusals -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def identity_toy(toys):
+    bundle = toys["identity"][0]
+    encoder, step = protos(bundle.path, bundle.manifest)
+    return encoder, step, bundle.manifest.seq2seq
+
+
+def refused(encoder, step, spec, phrase, opset=OPSET):
+    with pytest.raises(ParityError, match=phrase):
+        generation_graph(encoder, step, spec, opset=opset)
+
+
+def test_unknown_feedback_is_refused(identity_toy):
+    encoder, step, spec = identity_toy
+    refused(encoder, step, replace(spec, feedback="sample"), "sample")
+
+
+def test_opset_other_than_the_graphs_is_refused(identity_toy):
+    encoder, step, spec = identity_toy
+    refused(encoder, step, spec, "imports opset 17", opset=16)
+    refused(encoder, step, spec, "opset 13 or later", opset=12)
+
+
+def test_missing_names_are_refused(identity_toy):
+    encoder, step, spec = identity_toy
+    state = spec.states[0]
+    wrong_output = replace(state, encoder_output="nowhere")
+    refused(encoder, step, replace(spec, states=(wrong_output,)), "nowhere")
+    refused(encoder, step, replace(spec, states=()), "not the step input")
+    refused(encoder, step, replace(spec, step_output="out"), "'out'")
+
+
+def test_encoder_input_named_like_a_loop_input_is_refused(identity_toy):
+    encoder, step, spec = identity_toy
+    clashing = onnx.ModelProto()
+    clashing.CopyFrom(encoder)
+    clashing.graph.input[0].name = START
+    for node in clashing.graph.node:
+        node.input[:] = [START if n == spec.encoder_input else n for n in node.input]
+    refused(clashing, step, spec, "collide")
+
+
+# --- exported Keras models ------------------------------------------------------
+
+REAL_ATOL = 1e-5
+REAL_STEPS = 30
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, trained_zoo):
+    """name -> (bundle, generation graph) for seq2seq models exported with tf2onnx."""
+    pytest.importorskip("exporter.convert", reason="exporter.convert is not in this checkout yet")
+    from exporter.seq2seq import export_seq2seq
+
+    folder = tmp_path_factory.mktemp("loop_exported")
+    keras.utils.set_random_seed(5)
+    built = {
+        "sine_seq2seq": trained_zoo["sine_seq2seq"].model,
+        "gru_stack": seq2seq_models.gru_stack(),
+        "token_lstm": seq2seq_models.token_lstm(),
+        "zeros_below": seq2seq_models.zeros_below(),
+    }
+    result = {}
+    for name, model in built.items():
+        manifest = export_seq2seq(model, folder / name, source_info=SOURCE, golden_batch=1)
+        bundle = runtime.load_bundle(folder / name, device="cpu")
+        result[name] = (bundle, compose(folder / name, manifest))
+    return result
+
+
+@pytest.mark.parametrize("name", ["sine_seq2seq", "gru_stack", "token_lstm", "zeros_below"])
+@pytest.mark.parametrize("batch", [1, 7])
+def test_exported_loop_equals_the_python_step_loop(exported, name, batch):
+    bundle, model = exported[name]
+    inputs = encoder_inputs(bundle.manifest, batch, seed=batch)
+    start = runtime.start_input(bundle.manifest, inputs)
+    expected = runtime.generate(bundle, inputs, start=start, steps=REAL_STEPS)
+    actual = run_loop(model, inputs, start, REAL_STEPS)
+    assert actual.shape == expected.shape == (batch, REAL_STEPS, *expected.shape[2:])
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=REAL_ATOL)
+
+
+def test_exported_sine_body_is_smaller_than_the_step_graph(exported):
+    """The fused LSTMs' state Unsqueeze/Squeeze pairs leave the body."""
+    bundle, model = exported["sine_seq2seq"]
+    _, step = protos(bundle.path, bundle.manifest)
+    body = loop_body(model)
+    states = len(bundle.manifest.seq2seq.states)
+    assert len(body.node) <= len(step.graph.node) - 2 * states + 2
+    assert not body.initializer
