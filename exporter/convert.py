@@ -85,12 +85,28 @@ def keras_to_onnx(
 
 
 def keras_output_names(model: Any) -> list[str]:
-    """The names the exporter gives the outputs: the layers that produce them."""
+    """The names the exporter gives the outputs: the layers that produce them.
+    A recurrent layer returning its states names them ``<layer>_h``/``<layer>_c``
+    (LSTM) or ``<layer>_h`` (GRU, SimpleRNN); other extra outputs ``<layer>_<i>``."""
     outputs = model.outputs if isinstance(model.outputs, list | tuple) else [model.outputs]
-    names = [tensor._keras_history[0].name for tensor in outputs]
+    names = [_output_name(tensor) for tensor in outputs]
     if len(set(names)) != len(names):
-        raise ParityError(f"model {model.name!r}: two outputs come from one layer ({names})")
+        raise ParityError(f"model {model.name!r}: two outputs would share a name ({names})")
     return names
+
+
+def _output_name(tensor: Any) -> str:
+    layer, _, index = tensor._keras_history
+    if index == 0:
+        return layer.name
+    inner = getattr(layer, "cell", None)
+    kinds = ("h", "c") if type(inner).__name__ == "LSTMCell" else ("h",)
+    if inner is not None and getattr(layer, "return_state", False):
+        per_direction = len(kinds)
+        offset = index - 1
+        direction = ("", "_backward")[offset // per_direction] if offset >= per_direction else ""
+        return f"{layer.name}_{kinds[offset % per_direction]}{direction}"
+    return f"{layer.name}_{index}"
 
 
 def keras_outputs(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -114,8 +114,9 @@ def masked_tagger(tmp_path_factory):
     keras.utils.set_random_seed(5)
     x = keras.Input((None, 3), name="steps")
     h = keras.layers.Masking(0.0)(x)
-    h = keras.layers.LSTM(6, return_sequences=True, name="lstm")(h)
-    model = keras.Model(x, keras.layers.Dense(2, name="scores")(h))
+    sequence, h, c = keras.layers.LSTM(6, return_sequences=True, return_state=True, name="lstm")(h)
+    scores = keras.layers.Dense(2, name="scores")(sequence)
+    model = keras.Model(x, [scores, sequence, h, c])
     path = tmp_path_factory.mktemp("tagger") / "bundle"
     export_model(model, path)
     return model, path
@@ -131,5 +132,8 @@ def test_masked_sequences_padding_invariance_and_conventions(masked_tagger):
         assert any(n.startswith(f"{runtime_name}: scores padded to") for n in names)
         assert any(n.startswith(f"{runtime_name}: scores pre-padded") for n in names)
     assert any("all-padding row" in n for n in names)
-    (convention,) = [note for note in report.notes if "at padded steps" in note]
-    assert "Keras gives 'repeat last valid'" in convention
+    assert "onnxruntime: lstm at the last valid step equals lstm_h" in names
+    assert {"scores", "lstm", "lstm_h", "lstm_c"} <= {n.split()[0] for n in names}
+    conventions = [note for note in report.notes if "at padded steps" in note]
+    assert len(conventions) == 2
+    assert all("Keras gives 'repeat last valid'" in note for note in conventions)

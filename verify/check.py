@@ -27,6 +27,7 @@ from verify.generation import compare_generation
 from verify.masking import (
     MaskedBatch,
     check_padding_invariance,
+    last_valid_equals_state,
     padded_step_convention,
     steps_equal_to_mask,
     time_axis_outputs,
@@ -307,6 +308,7 @@ def _masked_checks(graph, mask, run_tf, run_ort, compare_all, policy, seed, dyna
     sequences = time_axis_outputs(graph, mask)
     if sequences:
         tf_out, ort_out = run_tf(batch.inputs), run_ort(batch.inputs)
+        checks += last_valid_equals_state(ort_out, batch, sequences, mask, policy)
         for name in sorted(sequences):
             keras_rule = padded_step_convention(tf_out[name], batch.lengths)
             onnx_rule = padded_step_convention(ort_out[name], batch.lengths)

@@ -127,6 +127,36 @@ def _stack(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([part.reshape(-1) for part in parts])
 
 
+def last_valid_equals_state(
+    outputs: Mapping[str, np.ndarray],
+    batch: MaskedBatch,
+    sequences: set[str],
+    mask: MaskSpec,
+    policy: TolerancePolicy,
+) -> list[Check]:
+    """The second seed's claim, on ONNX Runtime's outputs: a recurrent layer
+    that returns its sequence and its state ends with h equal to its output at
+    each row's last valid step (exporter names the state ``<layer>_h``)."""
+    checks = []
+    time = batch.inputs[mask.input].shape[1]
+    for name in sorted(sequences):
+        state = outputs.get(f"{name}_h")
+        if state is None:
+            continue
+        rows = [r for r, n in enumerate(batch.lengths) if n > 0]
+        last = [(n - 1 if mask.padding == "post" else time - 1) for n in batch.lengths if n > 0]
+        checks.append(
+            compare_arrays(
+                f"onnxruntime: {name} at the last valid step equals {name}_h",
+                "padding",
+                state[rows],
+                outputs[name][rows, last],
+                policy.for_output(f"{name}_h"),
+            )
+        )
+    return checks
+
+
 def padded_step_convention(value: np.ndarray, lengths: np.ndarray, atol: float = 1e-6) -> str:
     """Which convention a ``return_sequences`` output follows at padded steps:
     "repeat last valid", "zeros", "none" (neither) or "n/a" (no padded step)."""
