@@ -1,0 +1,17 @@
+"""``parity bench``: how fast TensorFlow and ONNX Runtime run the zoo, side by
+side, and how far each is from the machine's own float32 GEMM throughput.
+
+- ``bench.timing``: time one callable (warm-up, repeats, median/min/max);
+- ``bench.flops``: count a Keras model's operations from its layers;
+- ``bench.floor``: numpy GEMM throughput, the floor every row is held to;
+- ``bench.cases``: what is timed, model by model;
+- ``bench.iobinding``: generation with tensors kept on the session's device;
+- ``bench.machine``, ``bench.result``, ``bench.run``: the record of one run;
+- ``bench.report``: the table, the JSON (schema there) and the chart.
+
+Importing this package imports neither TensorFlow nor ONNX Runtime.
+"""
+
+from bench.timing import Timing, measure
+
+__all__ = ["Timing", "measure"]

@@ -1,0 +1,64 @@
+"""One benchmark run: every case, then the GEMM floor, with the machine's record."""
+
+from __future__ import annotations
+
+import datetime
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.cases import devices, gpu_status, run_case
+from bench.floor import measure_floor
+from bench.machine import machine_info
+from bench.result import BenchResult, Settings
+from runtime.errors import ParityError
+
+PRESETS = ("tiny", "seed")
+
+
+def run_bench(settings: Settings, progress: Callable[[str], None] = lambda _: None) -> BenchResult:
+    """Time every zoo model asked for (``settings.only``, else the whole zoo)
+    and the GEMM floor at the sizes of their gate products. ``progress`` hears
+    one line per stage, for a user who waits minutes."""
+    import models
+
+    check_settings(settings)
+    names = list(settings.only) or models.names()
+    for name in names:
+        models.get(name)  # an unknown name fails here, before anything is built
+    machine = machine_info()  # before the run loads the machine itself
+    gpu = gpu_status()
+    devices(settings, gpu)  # --device gpu without a GPU fails here
+    rows, gemms = [], []
+    with tempfile.TemporaryDirectory(prefix="parity-bench-") as folder:
+        for name in names:
+            progress(f"{name}: building, exporting, timing ({settings.preset})")
+            case = run_case(name, settings, Path(folder), gpu)
+            rows += case.rows
+            gemms += case.gemms
+    progress("floor: numpy float32 GEMM")
+    # At least one warm-up: a cold BLAS call pays for starting its threads.
+    floor = measure_floor(gemms, warmup=max(settings.warmup, 1), repeats=settings.repeats)
+    machine["gpu"] = {
+        "onnxruntime": gpu.onnxruntime or "usable",
+        "tensorflow": gpu.tensorflow or "usable",
+    }
+    return BenchResult(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        machine=machine,
+        settings=settings,
+        floor=floor,
+        rows=tuple(rows),
+    )
+
+
+def check_settings(settings: Settings) -> Settings:
+    if settings.preset not in PRESETS:
+        raise ParityError(f"preset must be one of {', '.join(PRESETS)}, got {settings.preset!r}")
+    if settings.batches is not None and any(batch < 1 for batch in settings.batches):
+        raise ParityError(f"--batch must be at least 1, got {list(settings.batches)}")
+    if settings.repeats < 1:
+        raise ParityError(f"--repeats must be at least 1, got {settings.repeats}")
+    if settings.warmup < 0:
+        raise ParityError(f"--warmup must be 0 or more, got {settings.warmup}")
+    return settings

@@ -1,0 +1,44 @@
+"""Timing one callable: warm-up calls, then repeated timed calls.
+
+Machines are shared and noisy, so a benchmark reports the median of several
+calls with the fastest and slowest beside it, never a single call or a mean
+that one slow call can drag.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.errors import ParityError
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call over ``repeats`` timed calls."""
+
+    median: float
+    min: float
+    max: float
+    repeats: int
+
+
+def measure(fn: Callable[[], Any], warmup: int = 2, repeats: int = 5) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed (wall
+    clock, ``time.perf_counter``). The calls run one after another, each to
+    completion: ``fn`` must return only once its result is computed."""
+    if warmup < 0:
+        raise ParityError(f"warm-up must be 0 or more calls, got {warmup}")
+    if repeats < 1:
+        raise ParityError(f"repeats must be at least 1, got {repeats}")
+    for _ in range(warmup):
+        fn()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - started)
+    return Timing(statistics.median(seconds), min(seconds), max(seconds), repeats)

@@ -1,0 +1,82 @@
+"""``parity bench``: TensorFlow and ONNX Runtime on the zoo, side by side, against
+the machine's GEMM floor. What is timed is :mod:`bench.cases`; the JSON schema
+is in :mod:`bench.report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("bench")
+@click.option(
+    "--preset",
+    type=click.Choice(["tiny", "seed"]),
+    default="seed",
+    show_default=True,
+    help="Zoo preset: the model sizes to time.",
+)
+@click.option("--only", "names", multiple=True, help="Only these zoo models (repeatable).")
+@click.option(
+    "--batch",
+    "batches",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Batch sizes (repeatable) [default: 1 and 256 (seq2seq: 470); tiny: 1 and 32].",
+)
+@click.option(
+    "--repeats", type=click.IntRange(min=1), default=5, show_default=True, help="Timed calls."
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Untimed calls before them (after the first call, which traces).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the result as JSON.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a bar chart (PNG).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    default="auto",
+    show_default=True,
+    help="auto: CPU, and a GPU where there is one.",
+)
+def command(preset, names, batches, repeats, warmup, json_path, plot_path, device) -> None:
+    """Time Keras, tf.function and ONNX Runtime on every zoo model (untrained,
+    exported to a temporary folder) and the seq2seq generation loops, with
+    achieved GFLOP/s and the multiple of the time numpy's GEMM rate implies."""
+    from bench.report import plot, table, write_json
+    from bench.result import Settings
+    from bench.run import run_bench
+    from runtime.errors import ParityError
+
+    for path in (json_path, plot_path):
+        if path is not None and not path.parent.is_dir():
+            raise ParityError(f"{path}: its folder does not exist")
+    settings = Settings(
+        preset=preset,
+        batches=tuple(batches) or None,
+        repeats=repeats,
+        warmup=warmup,
+        device=device,
+        only=tuple(names),
+    )
+    result = run_bench(settings, progress=lambda line: click.echo(f"== {line}", err=True))
+    click.echo(table(result))
+    if json_path is not None:
+        write_json(result, json_path)
+    if plot_path is not None:
+        plot(result, plot_path)

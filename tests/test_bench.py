@@ -1,0 +1,157 @@
+"""``parity bench``: FLOP counting, timing, the report, and one small run end to end."""
+
+import json
+
+import bundles
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import runtime
+from bench.floor import Gemm, measure_floor
+from bench.iobinding import iobinding_generate
+from bench.report import to_dict
+from bench.result import BenchResult, Row, Settings
+from bench.timing import Timing, measure
+from parity.cli import cli
+from runtime.errors import ParityError
+from runtime.sampling import sample_inputs
+
+
+def _lstm_model(layer: str = "LSTM"):
+    import keras
+
+    x = keras.Input((None, 5), name="x")
+    y = getattr(keras.layers, layer)(3)(x)
+    return keras.Model(x, keras.layers.Dense(2)(y))
+
+
+def test_lstm_flops_match_a_hand_count():
+    from bench.flops import count_flops, recurrent_gemms
+
+    # LSTM(3) on 5 features, batch 2, 4 steps; per step the products are
+    # 2 * batch * (in + units) * gates * units = 2 * 2 * 8 * 4 * 3 = 384, and
+    # 13 elementwise operations per unit, 2 * 3 * 13 = 78. Dense(2): 2 * 2 * 3 * 2.
+    assert count_flops(_lstm_model(), batch=2, time=4) == 4 * (384 + 78) + 24
+    assert recurrent_gemms(_lstm_model(), batch=2) == [(2, 8, 12)]
+
+
+def test_gru_and_time_distributed_conv_flops():
+    import keras
+
+    from bench.flops import count_flops
+
+    # GRU(3), reset_after: 2 * 1 * 8 * 3 * 3 = 144 per step, 3 * (11 + 3) elementwise.
+    assert count_flops(_lstm_model("GRU"), batch=1, time=2) == 2 * (144 + 42) + 12
+    frames = keras.Input((5, 8, 8, 1))
+    conv = keras.layers.TimeDistributed(keras.layers.Conv2D(4, 3))(frames)
+    model = keras.Model(frames, conv)
+    # each of 5 frames: a 6 x 6 x 4 output, each value a 3 x 3 x 1 window
+    assert count_flops(model, batch=2) == 2 * 5 * 2 * (6 * 6 * 4) * 9
+
+
+def test_a_dynamic_time_axis_needs_a_time():
+    from bench.flops import count_flops
+
+    with pytest.raises(ParityError, match="time"):
+        count_flops(_lstm_model(), batch=1)
+
+
+def test_measure_calls_warmup_then_repeats():
+    calls = []
+    timing = measure(lambda: calls.append(1), warmup=2, repeats=3)
+    assert len(calls) == 5
+    assert timing.repeats == 3
+    assert timing.min <= timing.median <= timing.max
+    for bad in ({"warmup": -1}, {"repeats": 0}):
+        with pytest.raises(ParityError):
+            measure(lambda: None, **bad)
+
+
+def test_floor_puts_the_square_first_and_each_size_once():
+    floor = measure_floor([(4, 3, 2), (4, 3, 2), (1, 3, 2)], warmup=0, repeats=1)
+    assert [(g.m, g.k, g.n) for g in floor][1:] == [(1, 3, 2), (4, 3, 2)]
+    assert floor[0].m == floor[0].k == floor[0].n
+    assert all(g.gflops > 0 for g in floor)
+
+
+def test_iobinding_generation_equals_the_runtime_loop(tmp_path):
+    manifest, _ = bundles.write_seq2seq(tmp_path / "toy")
+    bundle = runtime.load_bundle(tmp_path / "toy", device="cpu")
+    spec = manifest.graph(manifest.seq2seq.encoder_graph).inputs
+    inputs = sample_inputs(spec, 3, time=5).inputs
+    expected = runtime.generate(bundle, inputs, steps=7)
+    np.testing.assert_array_equal(iobinding_generate(bundle, inputs, steps=7), expected)
+    onehot, _ = bundles.write_seq2seq(tmp_path / "onehot", feedback="argmax_onehot")
+    with pytest.raises(ParityError, match="feedback"):
+        iobinding_generate(runtime.load_bundle(tmp_path / "onehot"), inputs, steps=2)
+
+
+def test_report_derives_rates_against_the_peak():
+    timing = Timing(0.5, 0.4, 0.6, 3)
+    result = BenchResult(
+        date="2026-01-01T00:00:00+00:00",
+        machine={"cpu": "test"},
+        settings=Settings(preset="tiny", repeats=3, warmup=0),
+        floor=(Gemm(10, 10, 10, Timing(1e-6, 1e-6, 1e-6, 3)),),  # 2000 flops: 2 GFLOP/s
+        rows=(
+            Row("m", 4, "cpu", "onnxruntime", timing, flops=10**9),
+            Row("m", None, "gpu", "onnxruntime", None, note="no CUDA device"),
+        ),
+    )
+    data = to_dict(result)
+    timed, skipped = data["rows"]
+    assert timed["gflops"] == pytest.approx(2.0)
+    assert timed["floor_s"] == pytest.approx(0.5)
+    assert timed["floor_multiple"] == pytest.approx(1.0)
+    assert skipped["skipped"] and skipped["median_s"] is None and skipped["note"]
+    assert data["command"].startswith("parity bench --preset tiny")
+
+
+def test_bench_smoke_on_the_tiny_preset(tmp_path):
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
+    args = ["bench", "--preset", "tiny", "--repeats", "1", "--warmup", "0"]
+    args += ["--only", "conv_rows_lstm", "--only", "sine_seq2seq", "--batch", "1", "--batch", "3"]
+    args += ["--json", str(out_json), "--plot", str(out_png)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for model, methods in (
+        ("conv_rows_lstm", ("keras predict", "tf.function", "onnxruntime")),
+        ("sine_seq2seq", ("tf while_loop", "tf.function step, Python loop")),
+        ("sine_seq2seq", ("onnxruntime step loop", "onnxruntime io-binding loop")),
+    ):
+        for method in methods:
+            for batch in ("1", "3"):
+                assert any(
+                    line.split()[:3] == [model, batch, "cpu"] and method in line for line in lines
+                ), (model, method, batch, result.output)
+    assert "floor: numpy float32 GEMM" in result.output
+
+    report = json.loads(out_json.read_text())
+    assert set(report) == {"schema", "date", "command", "settings", "machine", "floor", "rows"}
+    assert report["schema"] == "parity-bench/1"
+    assert {"cpu", "cores", "memory_gib", "versions", "gpu"} <= set(report["machine"])
+    assert report["floor"]["peak_gflops"] > 0
+    row_keys = {"model", "batch", "device", "method", "skipped", "note", "flops", "median_s"}
+    row_keys |= {"min_s", "max_s", "repeats", "gflops", "floor_s", "floor_multiple"}
+    for row in report["rows"]:
+        assert set(row) == row_keys
+        assert row["skipped"] == (row["median_s"] is None)
+        assert row["skipped"] <= bool(row["note"])  # a skipped row says why
+        assert "differs" not in row["note"]  # every way computes what ONNX Runtime computes
+    timed = [row for row in report["rows"] if not row["skipped"]]
+    assert all(row["flops"] > 0 and row["gflops"] > 0 for row in timed)
+    assert {row["device"] for row in report["rows"]} == {"cpu", "gpu"}
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_refuses_bad_usage_with_one_line(tmp_path):
+    for args in (
+        ["--only", "no_such_model"],
+        ["--preset", "tiny", "--json", str(tmp_path / "no" / "such" / "r.json")],
+    ):
+        result = CliRunner().invoke(cli, ["bench", *args])
+        assert result.exit_code == 2, (args, result.output)
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, result.output
