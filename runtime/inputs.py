@@ -80,7 +80,7 @@ def check_array(spec: TensorSpec, value: Any) -> np.ndarray:
         info = np.iinfo(want)
         if array.size and (array.min() < info.min or array.max() > info.max):
             raise InputError(f"input {spec.name!r}: values do not fit in {want}")
-    return np.ascontiguousarray(array, dtype=want)
+    return np.asarray(array, dtype=want, order="C")
 
 
 def describe_shape(shape: tuple[Dim, ...]) -> str:
