@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from exporter.loop import LOOP_GRAPH, generation_graph, generation_specs
 from models.seq2seq import Seq2SeqSplit, is_seq2seq, reference_generate, split_seq2seq
 from runtime.errors import ParityError
 from runtime.manifest import FORMAT_VERSION, Manifest, Seq2SeqSpec, TensorSpec
@@ -70,7 +71,10 @@ def export_seq2seq(
         steps=horizon,
         start=split.start,
         start_token=split.start_token,
+        loop_graph=LOOP_GRAPH,
     )
+    loop = generation_graph(encoder.proto, step.proto, spec, opset=opset)
+    loop_inputs, loop_outputs = generation_specs(encoder.inputs, step.inputs, step.outputs, spec)
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         name=source_info.get("name") or model.name,
@@ -81,6 +85,7 @@ def export_seq2seq(
         graphs={
             ENCODER_GRAPH: placeholder_graph("encoder.onnx", encoder.inputs, encoder.outputs),
             STEP_GRAPH: placeholder_graph("step.onnx", step.inputs, step.outputs),
+            LOOP_GRAPH: placeholder_graph("loop.onnx", loop_inputs, loop_outputs),
         },
         seq2seq=spec,
         notes=tuple(notes),
@@ -89,6 +94,7 @@ def export_seq2seq(
     graph_bytes = {
         ENCODER_GRAPH: encoder.proto.SerializeToString(),
         STEP_GRAPH: step.proto.SerializeToString(),
+        LOOP_GRAPH: loop.SerializeToString(),
     }
     return write_bundle(Path(out_dir), manifest, graph_bytes, golden)
 

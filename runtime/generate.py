@@ -25,6 +25,10 @@ from runtime.manifest import Manifest
 # Longer horizons are refused rather than left to exhaust memory; no model of
 # this kind is trained for more.
 MAX_STEPS = 100_000
+# The inputs of a seq2seq bundle's loop graph besides the encoder's
+# (exporter.loop writes the graph): the first step input and the step count.
+LOOP_START = "start"
+LOOP_STEPS = "steps"
 
 
 def generate(
@@ -34,12 +38,17 @@ def generate(
     start: np.ndarray | None = None,
     steps: int | None = None,
     stop_token: int | None = None,
+    use_loop_graph: bool = True,
 ) -> np.ndarray:
     """Generate ``steps`` steps (default: the manifest's horizon) for a batch
     of encoder inputs. ``start`` is the first step input (default: the
     manifest's start rule, see :func:`start_input`). Returns the step outputs
     stacked over time, ``(batch, steps, ...)``; fewer steps when every row has
-    emitted ``stop_token``."""
+    emitted ``stop_token``.
+
+    A bundle with a loop graph (the whole generation in one ONNX ``Loop``)
+    runs it in one call unless ``use_loop_graph`` is False or a stop token is
+    given; otherwise the encoder runs once and the step graph once per step."""
     manifest = bundle.manifest
     spec = manifest.seq2seq
     if spec is None:
@@ -51,11 +60,14 @@ def generate(
             "stop token: this model feeds its output back as it is; a stop token needs tokens"
         )
     encoder_inputs = _named_encoder_inputs(manifest, encoder_inputs)
-    encoded = bundle.run(encoder_inputs, graph=spec.encoder_graph)
     x = start_input(manifest, encoder_inputs) if start is None else _start(manifest, start)
     batch = x.shape[0]
     if batch != next(iter(encoder_inputs.values())).shape[0]:
         raise InputError(f"start: batch {batch} differs from the encoder input's batch")
+    if spec.loop_graph is not None and use_loop_graph and stop_token is None:
+        feeds = {**encoder_inputs, LOOP_START: x, LOOP_STEPS: np.array(steps, np.int64)}
+        return bundle.run(feeds, graph=spec.loop_graph)[spec.step_output]
+    encoded = bundle.run(encoder_inputs, graph=spec.encoder_graph)
 
     step_graph = manifest.graph(spec.step_graph)
     feeds = {spec.step_input: x}

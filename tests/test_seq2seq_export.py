@@ -108,9 +108,12 @@ def check_generation(item, steps, batch, seed=0):
     encoder_inputs = random_inputs(encoder_graph.inputs, batch, seed=seed)
     start = start_input(item.manifest, encoder_inputs)
     expected = reference_generate(item.split, encoder_inputs, start, steps)
-    actual = runtime.generate(item.bundle, encoder_inputs, start=start, steps=steps)
-    assert actual.shape == expected.shape == (batch, steps, *expected.shape[2:])
-    np.testing.assert_allclose(actual, expected, atol=ATOL, err_msg=f"{spec.step_output}")
+    for use_loop_graph in (True, False):  # one ONNX call, and the Python step loop
+        actual = runtime.generate(
+            item.bundle, encoder_inputs, start=start, steps=steps, use_loop_graph=use_loop_graph
+        )
+        assert actual.shape == expected.shape == (batch, steps, *expected.shape[2:])
+        np.testing.assert_allclose(actual, expected, atol=ATOL, err_msg=f"{spec.step_output}")
     return expected
 
 
@@ -144,7 +147,9 @@ def test_manifest_describes_the_wiring(exported):
     assert {key: g.file for key, g in manifest.graphs.items()} == {
         "encoder": "encoder.onnx",
         "step": "step.onnx",
+        "loop": "loop.onnx",
     }
+    assert spec.loop_graph == "loop"
     assert (spec.encoder_input, spec.step_input, spec.step_output) == (
         "encoder_input",
         "decoder_input",

@@ -155,18 +155,23 @@ def check_golden(bundle: Any, policy: TolerancePolicy) -> tuple[list[Check], lis
             name: golden[f"generation/inputs/{name}"]
             for name in (s.name for s in bundle.manifest.graph("encoder").inputs)
         }
-        actual = generate(
-            bundle, encoder_inputs, start=golden["generation/inputs/start"], steps=expected.shape[1]
-        )
-        check, curve = compare_generation(
-            f"golden generation/{spec.step_output} steps={expected.shape[1]}",
-            spec.step_output,
-            expected,
-            actual,
-            policy,
-        )
-        checks.append(check)
-        curves.append(curve)
+        for path in generation_paths(bundle):
+            actual = generate(
+                bundle,
+                encoder_inputs,
+                start=golden["generation/inputs/start"],
+                steps=expected.shape[1],
+                use_loop_graph=path == "loop graph",
+            )
+            check, curve = compare_generation(
+                f"golden generation/{spec.step_output} ({path}) steps={expected.shape[1]}",
+                spec.step_output,
+                expected,
+                actual,
+                policy,
+            )
+            checks.append(check)
+            curves.append(curve)
     if not checks:
         raise ParityError(f"{bundle.path}: the bundle holds no golden data to check against")
     return checks, curves
@@ -181,6 +186,14 @@ def golden_draws(golden: Mapping[str, np.ndarray], graphs: Mapping[str, GraphSpe
         graph = graphs.get(key)
         if graph and all(f"{prefix}/inputs/{spec.name}" in golden for spec in graph.inputs):
             yield prefix, key
+
+
+def generation_paths(bundle: Any) -> tuple[str, ...]:
+    """The ways the runtime can generate from ``bundle``: the Python step loop,
+    and the one-call loop graph when the bundle has one. Each is checked."""
+    if bundle.manifest.seq2seq.loop_graph is None:
+        return ("step loop",)
+    return ("step loop", "loop graph")
 
 
 def check_cpu_against_gpu(bundle: Any, policy: TolerancePolicy) -> list[Check]:

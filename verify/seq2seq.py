@@ -68,6 +68,7 @@ def check_generation(
     """ONNX Runtime's generation against TensorFlow's reference, step by step."""
     from models.seq2seq import reference_generate
     from runtime import generate
+    from verify.check import generation_paths
 
     spec = bundle.manifest.seq2seq
     encoder = bundle.manifest.graph("encoder")
@@ -78,16 +79,23 @@ def check_generation(
         start = _start_input(bundle, sample.inputs)
         with on_device(device):
             expected = reference_generate(split, sample.inputs, start, steps)
-        actual = generate(bundle, sample.inputs, start=start, steps=steps)
-        check, curve = compare_generation(
-            f"generation/{spec.step_output} batch={batch} steps={steps}",
-            spec.step_output,
-            np.asarray(expected),
-            np.asarray(actual),
-            policy,
-        )
-        checks.append(check)
-        curves.append(curve)
+        for path in generation_paths(bundle):
+            actual = generate(
+                bundle,
+                sample.inputs,
+                start=start,
+                steps=steps,
+                use_loop_graph=path == "loop graph",
+            )
+            check, curve = compare_generation(
+                f"generation/{spec.step_output} ({path}) batch={batch} steps={steps}",
+                spec.step_output,
+                np.asarray(expected),
+                np.asarray(actual),
+                policy,
+            )
+            checks.append(check)
+            curves.append(curve)
     return checks, curves
 
 
