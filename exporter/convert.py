@@ -63,6 +63,7 @@ def keras_to_onnx(
         )
         for tensor in inputs
     )
+    _refuse_stateful(model)
     traced = repair(model)
     try:
         with _non_cudnn(traced), _quiet_tf2onnx():
@@ -73,7 +74,7 @@ def keras_to_onnx(
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ParityError(f"tf2onnx cannot convert model {model.name!r}: {reason}") from None
     _rename_outputs(proto, output_names)
-    _name_dims(proto, input_names, output_names, [tensor.shape for tensor in inputs])
+    _name_dims(proto, input_names, [tensor.shape for tensor in inputs])
     proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
     proto = _checked(proto, model.name)
     specs_in = tuple(
@@ -126,6 +127,18 @@ def keras_outputs(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.
         name: np.asarray(value)
         for name, value in zip(keras_output_names(model), values, strict=True)
     }
+
+
+def _refuse_stateful(model: Any) -> None:
+    """tf2onnx freezes a stateful layer's state into a constant, so the graph
+    would silently ignore the state it is meant to carry."""
+    for layer in _recurrent_layers(model):
+        if getattr(layer, "stateful", False):
+            raise ParityError(
+                f"layer {layer.name!r} is stateful: its exported state would be frozen into a "
+                "constant; rebuild the model with stateful=False and pass the state as "
+                "initial_state inputs and return_state outputs"
+            )
 
 
 @contextlib.contextmanager
@@ -186,11 +199,11 @@ def _rename_outputs(proto: onnx.ModelProto, names: list[str]) -> None:
         value.name = mapping.get(value.name, value.name)
 
 
-def _name_dims(
-    proto: onnx.ModelProto, input_names: list[str], output_names: list[str], shapes: list[Any]
-) -> None:
-    """Name dynamic axes: 0 is ``batch``, 1 of a sequence is ``time``, others
-    ``<tensor>_dim<i>``; outputs get the same names where inference gives none."""
+def _name_dims(proto: onnx.ModelProto, input_names: list[str], shapes: list[Any]) -> None:
+    """Name dynamic axes: 0 is ``batch``; 1 is ``time`` when a model input is a
+    sequence with a dynamic length (features per step, or token ids); others
+    are ``<tensor>_dim<i>``."""
+    dynamic_time = _input_has_dynamic_time(_ordered(proto.graph.input, input_names), shapes)
     for value in list(proto.graph.input) + list(proto.graph.output):
         dims = value.type.tensor_type.shape.dim
         for axis, dim in enumerate(dims):
@@ -198,14 +211,22 @@ def _name_dims(
                 continue
             if axis == 0:
                 dim.dim_param = "batch"
-            elif axis == 1 and len(dims) >= 3 and _input_has_dynamic_time(shapes):
+            elif axis == 1 and dynamic_time and (len(dims) >= 3 or _is_tokens(value)):
                 dim.dim_param = "time"
             else:
                 dim.dim_param = f"{value.name}_dim{axis}"
 
 
-def _input_has_dynamic_time(shapes: list[Any]) -> bool:
-    return any(len(shape) >= 3 and shape[1] is None for shape in shapes)
+def _is_tokens(value: onnx.ValueInfoProto) -> bool:
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+    return np.dtype(dtype).kind in "iu"
+
+
+def _input_has_dynamic_time(inputs: list[onnx.ValueInfoProto], shapes: list[Any]) -> bool:
+    return any(
+        len(shape) >= 2 and shape[1] is None and (len(shape) >= 3 or _is_tokens(value))
+        for value, shape in zip(inputs, shapes, strict=True)
+    )
 
 
 def _checked(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:

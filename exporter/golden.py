@@ -27,7 +27,7 @@ def golden_data(
     """``{key}/inputs/{name}`` and ``{key}/outputs/{name}`` for the first draw,
     ``{key}.1/...`` for the second where the time axis is dynamic."""
     golden: dict[str, np.ndarray] = {}
-    dynamic_time = any(spec.rank >= 3 and spec.shape[1] == "time" for spec in graph.inputs)
+    dynamic_time = any(spec.shape[1:2] == ("time",) for spec in graph.inputs)
     draws = DRAWS if dynamic_time else DRAWS[:1]
     for index, (batch, time) in enumerate(draws):
         prefix = key if index == 0 else f"{key}.{index}"

@@ -105,12 +105,17 @@ class _Wiring:
 
 def is_seq2seq(model: Any) -> bool:
     """Whether ``model`` looks like a seq2seq training model: several inputs and
-    a recurrent layer that takes ``initial_state`` from another layer. A model
-    that looks like one but does not fit is refused by :func:`split_seq2seq`
-    with the reason, rather than exported as a single graph."""
+    a recurrent layer that takes ``initial_state`` from another layer (a state
+    fed straight from a model input is an ordinary input). A model that looks
+    like one but does not fit is refused by :func:`split_seq2seq` with the
+    reason, rather than exported as a single graph."""
     if len(_model_inputs(model)) < 2:
         return False
-    return any(_initial_state(node) is not None for node in _graph_nodes(model))
+    for node in _graph_nodes(model):
+        states = _initial_state(node)
+        if states is not None and not all(_is_input_tensor(state) for state in states):
+            return True
+    return False
 
 
 def split_seq2seq(model: Any, *, start_token: int = 0) -> Seq2SeqSplit:

@@ -357,7 +357,7 @@ def _seq2seq_checks(bundle, keras_model, batches, steps, policy, tf_device, seed
 
 
 def _has_dynamic_time(graph: GraphSpec) -> bool:
-    return any(spec.rank >= 3 and isinstance(spec.shape[1], str) for spec in graph.inputs)
+    return any(spec.shape[1:2] == ("time",) for spec in graph.inputs)
 
 
 def _user_input(inputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:

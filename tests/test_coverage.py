@@ -1,0 +1,34 @@
+"""The support matrix: every configuration exports right or is refused with a reason."""
+
+from pathlib import Path
+
+import pytest
+
+from verify.coverage import cases, run_case
+
+CASES = {case.name: case for case in cases()}
+REFUSED = {"LSTM stateful=True (batch 1) mask=none": "stateful"}
+COVERAGE = Path(__file__).resolve().parents[1] / "COVERAGE.md"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_configuration(name, tmp_path):
+    row = run_case(CASES[name], tmp_path)
+    if name in REFUSED:
+        assert row.result == "refused" and REFUSED[name] in row.reason
+    else:
+        assert row.result == "exports", row.reason
+        assert row.max_abs < 1e-5
+
+
+def test_lstm_fuses_and_masks_fall_back_to_the_general_graph(tmp_path):
+    plain = run_case(CASES["LSTM return_sequences mask=none"], tmp_path)
+    masked = run_case(CASES["LSTM return_sequences mask=Masking"], tmp_path)
+    assert plain.graph == "LSTM"
+    assert masked.graph == "Loop"
+
+
+def test_committed_matrix_lists_every_configuration():
+    text = COVERAGE.read_text(encoding="utf-8")
+    for case in CASES.values():
+        assert f"| {case.layer} | {case.options} | {case.mask} |" in text, case.name
