@@ -39,6 +39,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from runtime.errors import ParityError
+from runtime.generate import LOOP_START, LOOP_STEPS
 from runtime.manifest import Seq2SeqSpec, TensorSpec
 
 __all__ = [
@@ -53,8 +54,9 @@ __all__ = [
 ]
 
 LOOP_GRAPH = "loop"  # the manifest's key for the generation graph
-START = "start"
-STEPS = "steps"  # the steps input, and the name of the output's time axis
+# The runtime feeds these two inputs; the steps input also names the output's time axis.
+START = LOOP_START
+STEPS = LOOP_STEPS
 ENCODER_PREFIX = "encoder/"
 STEP_PREFIX = "step/"
 LOOP_PREFIX = "loop/"
