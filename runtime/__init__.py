@@ -10,7 +10,7 @@ This is the part that other applications embed: it never imports TensorFlow.
 """
 
 from runtime.bundle import Bundle, load_bundle
-from runtime.errors import BundleError, InputError, ParityError
+from runtime.errors import BundleError, InputError, ParityError, RunError
 from runtime.generate import MAX_STEPS, generate, start_input
 from runtime.manifest import Manifest, read_manifest
 
@@ -21,6 +21,7 @@ __all__ = [
     "InputError",
     "Manifest",
     "ParityError",
+    "RunError",
     "generate",
     "load_bundle",
     "read_manifest",
