@@ -122,6 +122,7 @@ def test_cli_bad_input(trained_zoo, tmp_path):
         "not a Keras 3 model file": [tmp_path / "junk.keras", tmp_path / "o3"],
         "opset 13 is not supported": [src, tmp_path / "o4", "--opset", "13"],
         "seq2seq models only": [src, tmp_path / "o5", "--steps", "4"],
+        "cannot write here": [src, tmp_path / "junk.keras" / "o7"],
     }
     for message, args in cases.items():
         assert message in _one_error_line(_cli(*args))
