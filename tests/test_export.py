@@ -135,6 +135,12 @@ def test_cli_bad_input(trained_zoo, tmp_path):
 def test_seq2seq_required_but_not_found(trained_zoo, tmp_path):
     line = _one_error_line(_cli(trained_zoo["masked_lstm"].path, tmp_path / "o", "--seq2seq"))
     assert "expected" in line
+    a, b = keras.Input((3, 2), name="a"), keras.Input((3, 2), name="b")
+    dense = keras.Model([a, b], keras.layers.Dense(1, name="out")(keras.layers.Add()([a, b])))
+    dense.save(tmp_path / "dense.keras")
+    line = _one_error_line(_cli(tmp_path / "dense.keras", tmp_path / "o", "--seq2seq"))
+    assert "expected" in line
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.fixture(scope="module")
