@@ -76,7 +76,7 @@ def keras_to_onnx(
     _rename_outputs(proto, output_names)
     _name_dims(proto, input_names, [tensor.shape for tensor in inputs])
     proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
-    proto = _checked(proto, model.name)
+    proto = checked(proto, model.name)
     specs_in = tuple(
         _spec(value, input_domain(model, tensor))
         for value, tensor in zip(_ordered(proto.graph.input, input_names), inputs, strict=True)
@@ -229,7 +229,7 @@ def _input_has_dynamic_time(inputs: list[onnx.ValueInfoProto], shapes: list[Any]
     )
 
 
-def _checked(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
+def checked(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(proto, full_check=True)
         return onnx.shape_inference.infer_shapes(proto, strict_mode=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx
+from exporter.fused import fuse_masked_lstm
 from exporter.golden import golden_data
 from exporter.load import load_keras, source_info
 from exporter.rewrite import needs_repair
@@ -68,6 +70,7 @@ def export_model(
     seq2seq: bool | None = None,
     steps: int | None = None,
     seed: int = 0,
+    fuse_mask: bool = True,
 ) -> Manifest:
     """Export an in-memory Keras model. A seq2seq model (detected, or forced
     with ``seq2seq=True``) becomes an encoder and a one-step decoder graph."""
@@ -83,19 +86,33 @@ def export_model(
         return export_seq2seq(model, Path(out_dir), source_info=source, opset=opset, steps=steps)
     if steps is not None:
         raise ParityError("--steps applies to seq2seq models only")
-    converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
-    graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
     mask = find_mask(model)
+    fused = None
+    if mask is not None and dynamic_batch and fuse_mask:
+        fused = fuse_masked_lstm(model, mask, opset=opset)
+    if fused is not None:
+        converted = fused
+        mask = dataclasses.replace(mask, padding="post", fused=True)
+    else:
+        converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
+    graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
     notes = []
     if needs_repair(model):
         notes.append(
             "TimeDistributed layers were folded into the batch axis before conversion "
             "(Keras 3 traces them wrong over a dynamic time axis)"
         )
-    if mask is not None:
+    if mask is not None and mask.fused:
+        notes.append(
+            f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the LSTM is "
+            "ONNX's fused LSTM with sequence lengths from the mask; inputs must be post-padded "
+            "(the runtime refuses a real step after a padded one)"
+        )
+    elif mask is not None:
         notes.append(
             f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the graph is "
-            "tf2onnx's general masked graph (a Loop), valid for post- and pre-padding"
+            "tf2onnx's general masked graph (a Loop), valid for post- and pre-padding; the fused "
+            "LSTM needs Input -> Masking -> one LSTM from zeros without dropout -> Dense layers"
         )
     manifest = Manifest(
         format_version=FORMAT_VERSION,

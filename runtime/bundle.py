@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from runtime.errors import BundleError, InputError, RunError
-from runtime.inputs import check_feeds
+from runtime.inputs import check_feeds, check_prefix_mask
 from runtime.manifest import Manifest, read_manifest, safe_member
 from runtime.providers import check_device, open_session, session_device
 from runtime.store import sha256_file
@@ -39,6 +39,9 @@ class Bundle:
         key = self._key(graph)
         spec = self.manifest.graph(key)
         checked = check_feeds(spec, feeds)
+        mask = self.manifest.mask
+        if mask is not None and mask.fused and mask.input in checked:
+            check_prefix_mask(checked[mask.input], mask)
         names = [output.name for output in spec.outputs]
         try:
             values = self._sessions[key].run(names, checked)

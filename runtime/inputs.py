@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from runtime.errors import InputError
-from runtime.manifest import Dim, GraphSpec, TensorSpec
+from runtime.manifest import Dim, GraphSpec, MaskSpec, TensorSpec
 
 
 def check_feeds(graph: GraphSpec, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -93,3 +93,16 @@ def _kind(dtype: np.dtype) -> str:
     if dtype.kind in "iu":
         return "int"
     return dtype.kind
+
+
+def check_prefix_mask(array: np.ndarray, mask: MaskSpec) -> None:
+    """A fused masked graph counts each row's valid steps, so they must come
+    first (post-padding): refuse a real step after a padded one."""
+    padded = np.all(array == mask.value, axis=tuple(range(2, array.ndim)))
+    late = ~padded[:, 1:] & padded[:, :-1]
+    if late.any():
+        row, step = (int(i) for i in np.argwhere(late)[0])
+        raise InputError(
+            f"input {mask.input!r}: row {row} has a real step ({step + 1}) after a padded one; "
+            "this bundle's fused masked LSTM needs post-padded rows (valid steps first)"
+        )

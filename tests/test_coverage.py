@@ -21,11 +21,12 @@ def test_configuration(name, tmp_path):
         assert row.max_abs < 1e-5
 
 
-def test_lstm_fuses_and_masks_fall_back_to_the_general_graph(tmp_path):
-    plain = run_case(CASES["LSTM return_sequences mask=none"], tmp_path)
+def test_masked_lstm_fuses_where_it_can_and_falls_back_elsewhere(tmp_path):
+    assert run_case(CASES["LSTM return_sequences mask=none"], tmp_path).graph == "LSTM"
     masked = run_case(CASES["LSTM return_sequences mask=Masking"], tmp_path)
-    assert plain.graph == "LSTM"
-    assert masked.graph == "Loop"
+    assert masked.graph == "LSTM with sequence_lens"
+    backwards = run_case(CASES["LSTM go_backwards mask=Masking"], tmp_path)
+    assert backwards.graph == "Loop"
 
 
 def test_committed_matrix_lists_every_configuration():

@@ -91,7 +91,10 @@ def test_cli_exit_codes_json_and_plot(exported_zoo, tmp_path):
 
 
 def test_user_inputs_and_mask_value_warning(exported_zoo, tmp_path):
-    trained, manifest, path = exported_zoo["masked_lstm"]
+    trained, manifest, fused_path = exported_zoo["masked_lstm"]
+    assert manifest.mask.fused
+    path = tmp_path / "general"  # the general masked graph accepts any padding
+    export_model(trained.model, path, source=manifest.source, fuse_mask=False)
     shape = (2, *manifest.graph("model").inputs[0].shape[1:])
     x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
     x[0, 2] = 0.0  # a real step equal to the mask value, between real steps
@@ -103,6 +106,9 @@ def test_user_inputs_and_mask_value_warning(exported_zoo, tmp_path):
     assert not any("row 1" in note for note in report.notes)
     result = _verify(trained.path, path, "--inputs", tmp_path / "x.npz", "-q")
     assert result.exit_code == 0, result.output
+    # the fused graph counts valid steps, so it refuses such a row outright
+    result = _verify(trained.path, fused_path, "--inputs", tmp_path / "x.npz", "-q")
+    assert result.exit_code == 2 and "real step (3) after a padded one" in result.output
     np.savez(tmp_path / "wrong.npz", other=x)
     result = _verify(trained.path, path, "--inputs", tmp_path / "wrong.npz", "-q")
     assert result.exit_code == 2 and "no array named 'sequence'" in result.output

@@ -67,7 +67,13 @@ def run_case(case: Case, folder: Path | None = None) -> CoverageRow:
             case.layer, case.options, case.mask, "refused", "-", None, None, str(exc)
         )
     proto = onnx.load(bundle / "model.onnx")
-    ops = sorted({n.op_type for n in proto.graph.node if n.op_type in RECURRENT_OPS})
+    ops = sorted(
+        {
+            n.op_type + (" with sequence_lens" if _has_lengths(n) else "")
+            for n in proto.graph.node
+            if n.op_type in RECURRENT_OPS
+        }
+    )
     report = check(bundle, model, device="cpu", batches=(1, 4), times=(6,))
     compared = [c for c in report.checks if c.kind == "output"]  # TensorFlow against ONNX
     result, reason = _verdict(report)
@@ -99,6 +105,11 @@ def _verdict(report: Any) -> tuple[str, str]:
 
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN", "Loop", "Scan")
+
+
+def _has_lengths(node: Any) -> bool:
+    """A fused recurrent op given per-row lengths (its input 4)."""
+    return node.op_type in ("LSTM", "GRU", "RNN") and len(node.input) > 4 and bool(node.input[4])
 
 
 def to_markdown(rows: list[CoverageRow], command: str) -> str:
