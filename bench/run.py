@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench.cases import devices, gpu_status, run_case
 from bench.floor import measure_floor
+from bench.fusion import fusion_case
 from bench.machine import machine_info
 from bench.result import BenchResult, Settings
 from runtime.errors import ParityError
@@ -34,6 +35,11 @@ def run_bench(settings: Settings, progress: Callable[[str], None] = lambda _: No
         for name in names:
             progress(f"{name}: building, exporting, timing ({settings.preset})")
             case = run_case(name, settings, Path(folder), gpu)
+            rows += case.rows
+            gemms += case.gemms
+        if "masked_lstm" in names and settings.device != "gpu":
+            progress("masked_lstm with LSTM, GRU, SimpleRNN: fused ops against tf2onnx's Loop")
+            case = fusion_case(settings, Path(folder))
             rows += case.rows
             gemms += case.gemms
     progress("floor: numpy float32 GEMM")

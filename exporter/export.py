@@ -8,8 +8,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx
-from exporter.fused import fuse_masked_lstm
+from exporter.convert import DEFAULT_OPSET, ConvertedGraph, check_opset, keras_to_onnx
+from exporter.fused import fuse_recurrent, fused_layer
 from exporter.golden import golden_data
 from exporter.load import load_keras, source_info
 from exporter.rewrite import needs_repair
@@ -44,6 +44,7 @@ def export_keras(
     seq2seq: bool | None = None,
     steps: int | None = None,
     seed: int = 0,
+    fuse: bool = True,
 ) -> Manifest:
     """Load the ``.keras`` file ``src`` and export it to the bundle ``out_dir``."""
     check_opset(opset)
@@ -57,6 +58,7 @@ def export_keras(
         seq2seq=seq2seq,
         steps=steps,
         seed=seed,
+        fuse=fuse,
     )
 
 
@@ -70,7 +72,7 @@ def export_model(
     seq2seq: bool | None = None,
     steps: int | None = None,
     seed: int = 0,
-    fuse_mask: bool = True,
+    fuse: bool = True,
 ) -> Manifest:
     """Export an in-memory Keras model. A seq2seq model (detected, or forced
     with ``seq2seq=True``) becomes an encoder and a one-step decoder graph."""
@@ -88,11 +90,12 @@ def export_model(
         raise ParityError("--steps applies to seq2seq models only")
     mask = find_mask(model)
     fused = None
-    if mask is not None and dynamic_batch and fuse_mask:
-        fused = fuse_masked_lstm(model, mask, opset=opset)
+    if dynamic_batch and fuse:
+        fused = fuse_recurrent(model, mask, opset=opset)
     if fused is not None:
         converted = fused
-        mask = dataclasses.replace(mask, padding="post", fused=True)
+        if mask is not None:
+            mask = dataclasses.replace(mask, padding="post", fused=True)
     else:
         converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
     graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
@@ -102,17 +105,22 @@ def export_model(
             "TimeDistributed layers were folded into the batch axis before conversion "
             "(Keras 3 traces them wrong over a dynamic time axis)"
         )
+    if fused is not None:
+        notes.append(
+            f"layer {fused_layer(model, mask)!r} is ONNX's fused {_fused_op_type(converted)} "
+            "op, written from the layer's weights"
+        )
     if mask is not None and mask.fused:
         notes.append(
-            f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the LSTM is "
-            "ONNX's fused LSTM with sequence lengths from the mask; inputs must be post-padded "
+            f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the fused op "
+            "gets sequence lengths from the mask; inputs must be post-padded "
             "(the runtime refuses a real step after a padded one)"
         )
     elif mask is not None:
         notes.append(
             f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the graph is "
             "tf2onnx's general masked graph (a Loop), valid for post- and pre-padding; the fused "
-            "LSTM needs Input -> Masking -> one LSTM from zeros without dropout -> Dense layers"
+            "op needs Input -> Masking -> one LSTM, GRU or SimpleRNN from zeros -> Dense layers"
         )
     manifest = Manifest(
         format_version=FORMAT_VERSION,
@@ -128,4 +136,12 @@ def export_model(
     golden = golden_data(model, GRAPH_KEY, graph, mask, seed=seed)
     return write_bundle(
         Path(out_dir), manifest, {GRAPH_KEY: converted.proto.SerializeToString()}, golden
+    )
+
+
+def _fused_op_type(converted: ConvertedGraph) -> str:
+    return next(
+        node.op_type
+        for node in converted.proto.graph.node
+        if node.op_type in ("LSTM", "GRU", "RNN")
     )

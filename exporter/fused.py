@@ -1,17 +1,22 @@
-"""Masking + LSTM as ONNX's fused ``LSTM`` op with ``sequence_lens``.
+"""A recurrent layer as ONNX's fused ``LSTM``, ``GRU`` or ``RNN`` op, masked or not.
 
-tf2onnx turns a masked LSTM into a general ``Loop`` (about 1.7x slower than the
-fused op on the seed's masked classifier, ../shared/FACTS.md). When a model is
-``Input -> Masking -> one LSTM from zeros -> layers that ignore masks``, a copy
-of it without the mask converts to the fused op, and the mask is put back as
-data:
+tf2onnx fuses only plain LSTMs: it turns GRU, SimpleRNN, an LSTM with other
+activations or dropout, and any masked layer into a general ``Loop`` (about
+1.7x slower than the fused op on the seed's masked classifier,
+../shared/FACTS.md). When a model is ``Input -> [Masking] -> one LSTM, GRU or
+SimpleRNN from zeros -> non-recurrent layers`` (or ``Embedding(mask_zero=True)``
+in ``Masking``'s place), parity converts a copy of it in
+which the recurrent layer is a plain LSTM stand-in (which tf2onnx turns into
+one ``LSTM`` node), then writes the real layer's op over that node from its
+weights (``exporter.rnn_weights``), and puts the mask back as data:
 
-- the copy has the same layers and weights, without ``Masking``; the LSTM's
-  dropout is dropped (inactive at inference, but ``recurrent_dropout`` makes
-  Keras trace a loop tf2onnx does not fuse);
+- the copy has the same layers and weights, without ``Masking`` and with
+  ``mask_zero`` off (and so without the mask Keras passes along); dropout,
+  inactive at inference, goes with the stand-in;
 - ``sequence_lens`` is each row's number of steps whose features are not all
-  the mask value, which is the row's valid length when the padding is a
-  prefix (post-padding; the runtime refuses other inputs for such a bundle);
+  the mask value (whose token id is not 0, for an ``Embedding``), which is the
+  row's valid length when the padding is a prefix (post-padding; the runtime
+  refuses other inputs for such a bundle);
 - at padded steps the fused op writes zeros to ``Y``, where Keras 3 repeats
   the last valid output: ``Y`` becomes ``Where(valid, Y, Y_h)``, which also
   makes the last step of ``Y`` (what a non-``return_sequences`` layer
@@ -31,121 +36,185 @@ import onnx
 from onnx import helper, numpy_helper
 
 from exporter.convert import ConvertedGraph, checked, keras_to_onnx
+from exporter.rnn_weights import fused_op, unsupported
 from runtime.manifest import MaskSpec
 
-PREFIX = "parity_mask/"
+PREFIX = "parity_fused/"
 
-# Layers that may follow a ``return_sequences`` LSTM: Keras hands them the mask,
-# and they ignore it, so removing the mask leaves their result unchanged.
+# Layers that may follow a masked ``return_sequences`` layer: Keras hands them
+# the mask, and they ignore it, so removing the mask leaves their result unchanged.
 MASK_BLIND = frozenset(
     {"Dense", "Activation", "Dropout", "LayerNormalization", "ReLU", "LeakyReLU", "ELU"}
 )
 
 
-def fuse_masked_lstm(model: Any, mask: MaskSpec, *, opset: int) -> ConvertedGraph | None:
-    """``model`` converted with its masked LSTM as ONNX's fused ``LSTM`` op fed
-    per-row lengths, or ``None`` (the caller keeps tf2onnx's general ``Loop``
-    graph) when the model is not of the supported form. Valid for post-padded
-    inputs only. ``model`` itself is left untouched."""
-    masking = _masking_layer(model, mask)
-    if masking is None:
+def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> ConvertedGraph | None:
+    """``model`` converted with its recurrent layer as ONNX's fused op (fed
+    per-row lengths when ``mask`` is given), or ``None`` (the caller keeps
+    tf2onnx's general graph) when the model is not of the supported form.
+    A masked graph is valid for post-padded inputs only. ``model`` itself is
+    left untouched."""
+    found = _recurrent_layer(model, mask)
+    if found is None:
         return None
-    converted = keras_to_onnx(_unmasked_copy(model, masking), opset=opset)
+    layer, masker = found
+    converted = keras_to_onnx(_stand_in_copy(model, layer, masker), opset=opset)
     nodes = converted.proto.graph.node
     lstms = [node for node in nodes if node.op_type == "LSTM"]
     if len(lstms) != 1 or any(node.op_type in ("Loop", "Scan") for node in nodes):
         return None
-    proto = _with_sequence_lengths(converted.proto, lstms[0], mask)
+    proto = converted.proto
+    _write_op(proto.graph, lstms[0], layer)
+    if mask is not None:
+        _with_sequence_lengths(proto.graph, lstms[0], mask)
+    _drop_unused(proto.graph)
     return ConvertedGraph(checked(proto, model.name), converted.inputs, converted.outputs)
 
 
-def _masking_layer(model: Any, mask: MaskSpec) -> Any:
-    """The ``Masking`` layer of a model of the supported form, else ``None``: one input,
-    read only by a ``Masking`` layer, read only by one forward LSTM called
-    without ``initial_state``; every other layer called once, not recurrent,
-    not reading the input or the mask, and blind to masks when the LSTM
-    returns sequences."""
+def fused_layer(model: Any, mask: MaskSpec | None) -> str | None:
+    """The name of the layer ``fuse_recurrent`` would fuse, or ``None``."""
+    found = _recurrent_layer(model, mask)
+    return None if found is None else found[0].name
+
+
+def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | None:
+    """The recurrent layer (and the layer that masks the input, or ``None``)
+    of a model of the supported form, else ``None``: one input, read only by
+    a ``Masking`` or ``Embedding(mask_zero=True)`` layer when masked, that
+    layer's output or else the input read only by one forward LSTM, GRU or
+    SimpleRNN called without ``initial_state``; every other layer a built-in
+    Keras layer called once, not recurrent, not reading the input or the mask,
+    and blind to masks when the masked layer returns sequences."""
     import keras
 
-    if mask.source != "Masking" or len(model.inputs) != 1:
+    if len(model.inputs) != 1:
         return None
     source = model.inputs[0]
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if any(len(getattr(layer, "_inbound_nodes", ())) != 1 for layer in layers):
         return None  # shared or nested layers
-    readers = [layer for layer in layers if _reads(layer, source)]
-    if len(readers) != 1 or not isinstance(readers[0], keras.layers.Masking):
+    masker = None
+    feed = source
+    if mask is not None:
+        readers = [layer for layer in layers if _reads(layer, source)]
+        if len(readers) != 1 or type(readers[0]).__name__ != mask.source:
+            return None
+        masker = readers[0]
+        (feed,) = masker._inbound_nodes[0].output_tensors
+    readers = [layer for layer in layers if _reads(layer, feed)]
+    if len(readers) != 1 or unsupported(readers[0]) is not None:
         return None
-    masking = readers[0]
-    (masked,) = masking._inbound_nodes[0].output_tensors
-    readers = [layer for layer in layers if _reads(layer, masked)]
-    if len(readers) != 1 or type(readers[0]) is not keras.layers.LSTM:
-        return None
-    lstm = readers[0]
-    node = lstm._inbound_nodes[0]
-    if node.input_tensors[0] is not masked or len(node.input_tensors) > 2:
+    recurrent = readers[0]
+    node = recurrent._inbound_nodes[0]
+    if node.input_tensors[0] is not feed or len(node.input_tensors) > 2:
         return None
     if node.arguments.kwargs.get("initial_state") is not None:
         return None
-    if lstm.go_backwards or lstm.stateful or lstm.unroll:
+    if recurrent.go_backwards or recurrent.stateful or recurrent.unroll:
         return None
     for layer in layers:
-        if layer is masking or layer is lstm:
+        if layer is masker or layer is recurrent:
             continue
+        if not type(layer).__module__.startswith("keras."):
+            return None  # a custom layer may not rebuild from its config
         if hasattr(layer, "cell") or hasattr(layer, "layers") or hasattr(layer, "layer"):
             return None  # recurrent, wrappers, nested models
-        if lstm.return_sequences and type(layer).__name__ not in MASK_BLIND:
+        if masker and recurrent.return_sequences and type(layer).__name__ not in MASK_BLIND:
             return None
-    return masking
+    return recurrent, masker
 
 
 def _reads(layer: Any, tensor: Any) -> bool:
     return any(value is tensor for value in layer._inbound_nodes[0].input_tensors)
 
 
-def _unmasked_copy(model: Any, masking: Any) -> Any:
-    """The same graph and weights without ``Masking`` (and without the mask
-    Keras passes along) and the LSTM without dropout. The layers are fresh,
-    so ``model`` gains no inbound nodes."""
+def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
+    """The same graph and weights without ``Masking``, ``mask_zero`` off (so
+    without the mask Keras passes along), ``recurrent`` replaced by a plain LSTM of its width
+    and returns (its weights are written into the ONNX op afterwards). The
+    layers are fresh, so ``model`` gains no inbound nodes."""
     import keras
     from keras import tree
 
     source = model.inputs[0]
     x = keras.Input(source.shape[1:], dtype=source.dtype, name=source.name)
-    (masked,) = masking._inbound_nodes[0].output_tensors
-    tensors = {id(source): x, id(masked): x}
+    tensors = {id(source): x}
+    masking = masker if isinstance(masker, keras.layers.Masking) else None
+    if masking is not None:
+        (masked,) = masking._inbound_nodes[0].output_tensors
+        tensors[id(masked)] = x
     copies = []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer) or layer is masking:
             continue
-        config = layer.get_config()
-        if type(layer) is keras.layers.LSTM:
-            config.update(dropout=0.0, recurrent_dropout=0.0)
-        copy = type(layer).from_config(config)
+        if layer is recurrent:
+            copy = keras.layers.LSTM(
+                layer.cell.units,
+                return_sequences=layer.return_sequences,
+                return_state=layer.return_state,
+                name=layer.name,
+            )
+        else:
+            config = layer.get_config()
+            if layer is masker:  # an Embedding
+                config["mask_zero"] = False
+            copy = type(layer).from_config(config)
+            copies.append((layer, copy))
         node = layer._inbound_nodes[0]
         args, kwargs = node.arguments.fill_in(tensors)
         kwargs.pop("mask", None)
         outputs = tree.flatten(copy(*args, **kwargs))
-        tensors.update(
-            (id(old), new) for old, new in zip(node.output_tensors, outputs, strict=True)
-        )
-        copies.append((layer, copy))
+        # an LSTM stand-in also returns c, which a GRU or SimpleRNN does not have
+        pairs = zip(node.output_tensors, outputs[: len(node.output_tensors)], strict=True)
+        tensors.update((id(old), new) for old, new in pairs)
     for layer, copy in copies:
         copy.set_weights(layer.get_weights())
     outputs = [tensors[id(tensor)] for tensor in model.outputs]
     return keras.Model(x, outputs[0] if len(outputs) == 1 else outputs, name=model.name)
 
 
-def _with_sequence_lengths(
-    proto: onnx.ModelProto, lstm: onnx.NodeProto, mask: MaskSpec
-) -> onnx.ModelProto:
-    """Feed ``lstm`` each row's count of unmasked steps as ``sequence_lens``
-    (int32) and make ``Y`` repeat the last valid output at padded steps."""
-    graph = proto.graph
+def _write_op(graph: onnx.GraphProto, node: onnx.NodeProto, layer: Any) -> None:
+    """Make the stand-in's ``LSTM`` node ``layer``'s op with ``layer``'s weights;
+    the stand-in's weights are removed. Input ``X`` and outputs ``Y``/``Y_h``
+    keep their places (and ``Y_c`` for an LSTM)."""
+    op = fused_op(layer)
+    names = [PREFIX + f"{layer.name}/{part}" for part in ("W", "R", "B")]
+    for name, value in zip(names, (op.weights, op.recurrence, op.bias), strict=True):
+        graph.initializer.append(numpy_helper.from_array(value, name))
+    node.op_type = op.op_type
+    node.input[:] = [node.input[0], *names]  # no sequence_lens or initial state yet
+    outputs = list(node.output)[: 3 if op.op_type == "LSTM" else 2]
+    node.output[:] = outputs
+    del node.attribute[:]
+    node.attribute.extend(helper.make_attribute(key, value) for key, value in op.attributes.items())
+
+
+def _drop_unused(graph: onnx.GraphProto) -> None:
+    """Remove the nodes and initializers no graph output depends on."""
+    needed = {output.name for output in graph.output}
+    kept = []
+    for node in reversed(graph.node):
+        if any(name in needed for name in node.output):
+            kept.append(node)
+            needed.update(node.input)
+            for attribute in node.attribute:  # names that subgraphs read
+                for subgraph in [attribute.g, *attribute.graphs]:
+                    needed.update(n for sub in subgraph.node for n in sub.input)
+    del graph.node[:]
+    graph.node.extend(reversed(kept))
+    initializers = [init for init in graph.initializer if init.name in needed]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+
+
+def _with_sequence_lengths(graph: onnx.GraphProto, node: onnx.NodeProto, mask: MaskSpec) -> None:
+    """Feed the fused ``node`` each row's count of unmasked steps as
+    ``sequence_lens`` (int32) and make ``Y`` repeat the last valid output at
+    padded steps."""
     source = graph.input[0].name
     value_type = graph.input[0].type.tensor_type.elem_type
     dtype = helper.tensor_dtype_to_np_dtype(value_type)
-    names = {key: PREFIX + key for key in ("value", "features", "zero", "time", "t_axes")}
+    names = {key: PREFIX + "mask/" + key for key in ("value", "features", "zero", "time", "t_axes")}
     graph.initializer.extend(
         [
             numpy_helper.from_array(np.array(mask.value, dtype), names["value"]),
@@ -157,38 +226,45 @@ def _with_sequence_lengths(
     )
 
     def out(name: str) -> str:
-        return PREFIX + name
+        return PREFIX + "mask/" + name
 
+    tokens = len(graph.input[0].type.tensor_type.shape.dim) == 2  # (batch, time) ids
     nodes = [
         helper.make_node("Equal", [source, names["value"]], [out("is_mask")]),
-        helper.make_node("Not", [out("is_mask")], [out("not_mask")]),
-        helper.make_node("Cast", [out("not_mask")], [out("not_mask_f")], to=onnx.TensorProto.FLOAT),
-        helper.make_node(
-            "ReduceSum", [out("not_mask_f"), names["features"]], [out("any")], keepdims=0
-        ),
-        helper.make_node("Greater", [out("any"), names["zero"]], [out("valid")]),
+        helper.make_node("Not", [out("is_mask")], [out("valid" if tokens else "not_mask")]),
+    ]
+    if not tokens:  # a step is valid where any feature is not the mask value
+        nodes += [
+            helper.make_node(
+                "Cast", [out("not_mask")], [out("not_mask_f")], to=onnx.TensorProto.FLOAT
+            ),
+            helper.make_node(
+                "ReduceSum", [out("not_mask_f"), names["features"]], [out("any")], keepdims=0
+            ),
+            helper.make_node("Greater", [out("any"), names["zero"]], [out("valid")]),
+        ]
+    nodes += [
         helper.make_node("Cast", [out("valid")], [out("valid_i")], to=onnx.TensorProto.INT32),
         helper.make_node(
             "ReduceSum", [out("valid_i"), names["time"]], [out("lengths")], keepdims=0
         ),
     ]
-    inputs = list(lstm.input) + [""] * (5 - len(lstm.input))
+    inputs = list(node.input) + [""] * (5 - len(node.input))
     inputs[4] = out("lengths")
-    lstm.input[:] = inputs
-    y = lstm.output[0] if lstm.output else ""
+    node.input[:] = inputs
+    y = node.output[0] if node.output else ""
     if y:  # Y is read: padded steps repeat the last valid output, as in Keras
-        outputs = list(lstm.output) + [""] * (2 - len(lstm.output))
+        outputs = list(node.output) + [""] * (2 - len(node.output))
         y_h = outputs[1] or out("y_h")
         outputs[0], outputs[1] = out("y_raw"), y_h
-        lstm.output[:] = outputs
+        node.output[:] = outputs
         nodes += [
             helper.make_node("Transpose", [out("valid")], [out("valid_tb")], perm=[1, 0]),
             helper.make_node("Unsqueeze", [out("valid_tb"), names["t_axes"]], [out("valid_4d")]),
         ]
-    position = list(graph.node).index(lstm)
-    for offset, node in enumerate(nodes):
-        graph.node.insert(position + offset, node)
+    position = list(graph.node).index(node)
+    for offset, new in enumerate(nodes):
+        graph.node.insert(position + offset, new)
     if y:
         where = helper.make_node("Where", [out("valid_4d"), out("y_raw"), y_h], [y])
         graph.node.insert(position + len(nodes) + 1, where)
-    return proto

@@ -104,5 +104,5 @@ def check_prefix_mask(array: np.ndarray, mask: MaskSpec) -> None:
         row, step = (int(i) for i in np.argwhere(late)[0])
         raise InputError(
             f"input {mask.input!r}: row {row} has a real step ({step + 1}) after a padded one; "
-            "this bundle's fused masked LSTM needs post-padded rows (valid steps first)"
+            "this bundle's fused recurrent op needs post-padded rows (valid steps first)"
         )

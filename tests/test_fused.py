@@ -1,4 +1,5 @@
-"""Masking + LSTM exported as ONNX's fused LSTM with sequence lengths."""
+"""A lone recurrent layer (LSTM, GRU, SimpleRNN), masked or not, exported as
+ONNX's fused op written from its weights; masked, with sequence lengths."""
 
 import time
 
@@ -11,7 +12,7 @@ import pytest
 import models
 import runtime
 from exporter.convert import keras_outputs, keras_to_onnx
-from exporter.fused import fuse_masked_lstm
+from exporter.fused import fuse_recurrent
 from exporter.signature import find_mask
 from runtime.errors import InputError
 from runtime.sampling import sample_inputs
@@ -30,20 +31,23 @@ def _post_padded(mask, spec, lengths, time_steps, seed=0):
     return data
 
 
-def _fused_equals_keras(model, batch_lengths=None, time_steps=None):
+def _fused_equals_keras(model, batch_lengths=None, time_steps=None, op="LSTM"):
     """Fuse ``model``; on a post-padded batch with every length from 1 to full
     and an all-padding row, each ONNX output equals Keras' eager output."""
     mask = find_mask(model)
-    fused = fuse_masked_lstm(model, mask, opset=17)
+    fused = fuse_recurrent(model, mask, opset=17)
     assert fused is not None
     ops = [node.op_type for node in fused.proto.graph.node]
-    assert ops.count("LSTM") == 1 and "Loop" not in ops
-    (lstm,) = [node for node in fused.proto.graph.node if node.op_type == "LSTM"]
-    assert lstm.input[4]  # sequence_lens
+    assert ops.count(op) == 1 and "Loop" not in ops and ("LSTM" in ops) == (op == "LSTM")
+    (node,) = [node for node in fused.proto.graph.node if node.op_type == op]
+    assert (len(node.input) > 4 and node.input[4] != "") == (mask is not None)  # sequence_lens
     (spec,) = fused.inputs
     steps = time_steps or spec.shape[1]
     lengths = batch_lengths if batch_lengths is not None else [0, *range(1, steps + 1)]
-    data = _post_padded(mask, spec, lengths, steps)
+    if mask is None:
+        data = sample_inputs([spec], 5, time=steps, seed=0).inputs[spec.name]
+    else:
+        data = _post_padded(mask, spec, lengths, steps)
     names = [output.name for output in fused.outputs]
     actual = dict(zip(names, _session(fused.proto).run(names, {spec.name: data}), strict=True))
     expected = keras_outputs(model, {spec.name: data})
@@ -68,7 +72,7 @@ def test_tagger_returning_sequences_and_states_equals_keras():
     fused = _fused_equals_keras(model, time_steps=9)
     assert [output.name for output in fused.outputs] == ["scores", "rnn_h", "rnn_c"]
     # the model itself is untouched: it fuses again
-    assert fuse_masked_lstm(model, find_mask(model), opset=17) is not None
+    assert fuse_recurrent(model, find_mask(model), opset=17) is not None
 
 
 def test_last_output_with_states_and_a_mask_value_other_than_zero():
@@ -107,6 +111,56 @@ def test_seed_classifier_with_dropout_fuses_and_is_faster():
     )
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+@pytest.mark.parametrize("masked", [True, False])
+def test_gru_is_the_fused_gru_op(reset_after, masked):
+    keras.utils.set_random_seed(4)
+    x = keras.Input((None, 3), name="steps")
+    h = keras.layers.Masking(0.0)(x) if masked else x
+    y, state = keras.layers.GRU(
+        5, reset_after=reset_after, return_sequences=True, return_state=True, name="rnn"
+    )(h)
+    model = keras.Model(x, [keras.layers.Dense(2, name="scores")(y), state])
+    fused = _fused_equals_keras(model, time_steps=8, op="GRU")
+    (gru,) = [node for node in fused.proto.graph.node if node.op_type == "GRU"]
+    (linear,) = [a.i for a in gru.attribute if a.name == "linear_before_reset"]
+    assert linear == int(reset_after)
+    assert [output.name for output in fused.outputs] == ["scores", "rnn_h"]
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_simple_rnn_is_the_fused_rnn_op(masked):
+    keras.utils.set_random_seed(5)
+    x = keras.Input((6, 3), name="steps")
+    h = keras.layers.Masking(0.0)(x) if masked else x
+    last = keras.layers.SimpleRNN(4, activation="relu", name="rnn")(h)
+    _fused_equals_keras(keras.Model(x, keras.layers.Dense(2)(last)), op="RNN")
+
+
+def test_hard_sigmoid_and_relu_lstm_without_bias_is_fused():
+    """Keras 3's hard_sigmoid is x / 6 + 0.5 clipped: ONNX's HardSigmoid with
+    alpha 1/6, not its default 0.2."""
+    keras.utils.set_random_seed(6)
+    x = keras.Input((None, 3), name="steps")
+    layer = keras.layers.LSTM(
+        4, activation="relu", recurrent_activation="hard_sigmoid", use_bias=False, name="rnn"
+    )
+    model = keras.Model(x, layer(keras.layers.Masking(0.0)(x)))
+    _fused_equals_keras(model, time_steps=7)
+    general = keras_to_onnx(model, opset=17).proto  # tf2onnx alone makes it a Loop
+    assert any(node.op_type == "Loop" for node in general.graph.node)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_embedding_with_mask_zero_gets_lengths_from_token_ids(kind):
+    keras.utils.set_random_seed(7)
+    x = keras.Input((None,), dtype="int32", name="tokens")
+    h = keras.layers.Embedding(10, 3, mask_zero=True, name="embed")(x)
+    y = getattr(keras.layers, kind)(4, return_sequences=True, name="rnn")(h)
+    model = keras.Model(x, keras.layers.Dense(2, name="tags")(y))
+    _fused_equals_keras(model, time_steps=6, op=kind)
+
+
 def _stacked():
     x = keras.Input((None, 3), name="steps")
     h = keras.layers.LSTM(4, return_sequences=True)(keras.layers.Masking(0.0)(x))
@@ -131,21 +185,48 @@ def _backwards():
     return keras.Model(x, keras.layers.LSTM(4, go_backwards=True)(keras.layers.Masking(0.0)(x)))
 
 
-def _gru():
+def _swish():  # an activation ONNX's recurrent ops do not have
     x = keras.Input((None, 3), name="steps")
-    return keras.Model(x, keras.layers.GRU(4)(keras.layers.Masking(0.0)(x)))
+    return keras.Model(x, keras.layers.GRU(4, activation="swish")(x))
 
 
-def _embedding():
+def _after_a_dense():  # the recurrent layer does not read the input
+    x = keras.Input((None, 3), name="steps")
+    return keras.Model(x, keras.layers.SimpleRNN(4)(keras.layers.Dense(3)(x)))
+
+
+class _Scale(keras.layers.Layer):
+    def call(self, x):
+        return 2.0 * x
+
+
+def _custom_layer_after():  # a custom layer may not rebuild from its config
+    x = keras.Input((None, 3), name="steps")
+    return keras.Model(x, _Scale()(keras.layers.GRU(4)(x)))
+
+
+def _embedding_then_dense():  # the Dense reads the mask-carrying embeddings
     x = keras.Input((None,), dtype="int32", name="tokens")
-    h = keras.layers.Embedding(10, 3, mask_zero=True)(x)
+    h = keras.layers.Dense(3)(keras.layers.Embedding(10, 3, mask_zero=True)(x))
     return keras.Model(x, keras.layers.LSTM(4)(h))
 
 
-@pytest.mark.parametrize("build", [_stacked, _initial_state, _pooled, _backwards, _gru, _embedding])
+@pytest.mark.parametrize(
+    "build",
+    [
+        _stacked,
+        _initial_state,
+        _pooled,
+        _backwards,
+        _swish,
+        _after_a_dense,
+        _custom_layer_after,
+        _embedding_then_dense,
+    ],  # fmt: skip
+)
 def test_other_forms_fall_back_to_the_general_graph(build):
     model = build()
-    assert fuse_masked_lstm(model, find_mask(model), opset=17) is None
+    assert fuse_recurrent(model, find_mask(model), opset=17) is None
 
 
 def test_runtime_refuses_inputs_the_fused_graph_would_get_wrong(exported_zoo):
@@ -157,3 +238,14 @@ def test_runtime_refuses_inputs_the_fused_graph_would_get_wrong(exported_zoo):
     pre = np.flip(x[spec.name], axis=1).copy()  # pre-padded
     with pytest.raises(InputError, match="after a padded one"):
         bundle.run({spec.name: pre})
+
+
+def test_bench_times_each_fused_op_against_tf2onnx_loop(tmp_path):
+    from bench.fusion import LAYERS, ORT_FUSED, ORT_GENERAL, fusion_case
+    from bench.result import Settings
+
+    case = fusion_case(Settings(preset="tiny", batches=(3,), repeats=1, warmup=0), tmp_path)
+    found = {(row.model, row.method) for row in case.rows}
+    for kind in LAYERS:
+        assert {(f"masked_{kind.lower()}", m) for m in (ORT_FUSED, ORT_GENERAL)} <= found
+    assert all(row.timing and row.flops and "differs" not in row.note for row in case.rows)

@@ -94,7 +94,7 @@ def test_user_inputs_and_mask_value_warning(exported_zoo, tmp_path):
     trained, manifest, fused_path = exported_zoo["masked_lstm"]
     assert manifest.mask.fused
     path = tmp_path / "general"  # the general masked graph accepts any padding
-    export_model(trained.model, path, source=manifest.source, fuse_mask=False)
+    export_model(trained.model, path, source=manifest.source, fuse=False)
     shape = (2, *manifest.graph("model").inputs[0].shape[1:])
     x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
     x[0, 2] = 0.0  # a real step equal to the mask value, between real steps
@@ -125,7 +125,7 @@ def masked_tagger(request, tmp_path_factory):
     scores = keras.layers.Dense(2, name="scores")(sequence)
     model = keras.Model(x, [scores, sequence, h, c])
     path = tmp_path_factory.mktemp("tagger") / "bundle"
-    export_model(model, path, fuse_mask=request.param)
+    export_model(model, path, fuse=request.param)
     return model, path, request.param
 
 

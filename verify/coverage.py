@@ -220,18 +220,20 @@ def cases() -> list[Case]:
                 _case(label, "return_sequences", mask, kind, return_sequences=True, **base)
             )
         found.append(_case(label, "go_backwards", "Masking", kind, go_backwards=True, **base))
-    lstm_options = {
-        "go_backwards": {"go_backwards": True},
-        "use_bias=False": {"use_bias": False},
-        "activation=relu, recurrent_activation=hard_sigmoid": {
-            "activation": "relu",
-            "recurrent_activation": "hard_sigmoid",
-        },
-        "dropout=0.3, recurrent_dropout=0.3": {"dropout": 0.3, "recurrent_dropout": 0.3},
-        "unroll=True (fixed time 6)": {"unroll": True, "time": 6},
-    }
-    for option, extra in lstm_options.items():
-        found.append(_case("LSTM", option, "none", "LSTM", return_sequences=True, **extra))
+    for label, (kind, base) in kinds.items():
+        activations = {"activation": "relu"}
+        if kind != "SimpleRNN":
+            activations["recurrent_activation"] = "hard_sigmoid"
+        options = {
+            "use_bias=False": {"use_bias": False},
+            ", ".join(f"{key}={value}" for key, value in activations.items()): activations,
+            "dropout=0.3, recurrent_dropout=0.3": {"dropout": 0.3, "recurrent_dropout": 0.3},
+        }
+        if kind == "LSTM":
+            options["go_backwards"] = {"go_backwards": True}
+            options["unroll=True (fixed time 6)"] = {"unroll": True, "time": 6}
+        for option, extra in options.items():
+            found.append(_case(label, option, "none", kind, return_sequences=True, **base, **extra))
     for kind in ("LSTM", "GRU"):
         for mask in ("none", "Masking"):
             build = partial(_with_initial_state, kind, mask)

@@ -24,8 +24,15 @@ import click
 )
 @click.option("--steps", type=int, default=None, help="Seq2seq horizon to record.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the golden inputs.")
+@click.option(
+    "--fuse/--no-fuse",
+    default=True,
+    show_default=True,
+    help="Write a lone recurrent layer as ONNX's fused op (masked: post-padding only), "
+    "or keep tf2onnx's general graph.",
+)
 @click.option("--unsafe", is_flag=True, help="Allow a model that needs unsafe loading (Lambda).")
-def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, unsafe) -> None:  # fmt: skip
+def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, unsafe) -> None:
     """Export the Keras model SRC (.keras) to the bundle folder OUT_DIR.
 
     The bundle is written to a temporary folder and renamed into place: a
@@ -42,6 +49,7 @@ def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, unsafe) ->
         seq2seq=seq2seq,
         steps=steps,
         seed=seed,
+        fuse=fuse,
     )
     click.echo(f"exported {manifest.name} ({manifest.kind}, opset {manifest.opset}) -> {out_dir}")
     for graph in manifest.graphs.values():

@@ -1,0 +1,84 @@
+"""What the fused recurrent ops gain over tf2onnx's general graph.
+
+The masked zoo classifier (``Masking -> LSTM -> Dense``) and the same model
+with a GRU or a SimpleRNN in the LSTM's place are each exported twice: as
+parity exports them (the layer as ONNX's fused ``LSTM``/``GRU``/``RNN`` op with
+sequence lengths from the mask) and as tf2onnx alone converts them
+(``parity export --no-fuse``: a general ``Loop``). ONNX Runtime runs both on
+the same post-padded batch; the outputs must agree, so the two rows differ
+only in the graph. Models are untrained, like the rest of the benchmark.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.cases import BATCHES, Case, _fit, _join, _timed
+from bench.flops import activation_bytes, count_flops, recurrent_gemms
+from bench.result import CPU, Row, Settings
+
+LAYERS = ("LSTM", "GRU", "SimpleRNN")
+ORT_FUSED = "onnxruntime fused op"
+ORT_GENERAL = "onnxruntime tf2onnx Loop"
+
+
+def fusion_case(settings: Settings, folder: Path) -> Case:
+    """Rows of both graphs of each layer kind, on the CPU, at the preset's batches."""
+    import keras
+
+    import models
+
+    dims = models.get("masked_lstm").preset(settings.preset).dims
+    rows, gemms = [], []
+    for kind in LAYERS:
+        model = masked_classifier(kind, dims)
+        bundles = _export_both(model, folder / kind)
+        for asked in settings.batches or BATCHES[settings.preset]:
+            batch, note = _fit(asked, activation_bytes(model, dims["steps"]))
+            gemms += recurrent_gemms(model, batch)
+            rows += _rows(model, bundles, batch, note, settings)
+        keras.backend.clear_session()
+    return Case(tuple(rows), tuple(gemms))
+
+
+def masked_classifier(kind: str, dims: dict[str, Any]) -> Any:
+    """``masked_lstm``'s architecture with a ``kind`` layer (``LSTM``, ``GRU``,
+    ``SimpleRNN``) of the same width and dropout."""
+    import keras
+
+    sequence = keras.Input((dims["steps"], dims["features"]), name="sequence")
+    x = keras.layers.Masking(mask_value=0.0)(sequence)
+    layer = getattr(keras.layers, kind)
+    x = layer(dims["units"], dropout=dims["dropout"], recurrent_dropout=dims["dropout"])(x)
+    probs = keras.layers.Dense(dims["classes"], activation="softmax", name="probs")(x)
+    return keras.Model(sequence, probs, name=f"masked_{kind.lower()}")
+
+
+def _export_both(model: Any, folder: Path) -> dict[str, tuple[Any, Any]]:
+    """Method -> (manifest, CPU bundle) for parity's export and tf2onnx's own."""
+    import runtime
+    from exporter import export_model
+
+    bundles = {}
+    for method, fuse in ((ORT_FUSED, True), (ORT_GENERAL, False)):
+        path = folder / ("fused" if fuse else "general")
+        manifest = export_model(model, path, fuse=fuse)
+        bundles[method] = (manifest, runtime.load_bundle(path, device="cpu"))
+    return bundles
+
+
+def _rows(model: Any, bundles: dict, batch: int, note: str, settings: Settings) -> list[Row]:
+    from runtime.sampling import sample_inputs
+
+    manifest, _ = bundles[ORT_FUSED]
+    (graph,) = manifest.graphs.values()
+    sample = sample_inputs(graph.inputs, batch, seed=0, mask=manifest.mask).inputs
+    flops = count_flops(model, batch)
+    rows, reference = [], None
+    for method, (_, bundle) in bundles.items():
+        run = lambda b=bundle: next(iter(b.run(sample).values()))  # noqa: E731
+        (timing, remark), output = _timed(run, reference, settings)
+        reference = output if reference is None else reference
+        rows.append(Row(model.name, batch, CPU, method, timing, flops, _join(note, remark)))
+    return rows
