@@ -22,8 +22,17 @@ ONNX Runtime pays for every node at every step:
   re-created or recomputed per step;
 - a state that the step graph unsqueezes on entry and squeezes on exit (how
   tf2onnx feeds a fused LSTM or GRU) travels through the loop unsqueezed;
-- a Squeeze, Unsqueeze or Reshape read only by a Reshape to a constant shape
-  is skipped.
+  so does the step input in the layout the step graph reshapes it to;
+- a Reshape reads past the Squeeze, Unsqueeze or Reshape before it, a
+  Reshape to the shape its input has goes, and a target shape computed from
+  ``Shape`` at every step becomes a constant (with -1 for the batch);
+- a single-step LSTM, GRU or RNN hands its ``Y_h`` to the next layer rather
+  than a reshaped ``Y``, which then is not written;
+- the step output's time axis is squeezed once, after the loop.
+
+Measured on the seed ``sine_seq2seq`` (4 + 4 LSTM(40), 150 steps, a 2-core
+CPU): the body went from 19 nodes to 9, and one generation at batch 1 from
+3.1 ms to 2.4 ms.
 
 Only ``onnx`` is used here, never TensorFlow: a bundle's two graphs are enough,
 and the nodes that run are those the two graphs were checked with.
@@ -111,7 +120,12 @@ def generation_graph(
         else outer.zeros(state.size, _value(step.graph, state.step_input))
         for state in spec.states
     ]
-    body, carries = _loop_body(stp, body_nodes, step.graph, spec, outer)
+    known = _inferred_dims(stp, opsets, _functions(encoder, step))
+    body, carries, layout = _loop_body(stp, body_nodes, step.graph, spec, outer, known)
+    start = START
+    if layout is not None:
+        start = LOOP_PREFIX + "initial/" + spec.step_input
+        outer.nodes.append(helper.make_node("Reshape", [START, layout], [start]))
     for index, (state, carry) in enumerate(zip(spec.states, carries, strict=True)):
         if carry.axes is not None:
             unsqueezed = f"{LOOP_PREFIX}initial/{state.name}"
@@ -125,7 +139,7 @@ def generation_graph(
     outer.nodes.append(
         helper.make_node(
             "Loop",
-            [STEPS, outer.constant("true", np.array(True)), START, *initial],
+            [STEPS, outer.constant("true", np.array(True)), start, *initial],
             [*finals, by_step],
             name=LOOP_PREFIX + "generate",
             body=body,
@@ -133,13 +147,24 @@ def generation_graph(
     )
     output = _value(step.graph, spec.step_output)
     dims = _dims(output.type.tensor_type.shape.dim)
+    # The body emits the step output as it is, (batch, 1, ...): its time axis
+    # goes here, once, rather than by a Squeeze at every step.
+    batch_major = LOOP_PREFIX + "batch_major"
     outer.nodes.append(
         helper.make_node(
             "Transpose",
             [by_step],
+            [batch_major],
+            name=batch_major,
+            perm=[1, 0, *range(2, len(dims) + 1)],
+        )
+    )
+    outer.nodes.append(
+        helper.make_node(
+            "Squeeze",
+            [batch_major, outer.constant("step_time_axis", np.array([2], np.int64))],
             [spec.step_output],
-            name=LOOP_PREFIX + "batch_major",
-            perm=[1, 0, *range(2, len(dims))],
+            name=LOOP_PREFIX + "without_time_axis",
         )
     )
 
@@ -391,6 +416,29 @@ def _split_invariant(graph: onnx.GraphProto) -> tuple[list[onnx.NodeProto], list
     return hoisted, body
 
 
+def _inferred_dims(
+    stp: onnx.GraphProto,
+    opsets: list[onnx.OperatorSetIdProto],
+    functions: list[onnx.FunctionProto],
+) -> dict[str, list[int | None]]:
+    """The dims of the step graph's values, from ONNX shape inference: an int
+    where fixed, None where unknown (a symbolic dim such as the batch is
+    unknown: the body passes only rely on fixed dims and on -1). Values whose
+    rank is unknown are left out; so is everything if inference fails."""
+    model = helper.make_model(stp, opset_imports=opsets, functions=functions)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, RuntimeError):
+        inferred = stp  # the graph's own value infos, where it has them
+    known = {}
+    for value in (*inferred.input, *inferred.value_info, *inferred.output):
+        tensor = value.type.tensor_type
+        if tensor.HasField("shape"):
+            dims = _dims(tensor.shape.dim)
+            known[value.name] = [dim if isinstance(dim, int) else None for dim in dims]
+    return known
+
+
 # --- the loop body --------------------------------------------------------------
 
 
@@ -413,25 +461,31 @@ def _loop_body(
     step: onnx.GraphProto,
     spec: Seq2SeqSpec,
     outer: _Outer,
-) -> tuple[onnx.GraphProto, list[_Carry]]:
+    known: dict[str, list[int | None]],
+) -> tuple[onnx.GraphProto, list[_Carry], str | None]:
     """The ``Loop`` body, (iteration, cond, x, states) -> (cond, next x,
-    new states, step output without its time axis), and how it carries each
-    state. ``stp`` is the renamed step graph, ``nodes`` its nodes that stay
-    in the body."""
+    new states, step output), how it carries each state, and the constant
+    shape the step input travels reshaped to (None: as the step graph takes
+    it). ``stp`` is the renamed step graph, ``nodes`` its nodes that stay in
+    the body, ``known`` the dims shape inference found for its values."""
     constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in stp.initializer}
     nodes, carries = _carries(stp, nodes, spec, constants)
     output = _step(spec.step_output)
-    keep = {output, *(carry.body_output for carry in carries)}
-    nodes = _without_layout_chains(nodes, constants, keep)
+    x_input = _value(stp, _step(spec.step_input))
+    next_x = _feedback(spec, step, output, outer, nodes)
+    nodes, x_input, next_x, layout = _carry_input_reshaped(nodes, x_input, next_x, constants, known)
+    keep = {output, next_x, *(carry.body_output for carry in carries)}
+    nodes = _simplified(nodes, constants, known, keep, outer)
 
     iteration, cond_in, cond_out = (LOOP_PREFIX + n for n in ("iteration", "cond_in", "cond_out"))
     nodes.append(helper.make_node("Identity", [cond_in], [cond_out], name=cond_out))
     wanted = [
-        (_feedback(spec, step, output, outer, nodes), "next_input"),
+        (next_x, "next_input"),
         *(
             (carry.body_output, f"state/{state.name}")
             for state, carry in zip(spec.states, carries, strict=True)
         ),
+        (output, "step_output"),
     ]
     carried_out: list[str] = []
     produced = {name for node in nodes for name in node.output}
@@ -443,12 +497,7 @@ def _loop_body(
             name = copy
         carried_out.append(name)
 
-    scan = LOOP_PREFIX + "step_output"
-    time_axis = outer.constant("time_axis", np.array([1], np.int64))
-    nodes.append(helper.make_node("Squeeze", [output, time_axis], [scan], name=scan))
-    x_input = _value(stp, _step(spec.step_input))
-    output_type = _value(stp, output).type.tensor_type
-    output_dims = _dims(output_type.shape.dim)
+    output_type = _value(stp, output).type
     inputs = [
         helper.make_tensor_value_info(iteration, TensorProto.INT64, []),
         helper.make_tensor_value_info(cond_in, TensorProto.BOOL, []),
@@ -460,16 +509,14 @@ def _loop_body(
         _typed(carried_out[0], x_input.type),
         *(
             _typed(name, carry.output_type)
-            for name, carry in zip(carried_out[1:], carries, strict=True)
+            for name, carry in zip(carried_out[1:-1], carries, strict=True)
         ),
-        helper.make_tensor_value_info(
-            scan, output_type.elem_type, [output_dims[0], *output_dims[2:]]
-        ),
+        _typed(carried_out[-1], output_type),
     ]
     inner = {name for node in nodes for name in node.output} - {v.name for v in outputs}
     value_info = [v for v in _unique(stp.value_info, stp.output) if v.name in inner]
     graph = helper.make_graph(nodes, "generation_step", inputs, outputs, value_info=value_info)
-    return graph, carries
+    return graph, carries, layout
 
 
 def _carries(
@@ -521,35 +568,274 @@ def _carries(
     return [node for node in nodes if id(node) not in removed], carries
 
 
-def _without_layout_chains(
-    nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray], keep: set[str]
+def _carry_input_reshaped(
+    nodes: list[onnx.NodeProto],
+    x_input: onnx.ValueInfoProto,
+    next_x: str,
+    constants: dict[str, np.ndarray],
+    known: dict[str, list[int | None]],
+) -> tuple[list[onnx.NodeProto], onnx.ValueInfoProto, str, str | None]:
+    """When the step input's only reader is a Reshape to a constant shape (how
+    tf2onnx feeds (batch, 1, F) to a fused recurrent op as (1, batch, F)), the
+    input travels reshaped: that Reshape runs once on the start value, before
+    the loop, and the body reshapes the next input instead, a Reshape that the
+    layout passes can then merge with the one that made the step output.
+    Returns the nodes, the body's input and next input, and the shape (None
+    when the input travels as it is)."""
+    readers = _readers(nodes)
+    found = readers.get(x_input.name, [])
+    reshape = found[0] if len(found) == 1 else None
+    if not _is_view_reshape(reshape, constants) or reshape.input[0] != x_input.name:
+        return nodes, x_input, next_x, None
+    layout = reshape.input[1]
+    dims = known.get(reshape.output[0], [None] * len(constants[layout]))
+    body_input = helper.make_tensor_value_info(reshape.output[0], _elem_type(x_input), dims)
+    reshaped = LOOP_PREFIX + "next_input_reshaped"
+    kept = [node for node in nodes if node is not reshape]
+    kept.append(helper.make_node("Reshape", [next_x, layout], [reshaped], name=reshaped))
+    return kept, body_input, reshaped, layout
+
+
+# --- simplifying the body -------------------------------------------------------
+# Every pass keeps each remaining value's shape and elements; each only changes
+# which value a node reads, or drops nodes nothing reads any more.
+
+_VIEW_OPS = ("Reshape", "Squeeze", "Unsqueeze")
+_SINGLE_STEP_RNNS = ("LSTM", "GRU", "RNN")
+
+
+def _simplified(
+    nodes: list[onnx.NodeProto],
+    constants: dict[str, np.ndarray],
+    known: dict[str, list[int | None]],
+    keep: set[str],
+    outer: _Outer,
 ) -> list[onnx.NodeProto]:
-    """Drop each Squeeze, Unsqueeze or Reshape whose only reader is a Reshape
-    to a constant shape: that Reshape gives the same tensor from the dropped
-    node's input, since none of them moves an element (tf2onnx puts a Squeeze
-    before the Reshape between stacked recurrent ops). A shape with a 0 (copy
-    a dim of the input) keeps the chain, as the input's dims differ."""
+    """The body's nodes with the layout-only work ONNX Runtime would redo at
+    every step taken out: shapes computed from ``Shape`` chains become
+    constants, chains of views collapse into one Reshape, single-step
+    recurrent ops hand on their final state rather than a reshaped ``Y``,
+    Reshapes to the shape a value already has go, and what nothing reads
+    goes. ``keep`` names the values the body must still produce."""
+    _fold_shape_chains(nodes, constants, known, outer)
+    _read_state_not_sequence(nodes, constants, known, keep)
+    _merge_view_chains(nodes, constants)
+    nodes = _without_dead(nodes, keep)
+    nodes = _without_noop_reshapes(nodes, constants, known, keep)
+    return _without_dead(nodes, keep)
+
+
+def _fold_shape_chains(
+    nodes: list[onnx.NodeProto],
+    constants: dict[str, np.ndarray],
+    known: dict[str, list[int | None]],
+    outer: _Outer,
+) -> None:
+    """A Reshape whose target shape the body computes (tf2onnx's Dense reads
+    its input's Shape, Gathers and Concats at every step) reads a constant
+    instead when every target dim but one is known: that one becomes -1, which
+    Reshape resolves to the same value from the element count."""
+    producer = {name: node for node in nodes for name in node.output}
+    for node in nodes:
+        if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx"):
+            continue
+        if len(node.input) != 2 or node.input[1] in constants:
+            continue
+        if any(attr.name == "allowzero" and attr.i for attr in node.attribute):
+            continue
+        target = _shape_value(node.input[1], producer, constants, known)
+        if target is None or 0 in target or target.count(None) + target.count(-1) > 1:
+            continue
+        shape = np.array([-1 if dim is None else dim for dim in target], np.int64)
+        name = outer.constant("shape_" + "_".join(str(dim) for dim in shape), shape)
+        constants[name] = shape
+        node.input[1] = name
+
+
+def _shape_value(
+    name: str,
+    producer: dict[str, onnx.NodeProto],
+    constants: dict[str, np.ndarray],
+    known: dict[str, list[int | None]],
+    depth: int = 0,
+) -> list[int | None] | None:
+    """The value of a 1-D integer tensor made by Shape, Cast, Gather, Concat
+    and Slice from constants and the dims of ``known`` values, None where a
+    dim is unknown; None when it cannot be worked out."""
+    if name in constants:
+        value = constants[name]
+        ok = value.ndim <= 1 and value.dtype.kind in "iu"
+        return [int(v) for v in np.atleast_1d(value)] if ok else None
+    node = producer.get(name)
+    if node is None or depth > 16 or node.domain not in ("", "ai.onnx"):
+        return None
+    if node.op_type == "Shape" and not node.attribute:
+        return known.get(node.input[0])
+    parts = [_shape_value(i, producer, constants, known, depth + 1) for i in node.input if i]
+    if any(part is None for part in parts):
+        return None
+    if node.op_type == "Cast":
+        return parts[0]
+    if node.op_type == "Concat":
+        return [dim for part in parts for dim in part]
+    if (
+        node.op_type == "Gather"
+        and node.input[1] in constants
+        and constants[node.input[1]].ndim == 1
+    ):
+        try:
+            return [parts[0][int(i)] for i in constants[node.input[1]]]
+        except IndexError:
+            return None
+    if node.op_type == "Slice" and len(parts) >= 3 and all(len(p) == 1 for p in parts[1:]):
+        if len(parts) >= 4 and parts[3][0] not in (0, -1):
+            return None
+        step = parts[4][0] if len(parts) == 5 else 1
+        if None in (parts[1][0], parts[2][0], step) or step == 0:
+            return None
+        return parts[0][parts[1][0] : parts[2][0] : step]
+    return None
+
+
+def _read_state_not_sequence(
+    nodes: list[onnx.NodeProto],
+    constants: dict[str, np.ndarray],
+    known: dict[str, list[int | None]],
+    keep: set[str],
+) -> None:
+    """A one-direction LSTM, GRU or RNN that runs one time step returns the
+    same elements twice: ``Y`` (1, 1, batch, hidden) and ``Y_h`` (1, batch,
+    hidden). A Reshape of ``Y`` to a constant shape reads ``Y_h`` instead,
+    and what reads a Squeeze of ``Y``'s axis 0 or 1 (which is ``Y_h``) reads
+    ``Y_h`` itself; ``Y_h`` often already has the layout that the Reshape
+    gives (the next stacked layer's input), and ``Y`` need not be written."""
+    readers = _readers(nodes)
+    rename: dict[str, str] = {}
+    for node in nodes:
+        if not _single_step_rnn(node, known) or len(node.output) < 2 or not node.output[1]:
+            continue
+        for reader in readers.get(node.output[0], []):
+            if reader.input[0] != node.output[0]:
+                continue
+            if _is_view_reshape(reader, constants):
+                reader.input[0] = node.output[1]
+            elif _squeezes_leading(reader, constants) and reader.output[0] not in keep:
+                rename[reader.output[0]] = node.output[1]
+    _rename_reads(nodes, rename)
+
+
+def _single_step_rnn(node: onnx.NodeProto, known: dict[str, list[int | None]]) -> bool:
+    """A one-direction recurrent op in the time-major layout, without
+    sequence lengths, whose input has one time step."""
+    attributes = {attr.name: attr for attr in node.attribute}
+    direction = attributes["direction"].s if "direction" in attributes else b"forward"
+    layout = attributes["layout"].i if "layout" in attributes else 0
+    return (
+        node.op_type in _SINGLE_STEP_RNNS
+        and node.domain in ("", "ai.onnx")
+        and direction != b"bidirectional"
+        and layout == 0
+        and (len(node.input) < 5 or not node.input[4])
+        and known.get(node.input[0], [None])[0] == 1
+    )
+
+
+def _squeezes_leading(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:
+    """A Squeeze of axis 0 or 1 alone: from (1, 1, b, h) both give (1, b, h)."""
+    return _axes_op(node, "Squeeze", constants) and [
+        int(a) for a in np.atleast_1d(constants[node.input[1]])
+    ] in ([0], [1])
+
+
+def _merge_view_chains(nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray]) -> None:
+    """A Reshape to a constant shape reads past the Squeeze, Unsqueeze or
+    Reshape that made its input: none of them moves an element, so the result
+    is the same tensor (tf2onnx puts a Squeeze before the Reshape between
+    stacked recurrent ops, and a Reshape before the Dense's Reshape). The node
+    read past goes when nothing else reads it."""
     changed = True
     while changed:
         changed = False
-        readers = _readers(nodes)
         producer = {name: node for node in nodes for name in node.output}
         for node in nodes:
-            if not _axes_op(node, "Reshape", constants) or 0 in constants[node.input[1]]:
-                continue
-            before = producer.get(node.input[0])
+            before = producer.get(node.input[0]) if node.input else None
             if (
-                before is not None
-                and before.op_type in ("Squeeze", "Unsqueeze", "Reshape")
+                _is_view_reshape(node, constants)
+                and before is not None
+                and before.op_type in _VIEW_OPS
                 and before.domain in ("", "ai.onnx")
-                and len(readers[before.output[0]]) == 1
-                and before.output[0] not in keep
+                and (before.op_type != "Reshape" or _is_view_reshape(before, constants))
             ):
                 node.input[0] = before.input[0]
-                nodes = [other for other in nodes if other is not before]
                 changed = True
-                break
-    return nodes
+
+
+def _without_noop_reshapes(
+    nodes: list[onnx.NodeProto],
+    constants: dict[str, np.ndarray],
+    known: dict[str, list[int | None]],
+    keep: set[str],
+) -> list[onnx.NodeProto]:
+    """Drop a Reshape to the shape its input already has (its readers read
+    the input): the input's dims are those given, but for one unknown dim
+    where the shape says -1."""
+    rename: dict[str, str] = {}
+    kept = []
+    for node in nodes:
+        node.input[:] = [rename.get(name, name) for name in node.input]
+        if (
+            _is_view_reshape(node, constants)
+            and node.output[0] not in keep
+            and _same_shape(known.get(node.input[0]), constants[node.input[1]])
+        ):
+            rename[node.output[0]] = node.input[0]
+            continue
+        kept.append(node)
+    if rename:
+        _rename_reads(kept, rename)
+    return kept
+
+
+def _same_shape(dims: list[int | None] | None, shape: np.ndarray) -> bool:
+    if dims is None or len(dims) != len(shape) or dims.count(None) > 1:
+        return False
+    return all(
+        (want == -1) if dim is None else (want == dim)
+        for dim, want in zip(dims, shape, strict=True)
+    )
+
+
+def _rename_reads(nodes: list[onnx.NodeProto], rename: dict[str, str]) -> None:
+    """Map the names that ``nodes`` read, inside subgraphs too."""
+    for node in nodes:
+        node.input[:] = [rename.get(name, name) for name in node.input]
+        for attribute in node.attribute:
+            for graph in _subgraphs(attribute):
+                _rename_reads(list(graph.node), rename)
+                for value in graph.output:
+                    value.name = rename.get(value.name, value.name)
+
+
+def _without_dead(nodes: list[onnx.NodeProto], keep: set[str]) -> list[onnx.NodeProto]:
+    """Drop the nodes none of whose outputs is read or kept, repeatedly; an
+    optional output of a recurrent op that nothing reads is left unwritten."""
+    while True:
+        readers = _readers(nodes)
+        live = [
+            node
+            for node in nodes
+            if any(name in keep or name in readers for name in node.output if name)
+            or node.op_type in _RANDOM_OPS
+            or not node.output
+        ]
+        for node in live:
+            if node.op_type in _SINGLE_STEP_RNNS and node.domain in ("", "ai.onnx"):
+                node.output[:] = [
+                    name if name in keep or name in readers else "" for name in node.output
+                ]
+        if len(live) == len(nodes):
+            return live
+        nodes = live
 
 
 def _feedback(
@@ -690,3 +976,10 @@ def _axes_op(node: onnx.NodeProto | None, op_type: str, constants: dict[str, np.
         and len(node.input) == 2
         and node.input[1] in constants
     )
+
+
+def _is_view_reshape(node: onnx.NodeProto | None, constants: dict[str, np.ndarray]) -> bool:
+    """Whether ``node`` is a Reshape to a constant shape that depends on
+    nothing but the element count: no 0 (copy an input dim), so the same
+    elements give the same result whatever layout they come in."""
+    return _axes_op(node, "Reshape", constants) and 0 not in constants[node.input[1]]

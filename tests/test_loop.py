@@ -163,6 +163,135 @@ def write_token_toy(path: Path) -> Manifest:
     return write_bundle(path, manifest, {"encoder": encoder, "step": step})
 
 
+def write_lstm_toy(path: Path) -> Manifest:
+    """Two stacked single-step LSTMs and a Dense, in the layout tf2onnx writes:
+    the step input reshaped to (1, batch, F), each state unsqueezed to the
+    fused op and squeezed back, the first layer's ``Y`` squeezed into the
+    second, the second's reshaped to (batch, 1, H), and the Dense's output
+    shape computed from ``Shape`` at every step (Shape, Cast, Gather, Concat,
+    Cast). The encoder gives the first layer's (h, c); the second starts from
+    zeros."""
+    rng = np.random.default_rng(11)
+    features, units = SOURCE_FEATURES, UNITS
+
+    def tensor(name, *shape):
+        return numpy_helper.from_array(rng.normal(size=shape).astype(np.float32) * 0.5, name)
+
+    def ints(name, values, dtype=np.int64):
+        return numpy_helper.from_array(np.array(values, dtype), name)
+
+    encoder = _model(
+        [
+            helper.make_node("MatMul", ["source", "W"], ["projected"]),
+            helper.make_node("ReduceMean", ["projected"], ["h_init"], axes=[1], keepdims=0),
+            helper.make_node("Tanh", ["h_init"], ["c_init"]),
+        ],
+        [_float("source", ["batch", "time", features])],
+        [_float("h_init", ["batch", units]), _float("c_init", ["batch", units])],
+        [tensor("W", features, units)],
+    )
+    nodes = [helper.make_node("Reshape", ["x", "to_time_major"], ["x_t"])]
+    layer_input = "x_t"
+    for layer in (1, 2):
+        for kind in ("h", "c"):
+            nodes.append(
+                helper.make_node("Unsqueeze", [f"{kind}{layer}", "axis0"], [f"{kind}{layer}_u"])
+            )
+        nodes.append(
+            helper.make_node(
+                "LSTM",
+                [
+                    layer_input,
+                    f"W{layer}",
+                    f"R{layer}",
+                    f"B{layer}",
+                    "",
+                    f"h{layer}_u",
+                    f"c{layer}_u",
+                ],
+                [f"Y{layer}", f"Yh{layer}", f"Yc{layer}"],
+                hidden_size=units,
+            )
+        )
+        for kind, out in (("h", "Yh"), ("c", "Yc")):
+            nodes.append(
+                helper.make_node("Squeeze", [f"{out}{layer}", "axis0"], [f"{kind}{layer}_next"])
+            )
+        layer_input = "Y1_s"
+    nodes.insert(7, helper.make_node("Squeeze", ["Y1", "axis1"], ["Y1_s"]))
+    nodes += [
+        helper.make_node("Reshape", ["Y2", "to_batch_major"], ["seq"]),
+        helper.make_node("Shape", ["seq"], ["seq_shape"]),
+        helper.make_node("Cast", ["seq_shape"], ["seq_shape32"], to=TensorProto.INT32),
+        helper.make_node("Gather", ["seq_shape32", "free"], ["free_dims"]),
+        helper.make_node("Concat", ["free_dims", "out_size"], ["out_shape32"], axis=0),
+        helper.make_node("Cast", ["out_shape32"], ["out_shape"], to=TensorProto.INT64),
+        helper.make_node("Reshape", ["seq", "flat"], ["seq_flat"]),
+        helper.make_node("MatMul", ["seq_flat", "D"], ["projected"]),
+        helper.make_node("Reshape", ["projected", "out_shape"], ["y"]),
+    ]
+    weights = [
+        tensor(name, 1, 4 * units, size)
+        for name, size in (("W1", features), ("R1", units), ("W2", units), ("R2", units))
+    ]
+    weights += [
+        tensor("B1", 1, 8 * units),
+        tensor("B2", 1, 8 * units),
+        tensor("D", units, features),
+    ]
+    weights += [
+        ints("axis0", [0]),
+        ints("axis1", [1]),
+        ints("to_time_major", [1, -1, features]),
+        ints("to_batch_major", [-1, 1, units]),
+        ints("flat", [-1, units]),
+        ints("free", [0, 1], np.int32),
+        ints("out_size", [features], np.int32),
+    ]
+    state_names = [f"{kind}{layer}" for layer in (1, 2) for kind in ("h", "c")]
+    step = _model(
+        nodes,
+        [_float("x", ["batch", 1, features]), *(_float(n, ["batch", units]) for n in state_names)],
+        [
+            _float("y", ["batch", 1, features]),
+            *(_float(f"{n}_next", ["batch", units]) for n in state_names),
+        ],
+        weights,
+    )
+    states = tuple(
+        StateSpec(
+            name,
+            f"lstm_{name[1]}",
+            name[0],
+            units,
+            name,
+            f"{name}_next",
+            "encoder" if name[1] == "1" else "zeros",
+            f"{name[0]}_init" if name[1] == "1" else None,
+        )
+        for name in state_names
+    )
+    spec = Seq2SeqSpec(
+        encoder_graph="encoder",
+        step_graph="step",
+        encoder_input="source",
+        step_input="x",
+        step_output="y",
+        states=states,
+        feedback="identity",
+        steps=5,
+        start="last_encoder_step",
+    )
+    graphs = {
+        key: placeholder_graph(f"{key}.onnx", *signature(data))
+        for key, data in (("encoder", encoder), ("step", step))
+    }
+    manifest = Manifest(
+        FORMAT_VERSION, "lstm_toy", "seq2seq", SOURCE, OPSET, VERSIONS, graphs, seq2seq=spec
+    )
+    return write_bundle(path, manifest, {"encoder": encoder, "step": step})
+
+
 @pytest.fixture(scope="module")
 def toys(tmp_path_factory):
     """feedback rule -> (bundle, generation graph, numpy weights or None)."""
@@ -175,6 +304,9 @@ def toys(tmp_path_factory):
     manifest = write_token_toy(folder / "argmax_token")
     bundle = runtime.load_bundle(folder / "argmax_token", device="cpu")
     result["argmax_token"] = (bundle, compose(bundle.path, manifest), None)
+    manifest = write_lstm_toy(folder / "lstm")
+    bundle = runtime.load_bundle(folder / "lstm", device="cpu")
+    result["lstm"] = (bundle, compose(bundle.path, manifest), None)
     return result
 
 
@@ -220,15 +352,46 @@ def test_states_travel_unsqueezed_and_weights_stay_outside(toys):
     _, model, _ = toys["argmax_token"]
     body = loop_body(model)
     ops = [node.op_type for node in body.node]
-    # Only the scan output's Squeeze is left of the states' Unsqueeze/Squeeze pairs.
+    # None of the states' Unsqueeze/Squeeze pairs is left, and the step
+    # output's time axis is squeezed once, after the loop.
     assert ops.count("Unsqueeze") == 0
-    assert ops.count("Squeeze") == 1
+    assert ops.count("Squeeze") == 0
     assert not body.initializer
     outer = {tensor.name for tensor in model.graph.initializer}
     assert {"step/E", "step/P_t"} <= outer
     # The transpose of a weight runs once, before the loop.
     assert "step/P" in {name for node in model.graph.node for name in node.output}
     assert all(set(node.input) - outer for node in body.node if node.input)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_lstm_toy_loop_equals_the_python_step_loop(toys, batch):
+    bundle, model, _ = toys["lstm"]
+    inputs = encoder_inputs(bundle.manifest, batch, seed=batch)
+    start = runtime.start_input(bundle.manifest, inputs)
+    expected = runtime.generate(bundle, inputs, start=start, steps=7, use_loop_graph=False)
+    actual = run_loop(model, inputs, start, 7)
+    assert actual.shape == expected.shape == (batch, 7, SOURCE_FEATURES)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
+
+
+def test_lstm_toy_body_keeps_no_layout_work(toys):
+    """What the body runs per step: the two LSTMs (the second reads the first's
+    Y_h, neither writes Y), the Dense and the Reshapes to its constant shapes,
+    and the loop's condition; the step input's Reshape runs once, outside."""
+    _, model, _ = toys["lstm"]
+    body = loop_body(model)
+    ops = [node.op_type for node in body.node]
+    assert sorted(ops) == sorted(
+        ["LSTM", "LSTM", "Reshape", "MatMul", "Reshape", "Reshape", "Identity"]
+    )
+    first, second = [node for node in body.node if node.op_type == "LSTM"]
+    assert second.input[0] == first.output[1]
+    assert first.output[0] == second.output[0] == ""
+    outer = {tensor.name for tensor in model.graph.initializer}
+    for node in body.node:
+        if node.op_type == "Reshape":
+            assert node.input[1] in outer  # a constant shape, nothing computed per step
 
 
 @pytest.mark.parametrize("feedback", ["identity", "argmax_onehot", "argmax_token"])
@@ -333,10 +496,20 @@ def test_exported_loop_equals_the_python_step_loop(exported, name, batch):
 
 
 def test_exported_sine_body_is_smaller_than_the_step_graph(exported):
-    """The fused LSTMs' state Unsqueeze/Squeeze pairs leave the body."""
+    """The fused LSTMs' state Unsqueeze/Squeeze pairs leave the body, and so
+    does the layout work tf2onnx puts around them: per step the body runs the
+    LSTMs (none writes Y), the Dense's MatMul, three Reshapes to
+    constant shapes and the loop's condition."""
     bundle, model = exported["sine_seq2seq"]
     _, step = protos(bundle.path, bundle.manifest)
     body = loop_body(model)
     states = len(bundle.manifest.seq2seq.states)
     assert len(body.node) <= len(step.graph.node) - 2 * states + 2
     assert not body.initializer
+    ops = [node.op_type for node in body.node]
+    layers = states // 2
+    assert ops.count("LSTM") == layers
+    # Besides the LSTMs: MatMul, the bias's Add, three Reshapes, the condition.
+    assert len(ops) <= layers + 6, ops
+    assert not {"Shape", "Gather", "Concat", "Cast", "Squeeze", "Unsqueeze"} & set(ops)
+    assert all(node.output[0] == "" for node in body.node if node.op_type == "LSTM")

@@ -133,6 +133,16 @@ def test_device_choice(single):
             runtime.load_bundle(single, device="gpu")
 
 
+def test_sessions_spin_briefly(single):
+    """Idle intra-op workers spin for SPIN_DURATION_US, not ONNX Runtime's
+    long default, which costs 2x when another process shares the CPU."""
+    from runtime.providers import SPIN_DURATION_US
+
+    options = runtime.load_bundle(single, device="cpu").session().get_session_options()
+    entry = options.get_session_config_entry("session.intra_op.spin_duration_us")
+    assert entry == str(SPIN_DURATION_US)
+
+
 def test_cuda_is_not_trusted_from_the_available_list():
     import onnxruntime as ort
 
