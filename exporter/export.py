@@ -8,8 +8,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from exporter.convert import DEFAULT_OPSET, ConvertedGraph, check_opset, keras_to_onnx
-from exporter.fused import fuse_recurrent, fused_layer
+from exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx
+from exporter.fused import fuse_recurrent
 from exporter.golden import golden_data
 from exporter.load import load_keras, source_info
 from exporter.rewrite import needs_repair
@@ -93,7 +93,7 @@ def export_model(
     if dynamic_batch and fuse:
         fused = fuse_recurrent(model, mask, opset=opset)
     if fused is not None:
-        converted = fused
+        converted = fused.converted
         if mask is not None:
             mask = dataclasses.replace(mask, padding="post", fused=True)
     else:
@@ -107,7 +107,7 @@ def export_model(
         )
     if fused is not None:
         notes.append(
-            f"layer {fused_layer(model, mask)!r} is ONNX's fused {_fused_op_type(converted)} "
+            f"layer {fused.layer!r} is ONNX's fused {fused.op_type} "
             "op, written from the layer's weights"
         )
     if mask is not None and mask.fused:
@@ -120,7 +120,8 @@ def export_model(
         notes.append(
             f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the graph is "
             "tf2onnx's general masked graph (a Loop), valid for post- and pre-padding; the fused "
-            "op needs Input -> Masking -> one LSTM, GRU or SimpleRNN from zeros -> Dense layers"
+            "op needs Input -> Masking or Embedding(mask_zero) -> one LSTM, GRU or SimpleRNN "
+            "from zeros -> Dense layers"
         )
     manifest = Manifest(
         format_version=FORMAT_VERSION,
@@ -136,12 +137,4 @@ def export_model(
     golden = golden_data(model, GRAPH_KEY, graph, mask, seed=seed)
     return write_bundle(
         Path(out_dir), manifest, {GRAPH_KEY: converted.proto.SerializeToString()}, golden
-    )
-
-
-def _fused_op_type(converted: ConvertedGraph) -> str:
-    return next(
-        node.op_type
-        for node in converted.proto.graph.node
-        if node.op_type in ("LSTM", "GRU", "RNN")
     )

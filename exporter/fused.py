@@ -29,6 +29,7 @@ weights (``exporter.rnn_weights``), and puts the mask back as data:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from exporter.convert import ConvertedGraph, checked, keras_to_onnx
+from exporter.onnx_nodes import read_by, without_dead
 from exporter.rnn_weights import fused_op, unsupported
 from runtime.manifest import MaskSpec
 
@@ -48,7 +50,16 @@ MASK_BLIND = frozenset(
 )
 
 
-def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> ConvertedGraph | None:
+@dataclass(frozen=True)
+class FusedGraph:
+    """A converted model whose recurrent ``layer`` is ONNX's ``op_type``."""
+
+    converted: ConvertedGraph
+    layer: str
+    op_type: str
+
+
+def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGraph | None:
     """``model`` converted with its recurrent layer as ONNX's fused op (fed
     per-row lengths when ``mask`` is given), or ``None`` (the caller keeps
     tf2onnx's general graph) when the model is not of the supported form.
@@ -63,18 +74,14 @@ def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> Converte
     lstms = [node for node in nodes if node.op_type == "LSTM"]
     if len(lstms) != 1 or any(node.op_type in ("Loop", "Scan") for node in nodes):
         return None
-    proto = converted.proto
-    _write_op(proto.graph, lstms[0], layer)
+    proto, node = converted.proto, lstms[0]
+    _write_op(proto.graph, node, layer)
+    op_type = node.op_type
     if mask is not None:
-        _with_sequence_lengths(proto.graph, lstms[0], mask)
+        _with_sequence_lengths(proto.graph, node, mask)
     _drop_unused(proto.graph)
-    return ConvertedGraph(checked(proto, model.name), converted.inputs, converted.outputs)
-
-
-def fused_layer(model: Any, mask: MaskSpec | None) -> str | None:
-    """The name of the layer ``fuse_recurrent`` would fuse, or ``None``."""
-    found = _recurrent_layer(model, mask)
-    return None if found is None else found[0].name
+    checked_graph = ConvertedGraph(checked(proto, model.name), converted.inputs, converted.outputs)
+    return FusedGraph(checked_graph, layer.name, op_type)
 
 
 def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | None:
@@ -190,19 +197,12 @@ def _write_op(graph: onnx.GraphProto, node: onnx.NodeProto, layer: Any) -> None:
 
 
 def _drop_unused(graph: onnx.GraphProto) -> None:
-    """Remove the nodes and initializers no graph output depends on."""
-    needed = {output.name for output in graph.output}
-    kept = []
-    for node in reversed(graph.node):
-        if any(name in needed for name in node.output):
-            kept.append(node)
-            needed.update(node.input)
-            for attribute in node.attribute:  # names that subgraphs read
-                for subgraph in [attribute.g, *attribute.graphs]:
-                    needed.update(n for sub in subgraph.node for n in sub.input)
+    """Remove the stand-in's nodes and initializers that no output depends on
+    any more (its weights, its initial state)."""
+    live = without_dead(list(graph.node), {output.name for output in graph.output})
+    initializers = read_by(live, graph.initializer)
     del graph.node[:]
-    graph.node.extend(reversed(kept))
-    initializers = [init for init in graph.initializer if init.name in needed]
+    graph.node.extend(live)
     del graph.initializer[:]
     graph.initializer.extend(initializers)
 

@@ -47,6 +47,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from exporter.onnx_nodes import (
+    RANDOM_OPS,
+    RECURRENT_OPS,
+    read_by,
+    readers_of,
+    subgraphs,
+    without_dead,
+)
 from runtime.errors import ParityError
 from runtime.generate import LOOP_START, LOOP_STEPS
 from runtime.manifest import Seq2SeqSpec, TensorSpec
@@ -74,18 +82,6 @@ MAX_IR_VERSION = 10
 # The nodes added here use Squeeze with an axes input, which came with opset 13.
 MIN_OPSET = 13
 FEEDBACKS = ("identity", "argmax_onehot", "argmax_token")
-# Nodes that give a new value at every run: they stay in the body even when
-# their inputs are constants.
-_RANDOM_OPS = frozenset(
-    {
-        "Bernoulli",
-        "Multinomial",
-        "RandomNormal",
-        "RandomNormalLike",
-        "RandomUniform",
-        "RandomUniformLike",
-    }
-)
 
 
 def generation_graph(
@@ -182,7 +178,7 @@ def generation_graph(
                 spec.step_output, _elem_type(output), [dims[0], STEPS, *dims[2:]]
             )
         ],
-        initializer=_read_by(outer.nodes, enc.initializer, stp.initializer, outer.constants),
+        initializer=read_by(outer.nodes, enc.initializer, stp.initializer, outer.constants),
         sparse_initializer=[*enc.sparse_initializer, *stp.sparse_initializer],
         value_info=[
             value
@@ -353,7 +349,7 @@ def _rename_in_place(graph: onnx.GraphProto, rename: Callable[[str], str]) -> No
         node.output[:] = [new(name) for name in node.output]
         node.name = new(node.name)
         for attribute in node.attribute:
-            for subgraph in _subgraphs(attribute):
+            for subgraph in subgraphs(attribute):
                 _rename_in_place(subgraph, rename)
 
 
@@ -405,8 +401,8 @@ def _split_invariant(graph: onnx.GraphProto) -> tuple[list[onnx.NodeProto], list
     for node in graph.node:
         if (
             node.domain in ("", "ai.onnx")
-            and node.op_type not in _RANDOM_OPS
-            and not any(_subgraphs(attribute) for attribute in node.attribute)
+            and node.op_type not in RANDOM_OPS
+            and not any(subgraphs(attribute) for attribute in node.attribute)
             and all(name in invariant for name in node.input if name)
         ):
             hoisted.append(node)
@@ -537,7 +533,7 @@ def _carries(
     inputs = {value.name: value for value in stp.input}
     outputs = {value.name: value for value in stp.output}
     types = {value.name: value.type for value in (*stp.value_info, *stp.output)}
-    readers = _readers(nodes)
+    readers = readers_of(nodes)
     producer = {name: node for node in nodes for name in node.output}
     taken = [_step(spec.step_output), *(_step(state.step_output) for state in spec.states)]
     removed: set[int] = set()
@@ -582,7 +578,7 @@ def _carry_input_reshaped(
     layout passes can then merge with the one that made the step output.
     Returns the nodes, the body's input and next input, and the shape (None
     when the input travels as it is)."""
-    readers = _readers(nodes)
+    readers = readers_of(nodes)
     found = readers.get(x_input.name, [])
     reshape = found[0] if len(found) == 1 else None
     if not _is_view_reshape(reshape, constants) or reshape.input[0] != x_input.name:
@@ -601,7 +597,6 @@ def _carry_input_reshaped(
 # which value a node reads, or drops nodes nothing reads any more.
 
 _VIEW_OPS = ("Reshape", "Squeeze", "Unsqueeze")
-_SINGLE_STEP_RNNS = ("LSTM", "GRU", "RNN")
 
 
 def _simplified(
@@ -620,9 +615,9 @@ def _simplified(
     _fold_shape_chains(nodes, constants, known, outer)
     _read_state_not_sequence(nodes, constants, known, keep)
     _merge_view_chains(nodes, constants)
-    nodes = _without_dead(nodes, keep)
+    nodes = without_dead(nodes, keep)
     nodes = _without_noop_reshapes(nodes, constants, known, keep)
-    return _without_dead(nodes, keep)
+    return without_dead(nodes, keep)
 
 
 def _fold_shape_chains(
@@ -709,7 +704,7 @@ def _read_state_not_sequence(
     and what reads a Squeeze of ``Y``'s axis 0 or 1 (which is ``Y_h``) reads
     ``Y_h`` itself; ``Y_h`` often already has the layout that the Reshape
     gives (the next stacked layer's input), and ``Y`` need not be written."""
-    readers = _readers(nodes)
+    readers = readers_of(nodes)
     rename: dict[str, str] = {}
     for node in nodes:
         if not _single_step_rnn(node, known) or len(node.output) < 2 or not node.output[1]:
@@ -731,7 +726,7 @@ def _single_step_rnn(node: onnx.NodeProto, known: dict[str, list[int | None]]) -
     direction = attributes["direction"].s if "direction" in attributes else b"forward"
     layout = attributes["layout"].i if "layout" in attributes else 0
     return (
-        node.op_type in _SINGLE_STEP_RNNS
+        node.op_type in RECURRENT_OPS
         and node.domain in ("", "ai.onnx")
         and direction != b"bidirectional"
         and layout == 0
@@ -810,32 +805,10 @@ def _rename_reads(nodes: list[onnx.NodeProto], rename: dict[str, str]) -> None:
     for node in nodes:
         node.input[:] = [rename.get(name, name) for name in node.input]
         for attribute in node.attribute:
-            for graph in _subgraphs(attribute):
+            for graph in subgraphs(attribute):
                 _rename_reads(list(graph.node), rename)
                 for value in graph.output:
                     value.name = rename.get(value.name, value.name)
-
-
-def _without_dead(nodes: list[onnx.NodeProto], keep: set[str]) -> list[onnx.NodeProto]:
-    """Drop the nodes none of whose outputs is read or kept, repeatedly; an
-    optional output of a recurrent op that nothing reads is left unwritten."""
-    while True:
-        readers = _readers(nodes)
-        live = [
-            node
-            for node in nodes
-            if any(name in keep or name in readers for name in node.output if name)
-            or node.op_type in _RANDOM_OPS
-            or not node.output
-        ]
-        for node in live:
-            if node.op_type in _SINGLE_STEP_RNNS and node.domain in ("", "ai.onnx"):
-                node.output[:] = [
-                    name if name in keep or name in readers else "" for name in node.output
-                ]
-        if len(live) == len(nodes):
-            return live
-        nodes = live
 
 
 def _feedback(
@@ -927,43 +900,6 @@ def _unique(*groups: Iterable[onnx.ValueInfoProto]) -> list[onnx.ValueInfoProto]
                 seen.add(value.name)
                 kept.append(value)
     return kept
-
-
-def _subgraphs(attribute: onnx.AttributeProto) -> list[onnx.GraphProto]:
-    graphs = list(attribute.graphs)
-    if attribute.HasField("g"):
-        graphs.insert(0, attribute.g)
-    return graphs
-
-
-def _subgraph_reads(node: onnx.NodeProto) -> set[str]:
-    """Every name read inside ``node``'s subgraphs (a superset of the names it
-    reads from the graphs around it)."""
-    names: set[str] = set()
-    for attribute in node.attribute:
-        for graph in _subgraphs(attribute):
-            for inner in graph.node:
-                names.update(inner.input)
-                names |= _subgraph_reads(inner)
-    return names
-
-
-def _readers(nodes: Iterable[onnx.NodeProto]) -> dict[str, list[onnx.NodeProto]]:
-    """For each name, the nodes that read it, directly or in a subgraph."""
-    readers: dict[str, list[onnx.NodeProto]] = {}
-    for node in nodes:
-        for name in {*node.input, *_subgraph_reads(node)} - {""}:
-            readers.setdefault(name, []).append(node)
-    return readers
-
-
-def _read_by(
-    nodes: Sequence[onnx.NodeProto], *groups: Iterable[onnx.TensorProto]
-) -> list[onnx.TensorProto]:
-    """The initializers that ``nodes`` (or their subgraphs) read: the step
-    graph's shape constants that the body no longer needs are left out."""
-    names = {name for node in nodes for name in (*node.input, *_subgraph_reads(node))}
-    return [tensor for group in groups for tensor in group if tensor.name in names]
 
 
 def _axes_op(node: onnx.NodeProto | None, op_type: str, constants: dict[str, np.ndarray]) -> bool:

@@ -35,8 +35,9 @@ def _fused_equals_keras(model, batch_lengths=None, time_steps=None, op="LSTM"):
     """Fuse ``model``; on a post-padded batch with every length from 1 to full
     and an all-padding row, each ONNX output equals Keras' eager output."""
     mask = find_mask(model)
-    fused = fuse_recurrent(model, mask, opset=17)
-    assert fused is not None
+    found = fuse_recurrent(model, mask, opset=17)
+    assert found is not None and found.op_type == op
+    fused = found.converted
     ops = [node.op_type for node in fused.proto.graph.node]
     assert ops.count(op) == 1 and "Loop" not in ops and ("LSTM" in ops) == (op == "LSTM")
     (node,) = [node for node in fused.proto.graph.node if node.op_type == op]
