@@ -12,6 +12,6 @@ side, and how far each is from the machine's own float32 GEMM throughput.
 Importing this package imports neither TensorFlow nor ONNX Runtime.
 """
 
-from bench.timing import Timing, measure
+from parity.bench.timing import Timing, measure
 
 __all__ = ["Timing", "measure"]

@@ -19,7 +19,7 @@ Seq2seq models (:data:`SEQ2SEQ_METHODS`), a whole generation over the
 preset's horizon from an encoder input of :data:`ENCODER_STEPS` steps:
 
 - ``tf while_loop``: TensorFlow's reference generation, a ``tf.while_loop``
-  over the step model (:func:`models.seq2seq.reference_generate`);
+  over the step model (:func:`parity.verify.reference.reference_generate`);
 - ``tf.function step, Python loop``: the encoder, then a Python loop calling
   the step model in a ``tf.function`` once per step;
 - ``onnxruntime step loop``: :func:`runtime.generate` looping over the step
@@ -46,11 +46,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.flops import activation_bytes, count_flops, recurrent_gemms
-from bench.machine import memory_bytes
-from bench.result import CPU, GPU, Row, Settings
-from bench.timing import measure
-from runtime.errors import ParityError
+from parity.bench.flops import activation_bytes, count_flops, recurrent_gemms
+from parity.bench.machine import memory_bytes
+from parity.bench.result import CPU, GPU, Row, Settings
+from parity.bench.timing import measure
+from parity.runtime.errors import ParityError
 
 BATCHES = {"tiny": (1, 32), "seed": (1, 256)}
 SEQ2SEQ_BATCHES = {"tiny": (1, 32), "seed": (1, 470)}
@@ -92,7 +92,7 @@ class Gpu:
 def gpu_status() -> Gpu:
     import tensorflow as tf
 
-    from runtime.providers import cuda_usable
+    from parity.runtime.providers import cuda_usable
 
     return Gpu(
         onnxruntime=None if cuda_usable() else NO_CUDA,
@@ -116,8 +116,8 @@ def run_case(name: str, settings: Settings, folder: Path, gpu: Gpu) -> Case:
     """Build, export and time one zoo model on every device asked for."""
     import keras
 
-    import models
-    from models.seq2seq import is_seq2seq
+    from parity import models
+    from parity.exporter.split import is_seq2seq
 
     entry = models.get(name)
     model = _build(entry, settings.preset, CPU)
@@ -134,8 +134,8 @@ def run_case(name: str, settings: Settings, folder: Path, gpu: Gpu) -> Case:
 
 
 def _single_case(entry: Any, model: Any, settings: Settings, folder: Path, gpu: Gpu) -> Case:
-    from exporter import export_model
-    from runtime.sampling import sample_inputs
+    from parity.exporter import export_model
+    from parity.runtime.sampling import sample_inputs
 
     manifest = export_model(model, folder, source=_source(entry.name))
     (graph,) = manifest.graphs.values()
@@ -190,8 +190,8 @@ def _time_single(model, bundle, sample, device, gpu, settings) -> dict[str, tupl
 
 
 def _seq2seq_case(entry: Any, model: Any, settings: Settings, folder: Path, gpu: Gpu) -> Case:
-    from exporter import export_model
-    from runtime.sampling import sample_inputs
+    from parity.exporter import export_model
+    from parity.runtime.sampling import sample_inputs
 
     dims = entry.preset(settings.preset).dims
     steps = int(dims["horizon"])
@@ -226,9 +226,9 @@ def _time_seq2seq(split, manifest, bundle, inputs, steps, device, gpu, settings)
     """Timing and note of each method, ONNX Runtime first (its output is the reference)."""
     import tensorflow as tf
 
-    from bench.iobinding import iobinding_generate
-    from models.seq2seq import reference_generate
-    from runtime.generate import start_input
+    from parity.bench.iobinding import iobinding_generate
+    from parity.runtime.generate import start_input
+    from parity.verify.reference import reference_generate
 
     results: dict[str, tuple] = {}
     reference = None
@@ -265,7 +265,7 @@ def _time_seq2seq(split, manifest, bundle, inputs, steps, device, gpu, settings)
 def _generate_paths(bundle: Any, steps: int) -> tuple[Callable | None, Callable | None, str]:
     """``runtime.generate`` forced onto its Python step loop and onto the
     generation graph, each None where it cannot be had, and why."""
-    import runtime
+    from parity import runtime
 
     has_graph = bundle.manifest.seq2seq.loop_graph is not None
     can_force = "use_loop_graph" in inspect.signature(runtime.generate).parameters
@@ -370,13 +370,13 @@ def _build(entry: Any, preset: str, device: str, like: Any = None) -> Any:
 
 
 def _split(model: Any) -> Any:
-    from models.seq2seq import split_seq2seq
+    from parity.exporter.split import split_seq2seq
 
     return split_seq2seq(model)
 
 
 def _bundle(folder: Path, device: str, gpu: Gpu) -> Any:
-    import runtime
+    from parity import runtime
 
     if device == GPU and gpu.onnxruntime:
         return None

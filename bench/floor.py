@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.timing import Timing, measure
+from parity.bench.timing import Timing, measure
 
 # The large square product that stands for the machine's peak.
 SQUARE = 2048

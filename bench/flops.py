@@ -27,7 +27,8 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from runtime.errors import ParityError
+from parity.exporter.keras_graph import nodes_by_depth, walk_by_depth
+from parity.runtime.errors import ParityError
 
 # Elementwise operations per unit and step, besides the two products.
 # LSTM: 4 bias adds, 3 sigmoids and 1 tanh for the gates, c = f*c + i*g (3),
@@ -55,7 +56,7 @@ def layer_flops(
 ) -> int:
     """Operations of one call of ``layer`` with these concrete input and output shapes."""
     kind = type(layer).__name__
-    if hasattr(layer, "_nodes_by_depth"):  # a nested model
+    if nodes_by_depth(layer) is not None:  # a nested model
         return count_flops(layer, batch, time)
     if kind == "TimeDistributed":
         fold = [_fold(shape) for shape in inputs], [_fold(shape) for shape in outputs]
@@ -123,7 +124,7 @@ def _recurrent_layers(model: Any) -> Iterator[Any]:
         if kind == "Bidirectional":
             yield layer.forward_layer
             yield layer.backward_layer
-        elif hasattr(layer, "_nodes_by_depth"):
+        elif nodes_by_depth(layer) is not None:
             yield from _recurrent_layers(layer)
         elif hasattr(layer, "cell"):
             yield layer
@@ -131,17 +132,15 @@ def _recurrent_layers(model: Any) -> Iterator[Any]:
 
 def _calls(model: Any, batch: int, time: int | None) -> Iterator[tuple[Any, list, list]]:
     """Every layer call of a functional model (its inputs too), with concrete shapes."""
-    nodes_by_depth = getattr(model, "_nodes_by_depth", None)
-    if nodes_by_depth is None:
+    if nodes_by_depth(model) is None:
         raise ParityError(
             f"model {getattr(model, 'name', model)!r}: operations are counted on functional "
             "models only"
         )
-    for depth in sorted(nodes_by_depth, reverse=True):
-        for node in nodes_by_depth[depth]:
-            inputs = [_concrete(t.shape, batch, time) for t in node.input_tensors]
-            outputs = [_concrete(t.shape, batch, time) for t in node.outputs]
-            yield node.operation, inputs, outputs
+    for node in walk_by_depth(model):
+        inputs = [_concrete(t.shape, batch, time) for t in node.input_tensors]
+        outputs = [_concrete(t.shape, batch, time) for t in node.outputs]
+        yield node.operation, inputs, outputs
 
 
 def _concrete(shape: Any, batch: int, time: int | None) -> Shape:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.cases import BATCHES, Case, _fit, _join, _timed
-from bench.flops import activation_bytes, count_flops, recurrent_gemms
-from bench.result import CPU, Row, Settings
+from parity.bench.cases import BATCHES, Case, _fit, _join, _timed
+from parity.bench.flops import activation_bytes, count_flops, recurrent_gemms
+from parity.bench.result import CPU, Row, Settings
 
 LAYERS = ("LSTM", "GRU", "SimpleRNN")
 ORT_FUSED = "onnxruntime fused op"
@@ -27,7 +27,7 @@ def fusion_case(settings: Settings, folder: Path) -> Case:
     """Rows of both graphs of each layer kind, on the CPU, at the preset's batches."""
     import keras
 
-    import models
+    from parity import models
 
     dims = models.get("masked_lstm").preset(settings.preset).dims
     rows, gemms = [], []
@@ -57,8 +57,8 @@ def masked_classifier(kind: str, dims: dict[str, Any]) -> Any:
 
 def _export_both(model: Any, folder: Path) -> dict[str, tuple[Any, Any]]:
     """Method -> (manifest, CPU bundle) for parity's export and tf2onnx's own."""
-    import runtime
-    from exporter import export_model
+    from parity import runtime
+    from parity.exporter import export_model
 
     bundles = {}
     for method, fuse in ((ORT_FUSED, True), (ORT_GENERAL, False)):
@@ -69,7 +69,7 @@ def _export_both(model: Any, folder: Path) -> dict[str, tuple[Any, Any]]:
 
 
 def _rows(model: Any, bundles: dict, batch: int, note: str, settings: Settings) -> list[Row]:
-    from runtime.sampling import sample_inputs
+    from parity.runtime.sampling import sample_inputs
 
     manifest, _ = bundles[ORT_FUSED]
     (graph,) = manifest.graphs.values()

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import ParityError
-from runtime.generate import check_steps, start_input
+from parity.runtime.errors import ParityError
+from parity.runtime.generate import check_steps, start_input
 
 
 def iobinding_generate(

@@ -16,7 +16,7 @@ def machine_info() -> dict[str, Any]:
     """CPU model, logical cores (and those this process may use), memory in GiB,
     the load average when asked (other processes skew timings on a shared
     machine), OS, Python and the versions of the packages that do the work."""
-    from exporter.export import tool_versions
+    from parity.runtime.versions import tool_versions
 
     return {
         "cpu": cpu_model(),

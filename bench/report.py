@@ -35,7 +35,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.result import BenchResult, Row
+from parity.bench.result import BenchResult, Row
 
 SCHEMA = "parity-bench/1"
 HEADER = ("model", "batch", "device", "method", "median", "min", "max", "GFLOP/s", "x floor")

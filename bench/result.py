@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.floor import Gemm, peak_gflops
-from bench.timing import Timing
+from parity.bench.floor import Gemm, peak_gflops
+from parity.bench.timing import Timing
 
 CPU = "cpu"
 GPU = "gpu"

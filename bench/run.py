@@ -7,12 +7,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.cases import devices, gpu_status, run_case
-from bench.floor import measure_floor
-from bench.fusion import fusion_case
-from bench.machine import machine_info
-from bench.result import BenchResult, Settings
-from runtime.errors import ParityError
+from parity.bench.cases import devices, gpu_status, run_case
+from parity.bench.floor import measure_floor
+from parity.bench.fusion import fusion_case
+from parity.bench.machine import machine_info
+from parity.bench.result import BenchResult, Settings
+from parity.runtime.errors import ParityError
 
 PRESETS = ("tiny", "seed")
 
@@ -21,7 +21,7 @@ def run_bench(settings: Settings, progress: Callable[[str], None] = lambda _: No
     """Time every zoo model asked for (``settings.only``, else the whole zoo)
     and the GEMM floor at the sizes of their gate products. ``progress`` hears
     one line per stage, for a user who waits minutes."""
-    import models
+    from parity import models
 
     check_settings(settings)
     names = list(settings.only) or models.names()

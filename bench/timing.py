@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.errors import ParityError
+from parity.runtime.errors import ParityError
 
 
 @dataclass(frozen=True)

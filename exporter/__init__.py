@@ -4,9 +4,9 @@
 bundle; ``export_model(model, out_dir)`` does the same for a model in memory.
 """
 
-from exporter.convert import ConvertedGraph, keras_to_onnx
-from exporter.export import export_keras, export_model, tool_versions
-from exporter.load import load_keras
+from parity.exporter.convert import ConvertedGraph, keras_to_onnx
+from parity.exporter.export import export_keras, export_model
+from parity.exporter.load import load_keras
 
 __all__ = [
     "ConvertedGraph",
@@ -14,5 +14,4 @@ __all__ = [
     "export_model",
     "keras_to_onnx",
     "load_keras",
-    "tool_versions",
 ]

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from exporter.rewrite import repair
-from exporter.signature import input_domain
-from runtime.errors import ParityError
-from runtime.manifest import TensorSpec
+from parity.exporter.keras_graph import producer
+from parity.exporter.rewrite import repair
+from parity.exporter.signature import input_domain
+from parity.runtime.bundle_format.manifest import TensorSpec
+from parity.runtime.errors import ParityError
 
 SUPPORTED_OPSETS = range(14, 19)  # tf2onnx 1.17's range
 DEFAULT_OPSET = 17
@@ -97,7 +98,7 @@ def keras_output_names(model: Any) -> list[str]:
 
 
 def _output_name(tensor: Any) -> str:
-    layer, _, index = tensor._keras_history
+    layer, _, index = producer(tensor)
     if index == 0:
         return layer.name
     inner = getattr(layer, "cell", None)

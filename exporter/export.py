@@ -4,34 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx
-from exporter.fused import fuse_recurrent
-from exporter.golden import golden_data
-from exporter.load import load_keras, source_info
-from exporter.rewrite import needs_repair
-from exporter.signature import find_mask
-from runtime.errors import ParityError
-from runtime.manifest import FORMAT_VERSION, Manifest
-from runtime.store import placeholder_graph, write_bundle
+from parity.exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx
+from parity.exporter.fused import fuse_recurrent
+from parity.exporter.golden import golden_data
+from parity.exporter.load import load_keras, source_info
+from parity.exporter.rewrite import needs_repair
+from parity.exporter.seq2seq import export_seq2seq, is_seq2seq
+from parity.exporter.signature import find_mask
+from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest
+from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
+from parity.runtime.errors import ParityError
+from parity.runtime.versions import tool_versions
 
 GRAPH_KEY = "model"
 GRAPH_FILE = "model.onnx"
-TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime-gpu", "onnxruntime", "numpy")
-
-
-def tool_versions() -> dict[str, str]:
-    """Versions of the tools that made a bundle, for its manifest."""
-    found = {}
-    for name in (*TOOLS, "parity"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
 
 
 def export_keras(
@@ -76,7 +65,6 @@ def export_model(
 ) -> Manifest:
     """Export an in-memory Keras model. A seq2seq model (detected, or forced
     with ``seq2seq=True``) becomes an encoder and a one-step decoder graph."""
-    from exporter.seq2seq import export_seq2seq, is_seq2seq
 
     check_opset(opset)
     source = dict(source or {"name": model.name, "file": "", "sha256": ""})

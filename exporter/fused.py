@@ -36,10 +36,11 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from exporter.convert import ConvertedGraph, checked, keras_to_onnx
-from exporter.onnx_nodes import read_by, without_dead
-from exporter.rnn_weights import fused_op, unsupported
-from runtime.manifest import MaskSpec
+from parity.exporter.convert import ConvertedGraph, checked, keras_to_onnx
+from parity.exporter.keras_graph import calls
+from parity.exporter.onnx_nodes import read_by, without_dead
+from parity.exporter.rnn_weights import fused_op, unsupported
+from parity.runtime.bundle_format.manifest import MaskSpec
 
 PREFIX = "parity_fused/"
 
@@ -98,7 +99,7 @@ def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | Non
         return None
     source = model.inputs[0]
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if any(len(getattr(layer, "_inbound_nodes", ())) != 1 for layer in layers):
+    if any(len(calls(layer)) != 1 for layer in layers):
         return None  # shared or nested layers
     masker = None
     feed = source
@@ -107,12 +108,12 @@ def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | Non
         if len(readers) != 1 or type(readers[0]).__name__ != mask.source:
             return None
         masker = readers[0]
-        (feed,) = masker._inbound_nodes[0].output_tensors
+        (feed,) = calls(masker)[0].output_tensors
     readers = [layer for layer in layers if _reads(layer, feed)]
     if len(readers) != 1 or unsupported(readers[0]) is not None:
         return None
     recurrent = readers[0]
-    node = recurrent._inbound_nodes[0]
+    node = calls(recurrent)[0]
     if node.input_tensors[0] is not feed or len(node.input_tensors) > 2:
         return None
     if node.arguments.kwargs.get("initial_state") is not None:
@@ -132,7 +133,7 @@ def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | Non
 
 
 def _reads(layer: Any, tensor: Any) -> bool:
-    return any(value is tensor for value in layer._inbound_nodes[0].input_tensors)
+    return any(value is tensor for value in calls(layer)[0].input_tensors)
 
 
 def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
@@ -148,7 +149,7 @@ def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
     tensors = {id(source): x}
     masking = masker if isinstance(masker, keras.layers.Masking) else None
     if masking is not None:
-        (masked,) = masking._inbound_nodes[0].output_tensors
+        (masked,) = calls(masking)[0].output_tensors
         tensors[id(masked)] = x
     copies = []
     for layer in model.layers:
@@ -167,7 +168,7 @@ def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
                 config["mask_zero"] = False
             copy = type(layer).from_config(config)
             copies.append((layer, copy))
-        node = layer._inbound_nodes[0]
+        node = calls(layer)[0]
         args, kwargs = node.arguments.fill_in(tensors)
         kwargs.pop("mask", None)
         outputs = tree.flatten(copy(*args, **kwargs))

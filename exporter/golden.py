@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from exporter.convert import keras_outputs
-from runtime.manifest import GraphSpec, MaskSpec
-from runtime.sampling import sample_inputs
+from parity.exporter.convert import keras_outputs
+from parity.runtime.bundle_format.golden import draw_name, input_key, output_key
+from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
+from parity.runtime.sampling import sample_inputs
 
 # Two draws: an odd batch at one length, and a batch longer than its time
 # axis, so that batch and time cannot be confused.
@@ -24,15 +25,15 @@ DRAWS = ((3, 6), (9, 4))
 def golden_data(
     model: Any, key: str, graph: GraphSpec, mask: MaskSpec | None, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """``{key}/inputs/{name}`` and ``{key}/outputs/{name}`` for the first draw,
-    ``{key}.1/...`` for the second where the time axis is dynamic."""
+    """Inputs and outputs of the first draw of graph ``key``, and of a second
+    draw where the time axis is dynamic (keys: :mod:`parity.runtime.bundle_format.golden`)."""
     golden: dict[str, np.ndarray] = {}
     dynamic_time = any(spec.shape[1:2] == ("time",) for spec in graph.inputs)
     draws = DRAWS if dynamic_time else DRAWS[:1]
     for index, (batch, time) in enumerate(draws):
-        prefix = key if index == 0 else f"{key}.{index}"
+        draw = draw_name(key, index)
         sample = sample_inputs(graph.inputs, batch, time=time, seed=seed + index, mask=mask)
         outputs = keras_outputs(model, sample.inputs)
-        golden.update({f"{prefix}/inputs/{n}": v for n, v in sample.inputs.items()})
-        golden.update({f"{prefix}/outputs/{n}": v for n, v in outputs.items()})
+        golden.update({input_key(draw, n): v for n, v in sample.inputs.items()})
+        golden.update({output_key(draw, n): v for n, v in outputs.items()})
     return golden

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import ParityError
+from parity.runtime.errors import ParityError
 
 
 def load_keras(path: Path, *, unsafe: bool = False) -> Any:
@@ -39,7 +39,7 @@ def load_keras(path: Path, *, unsafe: bool = False) -> Any:
         raise ParityError(f"{path}: corrupt archive ({exc})") from None
     import keras
 
-    import models  # noqa: F401  (the zoo's layers, should it register any)
+    from parity import models  # noqa: F401  (the zoo's layers, should it register any)
 
     try:
         return keras.saving.load_model(path, safe_mode=not unsafe, compile=False)

@@ -10,7 +10,7 @@ The composed graph takes the encoder graph's inputs (same names), :data:`START`
 (the first step input, shaped like the step input) and :data:`STEPS` (an int64
 scalar), and returns the step outputs stacked batch-major under the step
 graph's output name, ``(batch, steps, ...)``. The manifest's feedback rule
-(:class:`runtime.manifest.Seq2SeqSpec`) becomes a few nodes of the loop body.
+(:class:`parity.runtime.bundle_format.manifest.Seq2SeqSpec`) becomes a few nodes of the loop body.
 
 Names are kept apart by prefixes: :data:`ENCODER_PREFIX` for the encoder
 graph's (its inputs keep theirs), :data:`STEP_PREFIX` for the step graph's,
@@ -47,7 +47,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from exporter.onnx_nodes import (
+from parity.exporter.onnx_nodes import (
     RANDOM_OPS,
     RECURRENT_OPS,
     read_by,
@@ -55,9 +55,9 @@ from exporter.onnx_nodes import (
     subgraphs,
     without_dead,
 )
-from runtime.errors import ParityError
-from runtime.generate import LOOP_START, LOOP_STEPS
-from runtime.manifest import Seq2SeqSpec, TensorSpec
+from parity.runtime.bundle_format.manifest import Seq2SeqSpec, TensorSpec
+from parity.runtime.errors import ParityError
+from parity.runtime.generate import LOOP_START, LOOP_STEPS
 
 __all__ = [
     "ENCODER_PREFIX",

@@ -20,11 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from exporter.loop import LOOP_GRAPH, generation_graph, generation_specs
-from models.seq2seq import Seq2SeqSplit, is_seq2seq, reference_generate, split_seq2seq
-from runtime.errors import ParityError
-from runtime.manifest import FORMAT_VERSION, Manifest, Seq2SeqSpec, TensorSpec
-from runtime.store import placeholder_graph, write_bundle
+from parity.exporter.loop import LOOP_GRAPH, generation_graph, generation_specs
+from parity.exporter.split import Seq2SeqSplit, is_seq2seq, split_seq2seq
+from parity.runtime.bundle_format.golden import GENERATION, START, input_key, output_key
+from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest, Seq2SeqSpec, TensorSpec
+from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
+from parity.runtime.errors import ParityError
+from parity.runtime.versions import tool_versions
+from parity.verify.reference import reference_generate
 
 __all__ = ["DEFAULT_STEPS", "export_seq2seq", "is_seq2seq"]
 
@@ -46,14 +49,13 @@ def export_seq2seq(
     golden_batch: int = 3,
     seed: int = 0,
 ) -> Manifest:
-    """Split ``model`` (see :func:`models.seq2seq.split_seq2seq`), convert the
+    """Split ``model`` (see :func:`parity.exporter.split.split_seq2seq`), convert the
     encoder and the step model, and write the bundle at ``out_dir``.
 
     ``steps`` is the horizon the model was made for; by default the decoder
     input's fixed length, else :data:`DEFAULT_STEPS` (with a note in the
     manifest). ``start_token`` is the first token of a token decoder."""
-    from exporter.convert import keras_to_onnx
-    from exporter.export import tool_versions
+    from parity.exporter.convert import keras_to_onnx
 
     split = split_seq2seq(model, start_token=start_token)
     horizon, notes = _horizon(model, split, steps)
@@ -104,8 +106,8 @@ def golden_data(
 ) -> dict[str, np.ndarray]:
     """TensorFlow's answers for one call of each graph on random inputs, and
     for a whole generation over the manifest's horizon from the start rule."""
-    from runtime.generate import start_input
-    from runtime.sampling import sample_inputs
+    from parity.runtime.generate import start_input
+    from parity.runtime.sampling import sample_inputs
 
     golden: dict[str, np.ndarray] = {}
     for offset, (key, keras_model) in enumerate(
@@ -114,18 +116,18 @@ def golden_data(
         graph = manifest.graph(key)
         inputs = sample_inputs(graph.inputs, batch, seed=seed + offset).inputs
         outputs = _run(keras_model, inputs, graph.inputs, graph.outputs)
-        golden.update({f"{key}/inputs/{name}": value for name, value in inputs.items()})
-        golden.update({f"{key}/outputs/{name}": value for name, value in outputs.items()})
+        golden.update({input_key(key, name): value for name, value in inputs.items()})
+        golden.update({output_key(key, name): value for name, value in outputs.items()})
     spec = manifest.seq2seq
     encoder_inputs = {
-        name: golden[f"{ENCODER_GRAPH}/inputs/{name}"]
+        name: golden[input_key(ENCODER_GRAPH, name)]
         for name in (s.name for s in manifest.graph(ENCODER_GRAPH).inputs)
     }
     start = start_input(manifest, encoder_inputs)
     generation = reference_generate(split, encoder_inputs, start, spec.steps)
-    golden.update({f"generation/inputs/{name}": value for name, value in encoder_inputs.items()})
-    golden["generation/inputs/start"] = start
-    golden[f"generation/outputs/{spec.step_output}"] = generation
+    golden.update({input_key(GENERATION, name): value for name, value in encoder_inputs.items()})
+    golden[input_key(GENERATION, START)] = start
+    golden[output_key(GENERATION, spec.step_output)] = generation
     return golden
 
 

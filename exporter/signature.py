@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.manifest import MaskSpec
+from parity.exporter.keras_graph import calls
+from parity.runtime.bundle_format.manifest import MaskSpec
 
 IMAGE_DOMAIN = {"kind": "uniform", "low": 0.0, "high": 1.0}
 SIGNED_DOMAIN = {"kind": "uniform", "low": -1.0, "high": 1.0}
@@ -47,7 +48,7 @@ def _first_consumer(model: Any, tensor: Any, class_name: str) -> Any:
     for layer in getattr(model, "layers", ()):
         if type(layer).__name__ != class_name:
             continue
-        for node in getattr(layer, "_inbound_nodes", ()):
+        for node in calls(layer):
             if any(value is tensor for value in node.input_tensors):
                 return layer
     return None

@@ -6,8 +6,8 @@ their training.
 import TensorFlow; building and training do.
 """
 
-from models.registry import Dataset, Preset, ZooEntry, get, names
-from models.training import TrainResult, save, train, training_epochs, writable_keras_path
+from parity.models.registry import Dataset, Preset, ZooEntry, get, names
+from parity.models.training import TrainResult, save, train, training_epochs, writable_keras_path
 
 __all__ = [
     "Dataset",

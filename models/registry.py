@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from runtime.errors import ParityError
+from parity.runtime.errors import ParityError
 
 if TYPE_CHECKING:
     import keras
@@ -100,4 +100,4 @@ def names() -> list[str]:
 def get(name: str) -> ZooEntry:
     if name not in _NAMES:
         raise ParityError(f"unknown zoo model {name!r} (choose from: {', '.join(_NAMES)})")
-    return importlib.import_module(f"models.{name}").ENTRY
+    return importlib.import_module(f"parity.models.{name}").ENTRY

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.registry import REGRESSION, Dataset, Preset, ZooEntry
+from parity.models.registry import REGRESSION, Dataset, Preset, ZooEntry
 
 PRESETS = {
     "tiny": Preset(

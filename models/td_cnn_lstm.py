@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.registry import CLASSIFICATION, Dataset, Preset, ZooEntry
+from parity.models.registry import CLASSIFICATION, Dataset, Preset, ZooEntry
 
 PRESETS = {
     "tiny": Preset(

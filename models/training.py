@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.registry import CLASSIFICATION, Dataset, Preset, get
-from runtime.errors import ParityError
+from parity.models.registry import CLASSIFICATION, Dataset, Preset, get
+from parity.runtime.errors import ParityError
 
 if TYPE_CHECKING:
     import keras

@@ -14,7 +14,7 @@ import click
 
 from parity import __version__
 from parity.commands import COMMANDS
-from runtime.errors import ParityError
+from parity.runtime.errors import ParityError
 
 # TensorFlow's C++ start-up chatter hides parity's own output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -2,17 +2,17 @@
 
 This is the part that other applications embed: it never imports TensorFlow.
 
-    import runtime
+    from parity import runtime
     bundle = runtime.load_bundle("bundles/masked_lstm")
     probs = bundle.run({"sequence": x})["probs"]
     sine = runtime.load_bundle("bundles/sine_seq2seq")
     forecast = runtime.generate(sine, {"encoder_input": x}, steps=150)
 """
 
-from runtime.bundle import Bundle, load_bundle
-from runtime.errors import BundleError, InputError, ParityError, RunError
-from runtime.generate import MAX_STEPS, generate, start_input
-from runtime.manifest import Manifest, read_manifest
+from parity.runtime.bundle import Bundle, load_bundle
+from parity.runtime.bundle_format.manifest import Manifest, read_manifest
+from parity.runtime.errors import BundleError, InputError, ParityError, RunError
+from parity.runtime.generate import MAX_STEPS, generate, start_input
 
 __all__ = [
     "MAX_STEPS",

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import BundleError, InputError, RunError
-from runtime.inputs import check_feeds, check_prefix_mask
-from runtime.manifest import Manifest, read_manifest, safe_member
-from runtime.providers import check_device, open_session, session_device
-from runtime.store import sha256_file
+from parity.runtime.bundle_format.manifest import Manifest, read_manifest, safe_member
+from parity.runtime.bundle_format.writer import sha256_file
+from parity.runtime.errors import BundleError, InputError, RunError
+from parity.runtime.inputs import check_feeds, check_prefix_mask
+from parity.runtime.providers import check_device, open_session, session_device
 
 
 class Bundle:

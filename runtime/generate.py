@@ -6,7 +6,7 @@ states passed back in as they come out. The loop allocates nothing per step
 beyond what ONNX Runtime returns, and checks its inputs once, before the loop.
 
 The stop-token rule is TensorFlow's reference rule
-(:func:`models.seq2seq.reference_generate`): a row that has emitted the stop
+(:func:`parity.verify.reference.reference_generate`): a row that has emitted the stop
 token keeps repeating that output, and generation ends early once every row
 has emitted it.
 """
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import InputError, ParityError, RunError
-from runtime.inputs import check_feeds
-from runtime.manifest import Manifest
+from parity.runtime.bundle_format.manifest import Manifest
+from parity.runtime.errors import InputError, ParityError, RunError
+from parity.runtime.inputs import check_feeds
 
 # Longer horizons are refused rather than left to exhaust memory; no model of
 # this kind is trained for more.

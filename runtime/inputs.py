@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import InputError
-from runtime.manifest import Dim, GraphSpec, MaskSpec, TensorSpec
+from parity.runtime.bundle_format.manifest import Dim, GraphSpec, MaskSpec, TensorSpec
+from parity.runtime.errors import InputError
 
 
 def check_feeds(graph: GraphSpec, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:

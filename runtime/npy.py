@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import ParityError
+from parity.runtime.errors import ParityError
 
 
 def load_array(path: Path) -> np.ndarray:

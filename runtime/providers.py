@@ -14,7 +14,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from runtime.errors import BundleError, ParityError
+from parity.runtime.errors import BundleError, ParityError
 
 DEVICES = ("auto", "cpu", "gpu")
 CUDA = "CUDAExecutionProvider"

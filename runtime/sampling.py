@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.errors import ParityError
-from runtime.manifest import MaskSpec, TensorSpec
+from parity.runtime.bundle_format.manifest import MaskSpec, TensorSpec
+from parity.runtime.errors import ParityError
 
 DEFAULT_TIME = 7
 DEFAULT_DIM = 4

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.manifest import (
+from parity.runtime.bundle_format.manifest import (
     FORMAT_VERSION,
     Manifest,
     MaskSpec,
@@ -16,7 +16,7 @@ from runtime.manifest import (
     StateSpec,
     TensorSpec,
 )
-from runtime.store import placeholder_graph, write_bundle
+from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
 
 SOURCE = {"name": "handmade", "file": "handmade.keras", "sha256": "0" * 64}
 VERSIONS = {"onnx": "test"}

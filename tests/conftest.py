@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import models  # plain tables: importing the zoo does not import TensorFlow
+from parity import models  # plain tables: importing the zoo does not import TensorFlow
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -49,7 +49,7 @@ def trained_zoo(tmp_path_factory) -> TrainedZoo:
 @pytest.fixture(scope="session")
 def exported_zoo(trained_zoo, tmp_path_factory) -> dict[str, tuple[TrainedModel, Any, Path]]:
     """Every zoo model exported once: name -> (trained model, manifest, bundle path)."""
-    from exporter import export_keras
+    from parity.exporter import export_keras
 
     folder = tmp_path_factory.mktemp("bundles")
     bundles = {}

@@ -2,20 +2,20 @@
 
 import json
 
-import bundles
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import runtime
-from bench.floor import Gemm, measure_floor
-from bench.iobinding import iobinding_generate
-from bench.report import to_dict
-from bench.result import BenchResult, Row, Settings
-from bench.timing import Timing, measure
+from parity import runtime
+from parity.bench.floor import Gemm, measure_floor
+from parity.bench.iobinding import iobinding_generate
+from parity.bench.report import to_dict
+from parity.bench.result import BenchResult, Row, Settings
+from parity.bench.timing import Timing, measure
 from parity.cli import cli
-from runtime.errors import ParityError
-from runtime.sampling import sample_inputs
+from parity.runtime.errors import ParityError
+from parity.runtime.sampling import sample_inputs
+from tests import bundles
 
 
 def _lstm_model(layer: str = "LSTM"):
@@ -27,7 +27,7 @@ def _lstm_model(layer: str = "LSTM"):
 
 
 def test_lstm_flops_match_a_hand_count():
-    from bench.flops import count_flops, recurrent_gemms
+    from parity.bench.flops import count_flops, recurrent_gemms
 
     # LSTM(3) on 5 features, batch 2, 4 steps; per step the products are
     # 2 * batch * (in + units) * gates * units = 2 * 2 * 8 * 4 * 3 = 384, and
@@ -39,7 +39,7 @@ def test_lstm_flops_match_a_hand_count():
 def test_gru_and_time_distributed_conv_flops():
     import keras
 
-    from bench.flops import count_flops
+    from parity.bench.flops import count_flops
 
     # GRU(3), reset_after: 2 * 1 * 8 * 3 * 3 = 144 per step, 3 * (11 + 3) elementwise.
     assert count_flops(_lstm_model("GRU"), batch=1, time=2) == 2 * (144 + 42) + 12
@@ -51,7 +51,7 @@ def test_gru_and_time_distributed_conv_flops():
 
 
 def test_a_dynamic_time_axis_needs_a_time():
-    from bench.flops import count_flops
+    from parity.bench.flops import count_flops
 
     with pytest.raises(ParityError, match="time"):
         count_flops(_lstm_model(), batch=1)

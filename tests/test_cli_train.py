@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import models
+from parity import models
 from parity.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from verify.coverage import cases, run_case
+from parity.verify.coverage import cases, run_case
 
 CASES = {case.name: case for case in cases()}
 REFUSED = {"LSTM stateful=True (batch 1) mask=none": "stateful"}

@@ -12,14 +12,13 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-import models
-import runtime
-from exporter import export_keras, export_model
-from exporter.convert import keras_outputs
+from parity import models, runtime
 from parity.cli import cli
-from runtime.errors import ParityError
-from runtime.sampling import sample_inputs
-from runtime.store import sha256_file
+from parity.exporter import export_keras, export_model
+from parity.exporter.convert import keras_outputs
+from parity.runtime.bundle_format.writer import sha256_file
+from parity.runtime.errors import ParityError
+from parity.runtime.sampling import sample_inputs
 
 SINGLE = [name for name in models.names() if name != "sine_seq2seq"]
 
@@ -166,7 +165,7 @@ def _tree(path):
 
 
 def test_failed_export_leaves_the_old_bundle_whole(exported, tmp_path, monkeypatch):
-    import exporter.export as export_module
+    import parity.exporter.export as export_module
 
     _, _, good = exported["seq_tagger"]
     target = tmp_path / "bundle"

@@ -9,13 +9,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-import models
-import runtime
-from exporter.convert import keras_outputs, keras_to_onnx
-from exporter.fused import fuse_recurrent
-from exporter.signature import find_mask
-from runtime.errors import InputError
-from runtime.sampling import sample_inputs
+from parity import models, runtime
+from parity.exporter.convert import keras_outputs, keras_to_onnx
+from parity.exporter.fused import fuse_recurrent
+from parity.exporter.signature import find_mask
+from parity.runtime.errors import InputError
+from parity.runtime.sampling import sample_inputs
 
 
 def _session(proto: onnx.ModelProto) -> ort.InferenceSession:
@@ -242,8 +241,8 @@ def test_runtime_refuses_inputs_the_fused_graph_would_get_wrong(exported_zoo):
 
 
 def test_bench_times_each_fused_op_against_tf2onnx_loop(tmp_path):
-    from bench.fusion import LAYERS, ORT_FUSED, ORT_GENERAL, fusion_case
-    from bench.result import Settings
+    from parity.bench.fusion import LAYERS, ORT_FUSED, ORT_GENERAL, fusion_case
+    from parity.bench.result import Settings
 
     case = fusion_case(Settings(preset="tiny", batches=(3,), repeats=1, warmup=0), tmp_path)
     found = {(row.model, row.method) for row in case.rows}

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import runtime
-from runtime.sampling import sample_inputs
+from parity import runtime
+from parity.runtime.sampling import sample_inputs
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="reads resident memory from /proc"

@@ -16,16 +16,22 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import seq2seq_models
-from bundles import SOURCE, VERSIONS, numpy_generate, write_seq2seq
 from onnx import TensorProto, helper, numpy_helper
 
-import runtime
-from exporter.loop import START, STEPS, generation_graph, generation_specs
-from runtime.errors import ParityError
-from runtime.manifest import FORMAT_VERSION, Manifest, Seq2SeqSpec, StateSpec, TensorSpec
-from runtime.sampling import sample_inputs
-from runtime.store import placeholder_graph, write_bundle
+from parity import runtime
+from parity.exporter.loop import START, STEPS, generation_graph, generation_specs
+from parity.runtime.bundle_format.manifest import (
+    FORMAT_VERSION,
+    Manifest,
+    Seq2SeqSpec,
+    StateSpec,
+    TensorSpec,
+)
+from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
+from parity.runtime.errors import ParityError
+from parity.runtime.sampling import sample_inputs
+from tests import seq2seq_models
+from tests.bundles import SOURCE, VERSIONS, numpy_generate, write_seq2seq
 
 OPSET = 17
 
@@ -464,8 +470,7 @@ REAL_STEPS = 30
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, trained_zoo):
     """name -> (bundle, generation graph) for seq2seq models exported with tf2onnx."""
-    pytest.importorskip("exporter.convert", reason="exporter.convert is not in this checkout yet")
-    from exporter.seq2seq import export_seq2seq
+    from parity.exporter.seq2seq import export_seq2seq
 
     folder = tmp_path_factory.mktemp("loop_exported")
     keras.utils.set_random_seed(5)

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-import models
-from models.masked_lstm import label_of, sign_patterns
-from runtime.errors import ParityError
+from parity import models
+from parity.models.masked_lstm import label_of, sign_patterns
+from parity.runtime.errors import ParityError
 
 NAMES = models.names()
 OUTPUT_LAYERS = {
@@ -144,7 +144,7 @@ def test_seq_tagger_tags_sequences_of_any_length(trained_zoo):
     """Called eagerly: inside a tf.function with a dynamic time axis (as in
     ``predict`` once it retraces), Keras' TimeDistributed maps over the batch
     axis instead of the time axis and returns (batch, batch, tags)."""
-    from models.seq_tagger import tags_of
+    from parity.models.seq_tagger import tags_of
 
     model = trained_zoo["seq_tagger"].model
     rng = np.random.default_rng(11)

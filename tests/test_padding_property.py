@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import runtime
-from runtime.sampling import sample_inputs
+from parity import runtime
+from parity.runtime.sampling import sample_inputs
 
 
 @settings(

@@ -6,20 +6,20 @@ import subprocess
 import sys
 import textwrap
 
-import bundles
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import runtime
+from parity import runtime
 from parity.cli import cli
-from runtime.errors import BundleError, InputError, ParityError
-from runtime.inputs import check_array
-from runtime.manifest import TensorSpec
-from runtime.providers import cuda_usable
-from runtime.sampling import sample_inputs
+from parity.runtime.bundle_format.manifest import TensorSpec
+from parity.runtime.errors import BundleError, InputError, ParityError
+from parity.runtime.inputs import check_array
+from parity.runtime.providers import cuda_usable
+from parity.runtime.sampling import sample_inputs
+from tests import bundles
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_damaged_bundles_are_refused_with_one_line(single, damage, message):
 
 
 def test_graph_onnx_runtime_cannot_load(single):
-    from runtime.store import sha256_file
+    from parity.runtime.bundle_format.writer import sha256_file
 
     (single / "model.onnx").write_bytes(np.random.default_rng(0).bytes(300))
     digest = sha256_file(single / "model.onnx")
@@ -136,7 +136,7 @@ def test_device_choice(single):
 def test_sessions_spin_briefly(single):
     """Idle intra-op workers spin for SPIN_DURATION_US, not ONNX Runtime's
     long default, which costs 2x when another process shares the CPU."""
-    from runtime.providers import SPIN_DURATION_US
+    from parity.runtime.providers import SPIN_DURATION_US
 
     options = runtime.load_bundle(single, device="cpu").session().get_session_options()
     entry = options.get_session_config_entry("session.intra_op.spin_duration_us")
@@ -230,8 +230,8 @@ def test_runtime_never_imports_tensorflow(single, toy):
         f"""
         import sys
         import numpy as np
-        import runtime
-        from runtime.golden import read_golden
+        from parity import runtime
+        from parity.runtime.bundle_format.golden import read_golden
         bundle = runtime.load_bundle({str(single)!r})
         golden = read_golden(bundle)
         out = bundle.run({{"x": golden["model/inputs/x"], "ids": golden["model/inputs/ids"]}})
@@ -267,7 +267,7 @@ def test_input_check_accepts_exactly_what_fits(shape, dtype):
 @settings(max_examples=40, deadline=None)
 @given(batch=st.integers(1, 6), time=st.integers(1, 9), seed=st.integers(0, 1000))
 def test_sampled_masked_inputs_pad_exactly_past_each_length(batch, time, seed):
-    from runtime.manifest import MaskSpec
+    from parity.runtime.bundle_format.manifest import MaskSpec
 
     spec = TensorSpec("x", "float32", ("batch", "time", 2))
     for padding in ("post", "pre"):

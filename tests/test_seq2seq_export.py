@@ -3,7 +3,7 @@ held to TensorFlow's reference generation of the same trained model.
 
 Each model is exported once per module. ONNX Runtime runs the graphs directly
 (a graph against its Keras counterpart) and through ``runtime.generate`` (the
-whole generation against :func:`models.seq2seq.reference_generate`).
+whole generation against :func:`parity.verify.reference.reference_generate`).
 """
 
 import json
@@ -12,19 +12,14 @@ import keras
 import numpy as np
 import onnxruntime as ort
 import pytest
-import seq2seq_models
 
-import models
-import runtime
-from exporter.seq2seq import DEFAULT_STEPS, export_seq2seq
-from models.seq2seq import reference_generate
-from runtime.errors import ParityError
-from runtime.manifest import read_manifest
-
-# The seq2seq export converts with the exporter's keras_to_onnx and makes its
-# golden data with runtime's sampling and start rule.
-pytest.importorskip("exporter.convert", reason="exporter.convert is not in this checkout yet")
-start_input = pytest.importorskip("runtime.generate").start_input
+from parity import models, runtime
+from parity.exporter.seq2seq import DEFAULT_STEPS, export_seq2seq
+from parity.runtime.bundle_format.manifest import read_manifest
+from parity.runtime.errors import ParityError
+from parity.runtime.generate import start_input
+from parity.verify.reference import reference_generate
+from tests import seq2seq_models
 
 ATOL = 1e-5
 BATCHES = (1, 7)
@@ -35,7 +30,7 @@ class Exported:
     """A model, its split (rebuilt from the model) and its bundle."""
 
     def __init__(self, model, path, steps=None):
-        from models.seq2seq import split_seq2seq
+        from parity.exporter.split import split_seq2seq
 
         self.model = model
         self.path = path

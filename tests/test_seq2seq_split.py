@@ -9,10 +9,12 @@ the model the user trained.
 import keras
 import numpy as np
 import pytest
-import seq2seq_models
 
-from models.seq2seq import _GENERATORS, is_seq2seq, reference_generate, split_seq2seq
-from runtime.errors import ParityError
+from parity.exporter.keras_graph import layer_name
+from parity.exporter.split import is_seq2seq, split_seq2seq
+from parity.runtime.errors import ParityError
+from parity.verify.reference import _GENERATORS, reference_generate
+from tests import seq2seq_models
 
 HORIZON = 6
 BATCH = 3
@@ -108,10 +110,10 @@ def test_split_of_the_zoo_model(sine):
     assert [t.name for t in split.step.inputs] == ["decoder_input"] + [
         s.step_input for s in split.states
     ]
-    assert [t._keras_history.operation.name for t in split.step.outputs] == ["forecast"] + [
+    assert [layer_name(t) for t in split.step.outputs] == ["forecast"] + [
         s.step_output for s in split.states
     ]
-    assert [t._keras_history.operation.name for t in split.encoder.outputs] == [
+    assert [layer_name(t) for t in split.encoder.outputs] == [
         "decoder_lstm_1_h_init",
         "decoder_lstm_1_c_init",
     ]

@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from exporter import keras_to_onnx
-from exporter.rewrite import needs_repair, repair
+from parity.exporter import keras_to_onnx
+from parity.exporter.rewrite import needs_repair, repair
 
 SHAPES = [(4, 30, 5), (1, 7, 5), (30, 4, 5)]
 
@@ -80,7 +80,7 @@ def test_recurrent_layers_trace_without_cudnn(facts_model, monkeypatch):
     convert; conversion turns it off for the trace and restores it after."""
     import tf2onnx
 
-    from exporter.convert import _recurrent_layers
+    from parity.exporter.convert import _recurrent_layers
 
     layers = _recurrent_layers(facts_model)
     assert layers and all(layer.use_cudnn == "auto" for layer in layers)
@@ -98,7 +98,7 @@ def test_recurrent_layers_trace_without_cudnn(facts_model, monkeypatch):
 
 
 def test_bidirectional_inner_layers_trace_without_cudnn():
-    from exporter.convert import _non_cudnn, _recurrent_layers
+    from parity.exporter.convert import _non_cudnn, _recurrent_layers
 
     x = keras.Input((None, 3))
     model = keras.Model(x, keras.layers.Bidirectional(keras.layers.GRU(2))(x))

@@ -2,17 +2,17 @@
 
 import json
 
-import faults
 import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import models
-from exporter import export_model
+from parity import models
 from parity.cli import cli
-from runtime.errors import ParityError
-from verify import assert_equivalent, check
+from parity.exporter import export_model
+from parity.runtime.errors import ParityError
+from parity.verify import assert_equivalent, check
+from tests import faults
 
 
 @pytest.mark.parametrize("name", models.names())

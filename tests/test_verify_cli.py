@@ -4,10 +4,10 @@ import json
 import subprocess
 import sys
 
-import bundles
 from click.testing import CliRunner
 
 from parity.cli import cli
+from tests import bundles
 
 
 def _verify(*args):

@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from runtime.errors import ParityError
-from verify.compare import Tolerance, compare_arrays
-from verify.generation import compare_generation
-from verify.report import Report
-from verify.tolerance import DEFAULT, TolerancePolicy, policy_from_options
+from parity.runtime.errors import ParityError
+from parity.verify.compare import Tolerance, compare_arrays
+from parity.verify.generation import compare_generation
+from parity.verify.report import Report
+from parity.verify.tolerance import DEFAULT, TolerancePolicy, policy_from_options
 
 TOL = Tolerance(atol=1e-5, rtol=1e-4)
 

@@ -6,11 +6,11 @@ Importing this package does not import TensorFlow: only a check with a Keras
 model does.
 """
 
-from verify.check import check
-from verify.compare import Check, Tolerance
-from verify.report import Report, StepErrors
-from verify.testing import assert_equivalent
-from verify.tolerance import TolerancePolicy
+from parity.verify.check import check
+from parity.verify.compare import Check, Tolerance
+from parity.verify.report import Report, StepErrors
+from parity.verify.testing import assert_equivalent
+from parity.verify.tolerance import TolerancePolicy
 
 __all__ = [
     "Check",

@@ -17,14 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from runtime import load_bundle
-from runtime.errors import ParityError, RunError
-from runtime.golden import read_golden
-from runtime.manifest import GraphSpec
-from runtime.sampling import sample_inputs
-from verify.compare import Check, compare_arrays, failed_check
-from verify.generation import compare_generation
-from verify.masking import (
+from parity.runtime import load_bundle
+from parity.runtime.bundle_format.golden import (
+    GENERATION,
+    START,
+    golden_draws,
+    input_key,
+    output_key,
+    read_golden,
+)
+from parity.runtime.bundle_format.manifest import GraphSpec
+from parity.runtime.errors import ParityError, RunError
+from parity.runtime.sampling import sample_inputs
+from parity.runtime.versions import tool_versions
+from parity.verify.compare import Check, compare_arrays, failed_check
+from parity.verify.generation import compare_generation
+from parity.verify.masking import (
     MaskedBatch,
     check_padding_invariance,
     last_valid_equals_state,
@@ -32,8 +40,9 @@ from verify.masking import (
     steps_equal_to_mask,
     time_axis_outputs,
 )
-from verify.report import Report, StepErrors
-from verify.tolerance import TolerancePolicy
+from parity.verify.report import Report, StepErrors
+from parity.verify.seq2seq import check_generation, check_graph_against_keras, generation_paths
+from parity.verify.tolerance import TolerancePolicy
 
 DEFAULT_BATCHES = (1, 3, 8)
 DEFAULT_TIMES = (5, 17)
@@ -72,7 +81,7 @@ def check(
     tensorflow_label = None
     model_label = None
     if model is not None:
-        from verify.keras_side import select_device
+        from parity.verify.keras_side import select_device
 
         keras_model, model_label = _load_model(model, manifest, unsafe)
         tf_device = select_device(device, tf32)
@@ -109,7 +118,7 @@ def check(
             "tensorflow": tensorflow_label,
             "precision": "tf32" if tf32 and loaded.device == "gpu" else "fp32",
         },
-        versions=_versions(tensorflow=model is not None),
+        versions=tool_versions(tensorflow=model is not None),
         checks=tuple(checks),
         notes=tuple(notes),
         generations=tuple(curves),
@@ -129,16 +138,16 @@ def check_golden(bundle: Any, policy: TolerancePolicy) -> tuple[list[Check], lis
     """Every graph, and the whole generation, against TensorFlow's stored outputs."""
     golden = read_golden(bundle)
     checks: list[Check] = []
-    for prefix, key in golden_draws(golden, bundle.manifest.graphs):
+    for draw, key in golden_draws(golden, bundle.manifest.graphs):
         graph = bundle.manifest.graph(key)
-        feeds = {spec.name: golden[f"{prefix}/inputs/{spec.name}"] for spec in graph.inputs}
+        feeds = {spec.name: golden[input_key(draw, spec.name)] for spec in graph.inputs}
         outputs = bundle.run(feeds, graph=key)
         for spec in graph.outputs:
-            stored = golden.get(f"{prefix}/outputs/{spec.name}")
+            stored = golden.get(output_key(draw, spec.name))
             if stored is not None:
                 checks.append(
                     compare_arrays(
-                        f"golden {prefix}/{spec.name}",
+                        f"golden {draw}/{spec.name}",
                         "golden",
                         stored,
                         outputs[spec.name],
@@ -147,19 +156,19 @@ def check_golden(bundle: Any, policy: TolerancePolicy) -> tuple[list[Check], lis
                 )
     curves: list[StepErrors] = []
     spec = bundle.manifest.seq2seq
-    if spec is not None and "generation/inputs/start" in golden:
-        from runtime import generate
+    if spec is not None and input_key(GENERATION, START) in golden:
+        from parity.runtime import generate
 
-        expected = golden[f"generation/outputs/{spec.step_output}"]
+        expected = golden[output_key(GENERATION, spec.step_output)]
         encoder_inputs = {
-            name: golden[f"generation/inputs/{name}"]
+            name: golden[input_key(GENERATION, name)]
             for name in (s.name for s in bundle.manifest.graph("encoder").inputs)
         }
         for path in generation_paths(bundle):
             actual = generate(
                 bundle,
                 encoder_inputs,
-                start=golden["generation/inputs/start"],
+                start=golden[input_key(GENERATION, START)],
                 steps=expected.shape[1],
                 use_loop_graph=path == "loop graph",
             )
@@ -177,39 +186,20 @@ def check_golden(bundle: Any, policy: TolerancePolicy) -> tuple[list[Check], lis
     return checks, curves
 
 
-def golden_draws(golden: Mapping[str, np.ndarray], graphs: Mapping[str, GraphSpec]):
-    """``(prefix, graph key)`` of every stored draw whose inputs are all there:
-    a graph's draws are stored under ``<key>`` and ``<key>.<n>``."""
-    prefixes = sorted({name.split("/", 1)[0] for name in golden})
-    for prefix in prefixes:
-        key = prefix.split(".", 1)[0]
-        graph = graphs.get(key)
-        if graph and all(f"{prefix}/inputs/{spec.name}" in golden for spec in graph.inputs):
-            yield prefix, key
-
-
-def generation_paths(bundle: Any) -> tuple[str, ...]:
-    """The ways the runtime can generate from ``bundle``: the Python step loop,
-    and the one-call loop graph when the bundle has one. Each is checked."""
-    if bundle.manifest.seq2seq.loop_graph is None:
-        return ("step loop",)
-    return ("step loop", "loop graph")
-
-
 def check_cpu_against_gpu(bundle: Any, policy: TolerancePolicy) -> list[Check]:
     """ONNX Runtime on the CPU against ONNX Runtime on the GPU, on the golden inputs."""
     cpu = load_bundle(bundle.path, device="cpu")
     golden = read_golden(bundle)
     checks = []
-    for prefix, key in golden_draws(golden, bundle.manifest.graphs):
+    for draw, key in golden_draws(golden, bundle.manifest.graphs):
         graph = bundle.manifest.graph(key)
-        feeds = {spec.name: golden[f"{prefix}/inputs/{spec.name}"] for spec in graph.inputs}
+        feeds = {spec.name: golden[input_key(draw, spec.name)] for spec in graph.inputs}
         on_cpu = cpu.run(feeds, graph=key)
         on_gpu = bundle.run(feeds, graph=key)
         for spec in graph.outputs:
             checks.append(
                 compare_arrays(
-                    f"onnxruntime cpu vs gpu {prefix}/{spec.name}",
+                    f"onnxruntime cpu vs gpu {draw}/{spec.name}",
                     "cross-device",
                     on_cpu[spec.name],
                     on_gpu[spec.name],
@@ -230,7 +220,7 @@ def _single_checks(
     seed: int,
     say: Progress,
 ) -> tuple[list[Check], list[str]]:
-    from verify.keras_side import run_keras
+    from parity.verify.keras_side import run_keras
 
     graph = bundle.manifest.graph("model")
     mask = bundle.manifest.mask
@@ -335,8 +325,7 @@ def _masked_checks(graph, mask, run_tf, run_ort, compare_all, policy, seed, dyna
 
 
 def _seq2seq_checks(bundle, keras_model, batches, steps, policy, tf_device, seed, say):
-    from models.seq2seq import split_seq2seq
-    from verify.seq2seq import check_generation, check_graph_against_keras
+    from parity.exporter.split import split_seq2seq
 
     split = split_seq2seq(keras_model)
     checks: list[Check] = []
@@ -370,7 +359,7 @@ def _load_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str]:
     """Load the Keras model and make sure the bundle was exported from it."""
     if not isinstance(model, str | Path):
         return model, getattr(model, "name", "keras model")
-    from exporter import load_keras
+    from parity.exporter import load_keras
 
     path = Path(model)
     keras_model = load_keras(path, unsafe=unsafe)
@@ -382,18 +371,3 @@ def _load_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str]:
             f"(sha256 {digest[:12]}..., bundle records {expected[:12]}...); re-export it"
         )
     return keras_model, str(path)
-
-
-def _versions(tensorflow: bool) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    names = ["parity", "numpy", "onnxruntime-gpu", "onnxruntime", "onnx"]
-    if tensorflow:
-        names += ["tensorflow", "keras", "tf2onnx"]
-    found = {}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found

@@ -51,9 +51,9 @@ def run_case(case: Case, folder: Path | None = None) -> CoverageRow:
     """Export and verify one case (on the CPU, seed 0)."""
     import onnx
 
-    from exporter import export_model
-    from runtime.errors import ParityError
-    from verify.check import check
+    from parity.exporter import export_model
+    from parity.runtime.errors import ParityError
+    from parity.verify.check import check
 
     folder = Path(folder or tempfile.mkdtemp(prefix="parity-coverage-"))
     model = case.build()

@@ -11,9 +11,9 @@ import dataclasses
 
 import numpy as np
 
-from verify.compare import Check, compare_arrays
-from verify.report import StepErrors
-from verify.tolerance import TolerancePolicy
+from parity.verify.compare import Check, compare_arrays
+from parity.verify.report import StepErrors
+from parity.verify.tolerance import TolerancePolicy
 
 
 def compare_generation(

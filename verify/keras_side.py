@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import ParityError
+from parity.runtime.errors import ParityError
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def run_keras(
     model: Any, inputs: Mapping[str, np.ndarray], device: TensorFlowDevice
 ) -> dict[str, np.ndarray]:
     """Run ``model`` on ``device``, outputs named as the exporter names them."""
-    from exporter.convert import keras_outputs
+    from parity.exporter.convert import keras_outputs
 
     with on_device(device):
         return keras_outputs(model, inputs)

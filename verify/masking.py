@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.manifest import GraphSpec, MaskSpec
-from verify.compare import Check, compare_arrays
-from verify.tolerance import TolerancePolicy
+from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
+from parity.verify.compare import Check, compare_arrays
+from parity.verify.tolerance import TolerancePolicy
 
 Runner = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 

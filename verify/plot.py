@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from verify.compare import HISTOGRAM_EDGES, Check
-from verify.report import Report
+from parity.verify.compare import HISTOGRAM_EDGES, Check
+from parity.verify.report import Report
 
 
 def worst_check(report: Report) -> Check | None:

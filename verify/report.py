@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from verify.compare import Check
+from parity.verify.compare import Check
 
 SCHEMA_VERSION = 1
 

@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from runtime.manifest import GraphSpec
-from runtime.sampling import sample_inputs
-from verify.compare import Check, compare_arrays
-from verify.generation import compare_generation
-from verify.keras_side import TensorFlowDevice, on_device, run_keras
-from verify.report import StepErrors
-from verify.tolerance import TolerancePolicy
+from parity.runtime.bundle_format.manifest import GraphSpec
+from parity.runtime.sampling import sample_inputs
+from parity.verify.compare import Check, compare_arrays
+from parity.verify.generation import compare_generation
+from parity.verify.keras_side import TensorFlowDevice, on_device, run_keras
+from parity.verify.report import StepErrors
+from parity.verify.tolerance import TolerancePolicy
 
 Progress = Callable[[str], None]
 
@@ -66,9 +66,8 @@ def check_generation(
     progress: Progress,
 ) -> tuple[list[Check], list[StepErrors]]:
     """ONNX Runtime's generation against TensorFlow's reference, step by step."""
-    from models.seq2seq import reference_generate
-    from runtime import generate
-    from verify.check import generation_paths
+    from parity.runtime import generate
+    from parity.verify.reference import reference_generate
 
     spec = bundle.manifest.seq2seq
     encoder = bundle.manifest.graph("encoder")
@@ -102,6 +101,14 @@ def check_generation(
 def _start_input(bundle: Any, encoder_inputs: dict[str, np.ndarray]) -> np.ndarray:
     """The first step's input as the manifest's start rule gives it, so that
     both runtimes start from the same array."""
-    from runtime.generate import start_input
+    from parity.runtime.generate import start_input
 
     return start_input(bundle.manifest, encoder_inputs)
+
+
+def generation_paths(bundle: Any) -> tuple[str, ...]:
+    """The ways the runtime can generate from ``bundle``: the Python step loop,
+    and the one-call loop graph when the bundle has one. Each is checked."""
+    if bundle.manifest.seq2seq.loop_graph is None:
+        return ("step loop",)
+    return ("step loop", "loop graph")

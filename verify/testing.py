@@ -1,6 +1,6 @@
 """A pytest helper for users' own CI equivalence tests::
 
-from verify import assert_equivalent
+from parity.verify import assert_equivalent
 
 def test_exported_model_matches_keras():
     assert_equivalent("bundle/", "model.keras")
@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from verify.report import Report
+from parity.verify.report import Report
 
 
 def assert_equivalent(
     bundle: str | Path, model: str | Path | Any | None = None, **options: Any
 ) -> Report:
     """Run :func:`verify.check` and fail with the report's table when a check fails."""
-    from verify.check import check
+    from parity.verify.check import check
 
     report = check(bundle, model, **options)
     if not report.passed:

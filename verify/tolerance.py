@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.errors import ParityError
-from verify.compare import Tolerance
+from parity.runtime.errors import ParityError
+from parity.verify.compare import Tolerance
 
 DEFAULT = Tolerance(atol=1e-5, rtol=1e-4)
 DEFAULT_GROWTH = 0.05

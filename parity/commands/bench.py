@@ -58,10 +58,10 @@ def command(preset, names, batches, repeats, warmup, json_path, plot_path, devic
     """Time Keras, tf.function and ONNX Runtime on every zoo model (untrained,
     exported to a temporary folder) and the seq2seq generation loops, with
     achieved GFLOP/s and the multiple of the time numpy's GEMM rate implies."""
-    from bench.report import plot, table, write_json
-    from bench.result import Settings
-    from bench.run import run_bench
-    from runtime.errors import ParityError
+    from parity.bench.report import plot, table, write_json
+    from parity.bench.result import Settings
+    from parity.bench.run import run_bench
+    from parity.runtime.errors import ParityError
 
     for path in (json_path, plot_path):
         if path is not None and not path.parent.is_dir():

@@ -24,8 +24,8 @@ def command(output: Path) -> None:
 
     Exits 1 when a configuration that exports fails verification.
     """
-    from runtime.errors import ParityError
-    from verify.coverage import cases, run_case, to_markdown
+    from parity.runtime.errors import ParityError
+    from parity.verify.coverage import cases, run_case, to_markdown
 
     if not output.resolve().parent.is_dir():
         raise ParityError(f"{output}: its folder does not exist")

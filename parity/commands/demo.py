@@ -37,9 +37,9 @@ def command(out_dir, preset, seed, device, names) -> None:  # fmt: skip
 
     Exits 0 when every bundle passes verification, 1 otherwise.
     """
-    import models
-    from exporter import export_keras
-    from verify.check import check
+    from parity import models
+    from parity.exporter import export_keras
+    from parity.verify.check import check
 
     chosen = list(names) or models.names()
     for name in chosen:

@@ -38,7 +38,7 @@ def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, unsa
     The bundle is written to a temporary folder and renamed into place: a
     failed export leaves an existing bundle at OUT_DIR as it was.
     """
-    from exporter import export_keras
+    from parity.exporter import export_keras
 
     manifest = export_keras(
         src,

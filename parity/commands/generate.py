@@ -50,9 +50,9 @@ def command(
     output: Path,
 ) -> None:
     """Generate from the seq2seq bundle BUNDLE, without TensorFlow."""
-    import runtime
-    from runtime.generate import check_steps
-    from runtime.npy import load_array, load_arrays, save_array
+    from parity import runtime
+    from parity.runtime.generate import check_steps
+    from parity.runtime.npy import load_array, load_arrays, save_array
 
     if steps is not None:
         check_steps(steps)

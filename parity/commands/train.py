@@ -26,7 +26,7 @@ def command(name: str, output: Path, preset: str, epochs: int | None, seed: int)
     The same seed gives the same model. Prints the held-out score next to
     what chance would score.
     """
-    import models
+    from parity import models
 
     epochs = models.training_epochs(models.get(name).preset(preset), epochs)
     models.writable_keras_path(output)

@@ -73,11 +73,11 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
 
     Exits 0 when every check passes, 1 when one fails, 2 on bad input.
     """
-    from runtime.errors import ParityError
-    from runtime.npy import load_arrays
-    from verify.check import DEFAULT_BATCHES, check
-    from verify.report import write_json
-    from verify.tolerance import DEFAULT_GROWTH, policy_from_options
+    from parity.runtime.errors import ParityError
+    from parity.runtime.npy import load_arrays
+    from parity.verify.check import DEFAULT_BATCHES, check
+    from parity.verify.report import write_json
+    from parity.verify.tolerance import DEFAULT_GROWTH, policy_from_options
 
     if len(paths) == 1:
         model, bundle = None, paths[0]
@@ -112,7 +112,7 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
     if json_file:
         write_json(report, json_file)
     if plot_file:
-        from verify.plot import plot_report
+        from parity.verify.plot import plot_report
 
         plot_report(report, plot_file)
     raise SystemExit(0 if report.passed else 1)

@@ -11,7 +11,7 @@ import click
 @click.command("zoo")
 def command() -> None:
     """List the zoo: each model, its presets and what it is."""
-    import models
+    from parity import models
 
     entries = [models.get(name) for name in models.names()]
     width = max(len(entry.name) for entry in entries)

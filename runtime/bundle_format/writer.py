@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import ParityError
-from runtime.manifest import MANIFEST_NAME, GraphSpec, Manifest
+from parity.runtime.bundle_format.manifest import MANIFEST_NAME, GraphSpec, Manifest
+from parity.runtime.errors import ParityError
 
 GOLDEN_NAME = "golden.npz"
 

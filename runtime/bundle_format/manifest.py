@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from runtime.errors import BundleError
+from parity.runtime.errors import BundleError
 
 FORMAT = "parity-bundle"
 FORMAT_VERSION = 1

@@ -22,22 +22,27 @@ layer starts from ``initial_state`` or from zeros; the states given by
 ``initial_state`` must be computed from the other model input, the *encoder
 input*, alone. The encoder is whatever computes them.
 
-:func:`reference_generate` is TensorFlow's generation with the step model,
-a ``tf.while_loop`` traced once whatever the number of steps: it is the
-reference that ONNX Runtime's generation is held to.
+TensorFlow's generation with the step model, the reference that ONNX
+Runtime's generation is held to, is :mod:`parity.verify.reference`.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from runtime.errors import ParityError
-from runtime.manifest import StateSpec
+from parity.exporter.keras_graph import (
+    graph_nodes,
+    is_input_tensor,
+    layer_name,
+    model_inputs,
+    model_outputs,
+    producer,
+    producing_node,
+)
+from parity.runtime.bundle_format.manifest import StateSpec
+from parity.runtime.errors import ParityError
 
 if TYPE_CHECKING:
     import keras
@@ -79,7 +84,7 @@ class Seq2SeqSplit:
     takes ``step_input`` (time length 1) and then every state's
     ``step_input``, and returns ``step_output`` (time length 1) and then every
     state's ``step_output``, in the order of ``states``. ``feedback`` and
-    ``start`` are the rules of :class:`runtime.manifest.Seq2SeqSpec`."""
+    ``start`` are the rules of :class:`parity.runtime.bundle_format.manifest.Seq2SeqSpec`."""
 
     encoder: keras.Model
     step: keras.Model
@@ -109,11 +114,11 @@ def is_seq2seq(model: Any) -> bool:
     fed straight from a model input is an ordinary input). A model that looks
     like one but does not fit is refused by :func:`split_seq2seq` with the
     reason, rather than exported as a single graph."""
-    if len(_model_inputs(model)) < 2:
+    if len(model_inputs(model)) < 2:
         return False
-    for node in _graph_nodes(model):
+    for node in graph_nodes(model):
         states = _initial_state(node)
-        if states is not None and not all(_is_input_tensor(state) for state in states):
+        if states is not None and not all(is_input_tensor(state) for state in states):
             return True
     return False
 
@@ -126,11 +131,11 @@ def split_seq2seq(model: Any, *, start_token: int = 0) -> Seq2SeqSplit:
     Raises :class:`ParityError` saying what was expected and what was found when
     the model does not fit."""
     wiring = _find_wiring(model)
-    decoder_name = _layer_name(wiring.decoder_input)
+    decoder_name = layer_name(wiring.decoder_input)
     states = _state_specs(wiring)
     encoder = _encoder_model(model, wiring, states, decoder_name)
     step = _step_model(model, wiring, states, decoder_name)
-    step_output = _layer_name(step.outputs[0])
+    step_output = layer_name(step.outputs[0])
     feedback = _feedback(wiring, decoder_name)
     start = _start_rule(wiring, feedback)
     return Seq2SeqSplit(
@@ -140,7 +145,7 @@ def split_seq2seq(model: Any, *, start_token: int = 0) -> Seq2SeqSplit:
         feedback=feedback,
         start=start,
         start_token=start_token if start == "token" else None,
-        encoder_input=_layer_name(wiring.encoder_input),
+        encoder_input=layer_name(wiring.encoder_input),
         step_input=decoder_name,
         step_output=step_output,
         decoder_layers=tuple(n.operation.name for n in wiring.path if _is_recurrent(n.operation)),
@@ -152,8 +157,8 @@ def split_seq2seq(model: Any, *, start_token: int = 0) -> Seq2SeqSplit:
 
 def _find_wiring(model: Any) -> _Wiring:
     where = f"model {getattr(model, 'name', type(model).__name__)!r}"
-    inputs = _model_inputs(model)
-    outputs = _model_outputs(model)
+    inputs = model_inputs(model)
+    outputs = model_outputs(model)
     if len(inputs) != 2 or len(outputs) != 1:
         raise ParityError(
             f"{where}: expected a seq2seq training model with two inputs (encoder input, "
@@ -166,7 +171,7 @@ def _find_wiring(model: Any) -> _Wiring:
     if not recurrent:
         raise ParityError(
             f"{where}: expected recurrent decoder layers between the decoder input "
-            f"{_layer_name(decoder_input)!r} and the output; found none"
+            f"{layer_name(decoder_input)!r} and the output; found none"
         )
     initial_states = {}
     for node in recurrent:
@@ -192,10 +197,9 @@ def _decoder_path(output: Any, where: str) -> tuple[list[Any], Any]:
     """Follow each layer's sequence argument back from ``output`` to a model input."""
     path = []
     tensor = output
-    while not _is_input_tensor(tensor):
-        history = tensor._keras_history
-        layer = history.operation
-        node = layer._inbound_nodes[history.node_index]
+    while not is_input_tensor(tensor):
+        layer, _, tensor_index = producer(tensor)
+        node = producing_node(tensor)
         kind = type(layer).__name__
         sequence, found = _sequence_argument(node)
         if sequence is None:
@@ -210,7 +214,7 @@ def _decoder_path(output: Any, where: str) -> tuple[list[Any], Any]:
                 "steps and cannot run one step at a time; expected forward recurrent layers"
             )
         if _is_recurrent(layer):
-            if history.tensor_index != 0:
+            if tensor_index != 0:
                 raise ParityError(
                     f"{where}: the output is computed from the state of {layer.name!r}, "
                     "expected its sequence output"
@@ -283,22 +287,6 @@ def _state_kinds(layer: Any) -> tuple[str, ...]:
     return tuple(f"s{i}" for i in range(count))
 
 
-def _graph_nodes(model: Any) -> list[Any]:
-    """Every node of ``model``'s functional graph, found from its outputs."""
-    seen: dict[int, Any] = {}
-    pending = list(_model_outputs(model))
-    while pending:
-        tensor = pending.pop()
-        if _is_input_tensor(tensor):
-            continue
-        history = tensor._keras_history
-        node = history.operation._inbound_nodes[history.node_index]
-        if id(node) not in seen:
-            seen[id(node)] = node
-            pending.extend(node.input_tensors)
-    return list(seen.values())
-
-
 # --- the two models ----------------------------------------------------------
 
 
@@ -343,7 +331,7 @@ def _encoder_model(
         raise ParityError(
             f"model {model.name!r}: the initial states of the decoder layers depend on the "
             f"decoder input {decoder_name!r}; expected them computed from the encoder input "
-            f"{_layer_name(wiring.encoder_input)!r} alone"
+            f"{layer_name(wiring.encoder_input)!r} alone"
         ) from None
 
 
@@ -433,157 +421,7 @@ def _start_rule(wiring: _Wiring, feedback: str) -> str:
     return "last_encoder_step" if same_features else "zeros"
 
 
-# --- TensorFlow's reference generation ---------------------------------------
-
-_GENERATORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def reference_generate(
-    split: Seq2SeqSplit,
-    encoder_inputs: Mapping[str, np.ndarray] | np.ndarray,
-    start: np.ndarray,
-    steps: int,
-    stop_token: int | None = None,
-) -> np.ndarray:
-    """Generate ``steps`` steps with TensorFlow: run the encoder, then the step
-    model once per step, feeding each output back by ``split.feedback``.
-
-    ``start`` is the first step input, shaped like the step input (time length
-    1; the time axis may be left out). Returns the step outputs stacked over
-    time, ``(batch, steps, ...)``. With ``stop_token``, a row that emits it
-    keeps repeating that output (so it keeps emitting the token), and the
-    generation ends once every row has emitted it: it may return fewer steps.
-
-    The loop is a ``tf.while_loop`` over the step model, traced once per split
-    whatever ``steps`` is (an unrolled 150-step graph takes 90 s to trace)."""
-    import tensorflow as tf
-
-    if steps < 1:
-        raise ParityError(f"steps must be at least 1, got {steps}")
-    if stop_token is not None and split.feedback == "identity":
-        raise ParityError(
-            "stop_token: the model feeds its output back as it is; expected a decoder of tokens"
-        )
-    encoder_x = _encoder_array(split, encoder_inputs)
-    step_dtype = split.step.inputs[0].dtype
-    start = np.asarray(start)
-    step_rank = len(split.step.inputs[0].shape)
-    if start.ndim == step_rank - 1:
-        start = np.expand_dims(start, 1)
-    if start.ndim != step_rank or start.shape[1] != 1:
-        raise ParityError(
-            f"start: expected shape {tuple(split.step.inputs[0].shape)} with time length 1, "
-            f"got {start.shape}"
-        )
-    if split.step not in _GENERATORS:
-        _GENERATORS[split.step] = tf.function(_generation_body(split), reduce_retracing=True)
-    result = _GENERATORS[split.step](
-        tf.constant(encoder_x),
-        tf.constant(start.astype(step_dtype)),
-        tf.constant(steps, tf.int32),
-        stop_token,
-    )
-    return np.asarray(result)
-
-
-def _encoder_array(split: Seq2SeqSplit, encoder_inputs: Any) -> np.ndarray:
-    if isinstance(encoder_inputs, Mapping):
-        if split.encoder_input not in encoder_inputs:
-            raise ParityError(
-                f"encoder inputs: no array named {split.encoder_input!r} "
-                f"(has: {', '.join(encoder_inputs)})"
-            )
-        encoder_inputs = encoder_inputs[split.encoder_input]
-    return np.asarray(encoder_inputs).astype(split.encoder.inputs[0].dtype, copy=False)
-
-
-def _generation_body(split: Seq2SeqSplit):
-    import tensorflow as tf
-
-    encoder_names = [_layer_name(t) for t in split.encoder.outputs]
-    step_input = split.step.inputs[0]
-    features = step_input.shape[-1]
-
-    def feed_back(output):
-        if split.feedback == "identity":
-            return output
-        token = tf.argmax(output, axis=-1)
-        if split.feedback == "argmax_onehot":
-            return tf.one_hot(token, features, dtype=step_input.dtype)
-        return tf.cast(token, step_input.dtype)
-
-    def generate(encoder_x, start, steps, stop_token):
-        encoded = split.encoder(encoder_x, training=False)
-        encoded = dict(zip(encoder_names, _as_list(encoded), strict=True))
-        batch = tf.shape(start)[0]
-        states = [
-            encoded[spec.encoder_output]
-            if spec.init == "encoder"
-            else tf.zeros((batch, spec.size), tf.float32)
-            for spec in split.states
-        ]
-        output_shape = split.step.outputs[0].shape[1:]
-        last = tf.zeros((batch, *output_shape), split.step.outputs[0].dtype)
-        outputs = tf.TensorArray(last.dtype, size=0, dynamic_size=True)
-        stopped = tf.zeros((batch,), tf.bool)
-
-        def more(t, x, states, last, stopped, outputs):
-            return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(stopped)))
-
-        def step(t, x, states, last, stopped, outputs):
-            output, *states = split.step([x, *states], training=False)
-            if stop_token is not None:
-                held = tf.reshape(stopped, [-1] + [1] * (len(output.shape) - 1))
-                output = tf.where(held, last, output)
-                stopped = tf.logical_or(
-                    stopped, tf.equal(tf.argmax(output[:, 0], axis=-1), stop_token)
-                )
-            return t + 1, feed_back(output), states, output, stopped, outputs.write(t, output[:, 0])
-
-        loop_vars = (tf.constant(0), start, states, last, stopped, outputs)
-        *_, outputs = tf.while_loop(more, step, loop_vars)
-        stacked = outputs.stack()
-        return tf.transpose(stacked, [1, 0, *range(2, len(stacked.shape))])
-
-    return generate
-
-
-# --- small Keras helpers -------------------------------------------------------
-
-
 def _is_recurrent(layer: Any) -> bool:
     import keras
 
     return isinstance(layer, keras.layers.RNN)
-
-
-def _is_keras_tensor(value: Any) -> bool:
-    return hasattr(value, "_keras_history")
-
-
-def _is_input_tensor(tensor: Any) -> bool:
-    import keras
-
-    return isinstance(tensor._keras_history.operation, keras.layers.InputLayer)
-
-
-def _layer_name(tensor: Any) -> str:
-    """The name of the layer (or Input) that produced ``tensor``: the name
-    its graph input or output gets in ONNX."""
-    return tensor._keras_history.operation.name
-
-
-def _model_inputs(model: Any) -> list[Any]:
-    return _as_list(getattr(model, "inputs", None) or [])
-
-
-def _model_outputs(model: Any) -> list[Any]:
-    return _as_list(getattr(model, "outputs", None) or [])
-
-
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return list(value.values())
-    if isinstance(value, list | tuple):
-        return list(value)
-    return [value]

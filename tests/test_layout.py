@@ -1,0 +1,147 @@
+"""The package layout: one top-level package, no import cycles, and Keras'
+private attributes read in one module."""
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBPACKAGES = ("models", "exporter", "runtime", "verify", "bench", "parity")
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the ``parity`` namespace, by dotted name, from the source folders."""
+    found = {}
+    for folder in SUBPACKAGES:
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[0] != "parity":
+                parts = ("parity", *parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join(parts)] = path
+    return found
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The parity modules that ``path`` imports, at any depth of its code."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name in modules}
+
+
+def test_no_import_cycles():
+    modules = _modules()
+    graph = {name: _imports(path, modules) - {name} for name, path in modules.items()}
+    # a package's __init__ re-exports its modules: follow modules, not packages
+    packages = {name for name, path in modules.items() if path.name == "__init__.py"}
+    graph = {name: {d for d in deps if d not in packages} for name, deps in graph.items()}
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, stack: list[str]) -> None:
+        state[name] = 1
+        for dep in sorted(graph[name]):
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join([*stack[stack.index(dep) :], dep]))
+            elif dep not in state:
+                visit(dep, [*stack, dep])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_keras_internals_are_read_in_one_module():
+    private = ("_keras_history", "_inbound_nodes", "_nodes_by_depth")
+    readers = sorted(
+        str(path.relative_to(ROOT))
+        for path in _modules().values()
+        if any(name in path.read_text() for name in private)
+    )
+    assert readers == ["exporter/keras_graph.py"]
+
+
+def test_no_bare_top_level_imports():
+    """Every first-party import goes through ``parity.``: no module named
+    ``runtime`` or ``verify`` of a user's can be picked up instead."""
+    bare = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            roots = []
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                roots = [node.module.split(".")[0]]
+            bare += [f"{name}: {root}" for root in roots if root in SUBPACKAGES[:-1]]
+    assert not bare
+
+
+def test_user_modules_named_like_subpackages_do_not_shadow(tmp_path):
+    """A user's own ``runtime.py`` and ``verify.py`` beside their code."""
+    (tmp_path / "runtime.py").write_text("raise SystemExit('user runtime imported')\n")
+    (tmp_path / "verify.py").write_text("raise SystemExit('user verify imported')\n")
+    code = (
+        "from parity import runtime, verify\n"
+        "from parity.verify import assert_equivalent\n"
+        "print(runtime.load_bundle.__module__, assert_equivalent.__module__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["parity.runtime.bundle", "parity.verify.testing"]
+
+
+def test_wheel_holds_one_top_level_package(tmp_path):
+    """The wheel installs ``parity`` alone, with every subpackage inside it, and
+    imports from a folder that is not the checkout."""
+    pytest.importorskip("setuptools")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("parity-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"parity"}
+    for sub in ("models", "exporter", "runtime", "runtime/bundle_format", "verify", "bench"):
+        assert f"parity/{sub}/__init__.py" in names
+    target = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(target)
+    code = "import parity.runtime, parity.verify, parity.exporter, parity.models, parity.bench;"
+    code += "print(parity.runtime.__file__)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith(str(target))
