@@ -11,7 +11,7 @@ This is the part that other applications embed: it never imports TensorFlow.
 
 from parity.runtime.bundle import Bundle, load_bundle
 from parity.runtime.bundle_format.manifest import Manifest, read_manifest
-from parity.runtime.errors import BundleError, InputError, ParityError, RunError
+from parity.runtime.errors import BundleError, InputError, ParameterError, ParityError, RunError
 from parity.runtime.generate import MAX_STEPS, generate, start_input
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "BundleError",
     "InputError",
     "Manifest",
+    "ParameterError",
     "ParityError",
     "RunError",
     "generate",

@@ -22,3 +22,16 @@ class InputError(ParityError):
 
 class RunError(ParityError):
     """ONNX Runtime failed while running a graph on inputs that passed the checks."""
+
+
+class ParameterError(ParityError):
+    """A function's parameter has a value it cannot take.
+
+    ``parameter`` is the Python parameter's name; the message says what is wrong
+    without naming it, so that each caller can name it its own way (the CLI
+    says ``--steps`` where the library says ``steps``)."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.reason = message
