@@ -42,12 +42,17 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """One ONNX file of the bundle, with its hash and its signature."""
+    """One ONNX file of the bundle, with its hash and its signature.
+
+    ``external_data`` maps every file the graph reads its weights from (ONNX
+    external data, relative to the bundle) to its sha256; a graph that reads a
+    file not listed there is refused when the bundle is loaded."""
 
     file: str
     sha256: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    external_data: dict[str, str] = field(default_factory=dict)
 
     def input(self, name: str) -> TensorSpec:
         return _by_name(self.inputs, name, f"input of {self.file}")
@@ -207,6 +212,7 @@ def _graph(data: dict[str, Any]) -> GraphSpec:
         sha256=str(data["sha256"]),
         inputs=tuple(_tensor(t) for t in data["inputs"]),
         outputs=tuple(_tensor(t) for t in data["outputs"]),
+        external_data={str(k): str(v) for k, v in dict(data.get("external_data", {})).items()},
     )
 
 
