@@ -98,7 +98,7 @@ def _corrupt(path, edit):
             lambda p: _corrupt(p, lambda m: m["graphs"]["model"].update(file="/etc/passwd")),
             "outside the bundle",
         ),
-        (lambda p: _corrupt(p, lambda m: m.pop("graphs")), "malformed manifest"),
+        (lambda p: _corrupt(p, lambda m: m.pop("graphs")), "missing field 'graphs'"),
     ],
 )
 def test_damaged_bundles_are_refused_with_one_line(single, damage, message):

@@ -10,9 +10,11 @@ parses and validates; it never touches the graphs themselves.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal, get_args
 
 from parity.runtime.errors import BundleError
 
@@ -21,6 +23,23 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
 Dim = int | str  # a fixed size, or the name of a symbolic (dynamic) axis
+
+# The vocabularies of the format. Each is checked when a manifest is read.
+Kind = Literal["single", "seq2seq"]
+Feedback = Literal["identity", "argmax_onehot", "argmax_token"]
+Start = Literal["last_encoder_step", "zeros", "token"]
+Init = Literal["encoder", "zeros"]
+Padding = Literal["post", "pre"]
+MaskSource = Literal["Masking", "Embedding"]
+DomainKind = Literal["uniform", "tokens"]
+DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+
+# Limits on what a manifest may declare: far above any real model, low enough
+# that nothing is allocated from a hostile manifest's numbers.
+MAX_STEPS = 100_000  # generation steps (the runtime refuses more)
+MAX_DIM = 1 << 31  # a fixed axis or a state size
+MAX_RANK = 8
+MAX_MANIFEST_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -70,8 +89,8 @@ class MaskSpec:
 
     input: str
     value: float
-    padding: str = "post"
-    source: str = "Masking"
+    padding: Padding = "post"
+    source: MaskSource = "Masking"
     fused: bool = False
 
 
@@ -89,7 +108,7 @@ class StateSpec:
     size: int
     step_input: str
     step_output: str
-    init: str
+    init: Init
     encoder_output: str | None = None
 
 
@@ -111,9 +130,9 @@ class Seq2SeqSpec:
     step_input: str
     step_output: str
     states: tuple[StateSpec, ...]
-    feedback: str
+    feedback: Feedback
     steps: int
-    start: str = "zeros"
+    start: Start = "zeros"
     start_token: int | None = None
     stop_token: int | None = None
     loop_graph: str | None = None
@@ -123,7 +142,7 @@ class Seq2SeqSpec:
 class Manifest:
     format_version: int
     name: str
-    kind: str  # "single" or "seq2seq"
+    kind: Kind
     source: dict[str, str]
     opset: int
     versions: dict[str, str]
@@ -153,6 +172,8 @@ def _by_name(specs: tuple[TensorSpec, ...], name: str, what: str) -> TensorSpec:
 
 def safe_member(bundle_dir: Path, relative: str) -> Path:
     """Resolve a file named by the manifest, refusing anything outside the bundle."""
+    if not isinstance(relative, str) or "\x00" in relative:
+        raise BundleError(f"{bundle_dir}: manifest names a file that is no path: {relative!r}")
     pure = PurePosixPath(relative)
     if pure.is_absolute() or ".." in pure.parts or "\\" in relative or not relative:
         raise BundleError(f"{bundle_dir}: manifest names a file outside the bundle: {relative!r}")
@@ -162,76 +183,328 @@ def safe_member(bundle_dir: Path, relative: str) -> Path:
     return path
 
 
-def parse_manifest(data: Any, origin: str = "manifest") -> Manifest:
-    """Validate a decoded manifest.json and build a :class:`Manifest`."""
-    try:
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise BundleError(f"{origin}: not a parity bundle manifest")
-        version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise BundleError(
-                f"{origin}: manifest format version {version!r} is not supported "
-                f"(this parity reads version {FORMAT_VERSION})"
-            )
-        graphs = {key: _graph(value) for key, value in dict(data["graphs"]).items()}
-        if not graphs:
-            raise BundleError(f"{origin}: manifest lists no graph")
-        mask = MaskSpec(**data["mask"]) if data.get("mask") else None
-        seq2seq = None
-        if data.get("seq2seq"):
-            s = dict(data["seq2seq"])
-            s["states"] = tuple(StateSpec(**state) for state in s["states"])
-            seq2seq = Seq2SeqSpec(**s)
-        manifest = Manifest(
-            format_version=version,
-            name=str(data["name"]),
-            kind=str(data["kind"]),
-            source=dict(data["source"]),
-            opset=int(data["opset"]),
-            versions=dict(data["versions"]),
-            graphs=graphs,
-            golden=dict(data["golden"]) if data.get("golden") else None,
-            mask=mask,
-            seq2seq=seq2seq,
-            notes=tuple(data.get("notes", ())),
+class _Schema:
+    """Reads one decoded manifest, field by field, naming the first field that
+    is wrong: every value is checked for type and range before it is used."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+
+    def fail(self, where: str, what: str) -> BundleError:
+        return BundleError(f"{self.origin}: {where}: {what}")
+
+    def fields(self, data: Any, where: str, required: set[str], optional: set[str]) -> dict:
+        if not isinstance(data, dict):
+            raise self.fail(where, f"expected an object, got {_kind_of(data)}")
+        missing = sorted(required - set(data))
+        if missing:
+            raise self.fail(where, f"missing field {missing[0]!r}")
+        unknown = sorted(set(data) - required - optional)
+        if unknown:
+            raise self.fail(where, f"unknown field {unknown[0]!r}")
+        return data
+
+    def text(self, value: Any, where: str, *, name: bool = False) -> str:
+        if not isinstance(value, str) or not value or "\x00" in value:
+            raise self.fail(where, f"expected a non-empty string, got {_kind_of(value)}")
+        if name and len(value) > 256:
+            raise self.fail(where, "a name longer than 256 characters")
+        return value
+
+    def integer(self, value: Any, where: str, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"expected an integer, got {_kind_of(value)}")
+        if not low <= value <= high:
+            raise self.fail(where, f"{value} is out of range [{low}, {high}]")
+        return value
+
+    def number(self, value: Any, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(where, f"expected a number, got {_kind_of(value)}")
+        if not math.isfinite(value):
+            raise self.fail(where, f"expected a finite number, got {value}")
+        return float(value)
+
+    def choice(self, value: Any, where: str, vocabulary: Any) -> Any:
+        allowed = get_args(vocabulary)
+        if value not in allowed:
+            raise self.fail(where, f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def strings(self, value: Any, where: str) -> dict[str, str]:
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise self.fail(where, "expected an object of strings")
+        return dict(value)
+
+    def digest(self, value: Any, where: str) -> str:
+        if not isinstance(value, str) or not _SHA256.fullmatch(value):
+            raise self.fail(where, "expected a sha256 (64 hex digits)")
+        return value
+
+    def file(self, value: Any, where: str) -> str:
+        relative = self.text(value, where)
+        pure = PurePosixPath(relative)
+        if pure.is_absolute() or ".." in pure.parts or "\\" in relative:
+            raise self.fail(where, f"names a file outside the bundle: {relative!r}")
+        return relative
+
+    def tensor(self, data: Any, where: str, *, with_domain: bool) -> TensorSpec:
+        data = self.fields(data, where, {"name", "dtype", "shape"}, {"domain"})
+        name = self.text(data["name"], f"{where}.name", name=True)
+        dtype = self.choice(data["dtype"], f"{where}.dtype", Literal[DTYPES])  # type: ignore[valid-type]
+        shape = data["shape"]
+        if not isinstance(shape, list) or len(shape) > MAX_RANK:
+            raise self.fail(f"{where}.shape", f"expected a list of at most {MAX_RANK} dims")
+        dims: list[Dim] = []
+        for axis, dim in enumerate(shape):
+            if isinstance(dim, str):
+                if not _AXIS_NAME.fullmatch(dim):
+                    raise self.fail(f"{where}.shape[{axis}]", f"{dim!r} is no axis name")
+                dims.append(dim)
+            else:
+                dims.append(self.integer(dim, f"{where}.shape[{axis}]", 1, MAX_DIM))
+        domain = data.get("domain")
+        if domain is not None:
+            if not with_domain:
+                raise self.fail(f"{where}.domain", "an output has no value domain")
+            domain = self.domain(domain, f"{where}.domain")
+        return TensorSpec(name=name, dtype=dtype, shape=tuple(dims), domain=domain)
+
+    def domain(self, data: Any, where: str) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(where, f"expected an object, got {_kind_of(data)}")
+        kind = self.choice(data.get("kind"), f"{where}.kind", DomainKind)
+        if kind == "tokens":
+            self.fields(data, where, {"kind", "vocab"}, set())
+            self.integer(data["vocab"], f"{where}.vocab", 1, MAX_DIM)
+        else:
+            self.fields(data, where, {"kind", "low", "high"}, set())
+            low = self.number(data["low"], f"{where}.low")
+            if self.number(data["high"], f"{where}.high") < low:
+                raise self.fail(where, "high is below low")
+        return dict(data)
+
+    def tensors(self, data: Any, where: str, *, with_domain: bool) -> tuple[TensorSpec, ...]:
+        if not isinstance(data, list) or not data:
+            raise self.fail(where, "expected a non-empty list")
+        specs = tuple(
+            self.tensor(item, f"{where}[{i}]", with_domain=with_domain)
+            for i, item in enumerate(data)
         )
-    except BundleError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{origin}: malformed manifest ({type(exc).__name__}: {exc})") from None
-    if manifest.kind not in ("single", "seq2seq"):
-        raise BundleError(f"{origin}: unknown bundle kind {manifest.kind!r}")
-    if (manifest.kind == "seq2seq") != (manifest.seq2seq is not None):
-        raise BundleError(f"{origin}: bundle kind {manifest.kind!r} does not match its sections")
-    return manifest
+        names = [spec.name for spec in specs]
+        if len(set(names)) != len(names):
+            raise self.fail(where, "two tensors share a name")
+        return specs
+
+    def graph(self, data: Any, where: str) -> GraphSpec:
+        required = {"file", "sha256", "inputs", "outputs"}
+        data = self.fields(data, where, required, {"external_data"})
+        external = self.strings(data.get("external_data", {}), f"{where}.external_data")
+        for relative, digest in external.items():
+            self.file(relative, f"{where}.external_data")
+            self.digest(digest, f"{where}.external_data[{relative!r}]")
+        return GraphSpec(
+            file=self.file(data["file"], f"{where}.file"),
+            sha256=self.digest(data["sha256"], f"{where}.sha256"),
+            inputs=self.tensors(data["inputs"], f"{where}.inputs", with_domain=True),
+            outputs=self.tensors(data["outputs"], f"{where}.outputs", with_domain=False),
+            external_data=external,
+        )
+
+    def mask(self, data: Any, graphs: dict[str, GraphSpec]) -> MaskSpec:
+        data = self.fields(data, "mask", {"input", "value"}, {"padding", "source", "fused"})
+        name = self.text(data["input"], "mask.input")
+        if not any(spec.name == name for g in graphs.values() for spec in g.inputs):
+            raise self.fail("mask.input", f"{name!r} names no graph input")
+        fused = data.get("fused", False)
+        if not isinstance(fused, bool):
+            raise self.fail("mask.fused", f"expected true or false, got {_kind_of(fused)}")
+        return MaskSpec(
+            input=name,
+            value=self.number(data["value"], "mask.value"),
+            padding=self.choice(data.get("padding", "post"), "mask.padding", Padding),
+            source=self.choice(data.get("source", "Masking"), "mask.source", MaskSource),
+            fused=fused,
+        )
+
+    def seq2seq(self, data: Any, graphs: dict[str, GraphSpec]) -> Seq2SeqSpec:
+        required = {"encoder_graph", "step_graph", "encoder_input", "step_input"}
+        required |= {"step_output", "states", "feedback", "steps"}
+        optional = {"start", "start_token", "stop_token", "loop_graph"}
+        data = self.fields(data, "seq2seq", required, optional)
+
+        def graph_key(field_name: str) -> str:
+            key = self.text(data[field_name], f"seq2seq.{field_name}")
+            if key not in graphs:
+                raise self.fail(f"seq2seq.{field_name}", f"{key!r} names no graph")
+            return key
+
+        encoder = graphs[graph_key("encoder_graph")]
+        step = graphs[graph_key("step_graph")]
+        loop = graph_key("loop_graph") if data.get("loop_graph") is not None else None
+        self.member(data["encoder_input"], encoder.inputs, "seq2seq.encoder_input")
+        self.member(data["step_input"], step.inputs, "seq2seq.step_input")
+        self.member(data["step_output"], step.outputs, "seq2seq.step_output")
+        states = data["states"]
+        if not isinstance(states, list) or not states:
+            raise self.fail("seq2seq.states", "expected a non-empty list")
+        start = self.choice(data.get("start", "zeros"), "seq2seq.start", Start)
+        tokens = {}
+        for name in ("start_token", "stop_token"):
+            value = data.get(name)
+            tokens[name] = (
+                None if value is None else self.integer(value, f"seq2seq.{name}", 0, MAX_DIM)
+            )
+        if start == "token" and tokens["start_token"] is None:
+            raise self.fail("seq2seq.start_token", "the start rule 'token' needs a start token")
+        return Seq2SeqSpec(
+            encoder_graph=data["encoder_graph"],
+            step_graph=data["step_graph"],
+            encoder_input=data["encoder_input"],
+            step_input=data["step_input"],
+            step_output=data["step_output"],
+            states=tuple(
+                self.state(item, f"seq2seq.states[{i}]", encoder, step)
+                for i, item in enumerate(states)
+            ),
+            feedback=self.choice(data["feedback"], "seq2seq.feedback", Feedback),
+            steps=self.integer(data["steps"], "seq2seq.steps", 1, MAX_STEPS),
+            start=start,
+            loop_graph=loop,
+            **tokens,
+        )
+
+    def state(self, data: Any, where: str, encoder: GraphSpec, step: GraphSpec) -> StateSpec:
+        required = {"name", "layer", "kind", "size", "step_input", "step_output", "init"}
+        data = self.fields(data, where, required, {"encoder_output"})
+        init = self.choice(data["init"], f"{where}.init", Init)
+        encoder_output = data.get("encoder_output")
+        if init == "encoder":
+            self.member(encoder_output, encoder.outputs, f"{where}.encoder_output")
+        elif encoder_output is not None:
+            raise self.fail(f"{where}.encoder_output", "a state from zeros has no encoder output")
+        return StateSpec(
+            name=self.text(data["name"], f"{where}.name", name=True),
+            layer=self.text(data["layer"], f"{where}.layer", name=True),
+            kind=self.text(data["kind"], f"{where}.kind", name=True),
+            size=self.integer(data["size"], f"{where}.size", 1, MAX_DIM),
+            step_input=self.member(data["step_input"], step.inputs, f"{where}.step_input"),
+            step_output=self.member(data["step_output"], step.outputs, f"{where}.step_output"),
+            init=init,
+            encoder_output=encoder_output,
+        )
+
+    def member(self, value: Any, specs: tuple[TensorSpec, ...], where: str) -> str:
+        name = self.text(value, where)
+        if not any(spec.name == name for spec in specs):
+            raise self.fail(where, f"{name!r} names no tensor of that graph")
+        return name
 
 
-def _graph(data: dict[str, Any]) -> GraphSpec:
-    return GraphSpec(
-        file=str(data["file"]),
-        sha256=str(data["sha256"]),
-        inputs=tuple(_tensor(t) for t in data["inputs"]),
-        outputs=tuple(_tensor(t) for t in data["outputs"]),
-        external_data={str(k): str(v) for k, v in dict(data.get("external_data", {})).items()},
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+        type(value), "a list" if isinstance(value, list) else "an object"
     )
 
 
-def _tensor(data: dict[str, Any]) -> TensorSpec:
-    shape = tuple(d if isinstance(d, str) else int(d) for d in data["shape"])
-    return TensorSpec(
-        name=str(data["name"]), dtype=str(data["dtype"]), shape=shape, domain=data.get("domain")
+def parse_manifest(data: Any, origin: str = "manifest") -> Manifest:
+    """Validate a decoded manifest.json against the format's one schema and build
+    a :class:`Manifest`.
+
+    Args:
+        data: the decoded JSON.
+        origin: what the data came from (a path), for error messages.
+
+    Raises:
+        BundleError: naming the first field that is missing, unknown, of the
+            wrong type, out of range, or naming a graph or tensor that is not there.
+    """
+    schema = _Schema(origin)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BundleError(f"{origin}: not a parity bundle manifest")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"{origin}: manifest format version {version!r} is not supported "
+            f"(this parity reads version {FORMAT_VERSION})"
+        )
+    required = {"format", "format_version", "name", "kind", "source", "opset", "versions"}
+    optional = {"graphs", "golden", "mask", "seq2seq", "notes"}
+    schema.fields(data, "manifest", required | {"graphs"}, optional)
+    raw_graphs = data["graphs"]
+    if not isinstance(raw_graphs, dict) or not raw_graphs:
+        raise schema.fail("graphs", "expected a non-empty object of graphs")
+    graphs = {
+        schema.text(key, "graphs", name=True): schema.graph(value, f"graphs.{key}")
+        for key, value in raw_graphs.items()
+    }
+    golden = data.get("golden")
+    if golden is not None:
+        schema.fields(golden, "golden", {"file", "sha256"}, set())
+        golden = {
+            "file": schema.file(golden["file"], "golden.file"),
+            "sha256": schema.digest(golden["sha256"], "golden.sha256"),
+        }
+    notes = data.get("notes", [])
+    if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
+        raise schema.fail("notes", "expected a list of strings")
+    kind = schema.choice(data["kind"], "kind", Kind)
+    seq2seq = data.get("seq2seq")
+    if (kind == "seq2seq") != (seq2seq is not None):
+        raise BundleError(f"{origin}: bundle kind {kind!r} does not match its sections")
+    return Manifest(
+        format_version=version,
+        name=schema.text(data["name"], "name"),
+        kind=kind,
+        source=schema.strings(data["source"], "source"),
+        opset=schema.integer(data["opset"], "opset", 1, 100),
+        versions=schema.strings(data["versions"], "versions"),
+        graphs=graphs,
+        golden=golden,
+        mask=schema.mask(data["mask"], graphs) if data.get("mask") is not None else None,
+        seq2seq=schema.seq2seq(seq2seq, graphs) if seq2seq is not None else None,
+        notes=tuple(notes),
     )
 
 
 def read_manifest(bundle_dir: Path) -> Manifest:
-    """Read and validate ``bundle_dir/manifest.json``."""
-    path = Path(bundle_dir) / MANIFEST_NAME
-    if not Path(bundle_dir).is_dir():
+    """Read and validate ``bundle_dir/manifest.json``.
+
+    Args:
+        bundle_dir: the bundle folder.
+
+    Raises:
+        BundleError: the folder is missing or is a file, the manifest is
+            missing, a link out of the bundle, too large, unreadable, or does
+            not fit the schema.
+    """
+    bundle_dir = Path(bundle_dir)
+    if bundle_dir.is_file():
+        hint = " (a Keras model? the bundle comes second)" if bundle_dir.suffix else ""
+        raise BundleError(f"{bundle_dir}: is a file, expected a bundle folder{hint}")
+    if not bundle_dir.is_dir():
         raise BundleError(f"{bundle_dir}: not a bundle folder (no such directory)")
+    path = bundle_dir / MANIFEST_NAME
     if not path.is_file():
         raise BundleError(f"{bundle_dir}: no {MANIFEST_NAME}; is this a parity bundle?")
+    if path.is_symlink() or path.resolve().parent != bundle_dir.resolve():
+        raise BundleError(f"{path}: is a link out of the bundle; refused")
     try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{path}: larger than {MAX_MANIFEST_BYTES >> 20} MiB; refused")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: unreadable manifest ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BundleError(f"{path}: unreadable manifest ({_first_line(exc)})") from None
     return parse_manifest(data, origin=str(path))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
