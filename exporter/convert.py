@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from parity.exporter.keras_graph import producer
+from parity.exporter.keras_graph import input_names, model_inputs, producer
 from parity.exporter.rewrite import repair
 from parity.exporter.signature import input_domain
 from parity.runtime.bundle_format.manifest import TensorSpec
@@ -55,14 +55,12 @@ def keras_to_onnx(
     import tf2onnx
 
     check_opset(opset)
-    inputs = list(model.inputs)
-    input_names = [tensor.name for tensor in inputs]
+    inputs = model_inputs(model)
+    names = input_names(model)
     output_names = keras_output_names(model)
     signature = tuple(
-        tf.TensorSpec(
-            (None if dynamic_batch else 1, *tensor.shape[1:]), tensor.dtype, name=tensor.name
-        )
-        for tensor in inputs
+        tf.TensorSpec((None if dynamic_batch else 1, *tensor.shape[1:]), tensor.dtype, name=name)
+        for tensor, name in zip(inputs, names, strict=True)
     )
     _refuse_stateful(model)
     traced = repair(model)
@@ -75,12 +73,12 @@ def keras_to_onnx(
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ParityError(f"tf2onnx cannot convert model {model.name!r}: {reason}") from None
     _rename_outputs(proto, output_names)
-    _name_dims(proto, input_names, [tensor.shape for tensor in inputs])
+    _name_dims(proto, names, [tensor.shape for tensor in inputs])
     proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
     proto = checked(proto, model.name)
     specs_in = tuple(
         _spec(value, input_domain(model, tensor))
-        for value, tensor in zip(_ordered(proto.graph.input, input_names), inputs, strict=True)
+        for value, tensor in zip(_ordered(proto.graph.input, names), inputs, strict=True)
     )
     specs_out = tuple(_spec(value) for value in _ordered(proto.graph.output, output_names))
     return ConvertedGraph(proto, specs_in, specs_out)
@@ -115,7 +113,7 @@ def keras_outputs(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.
     """Call ``model`` eagerly in inference mode on named inputs; outputs named
     as in the exported graph. (Eager, not ``predict``: inside ``tf.function``
     Keras 3's ``TimeDistributed`` is wrong over a dynamic time axis.)"""
-    names = [tensor.name for tensor in model.inputs]
+    names = input_names(model)
     missing = [name for name in names if name not in inputs]
     if missing:
         raise ParityError(f"Keras model input {missing[0]!r} is not among the inputs given")

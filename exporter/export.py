@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx
+from parity.exporter.forms import as_functional
 from parity.exporter.fused import fuse_recurrent
 from parity.exporter.golden import golden_data
 from parity.exporter.load import load_keras, source_info
@@ -67,6 +68,7 @@ def export_model(
     with ``seq2seq=True``) becomes an encoder and a one-step decoder graph."""
 
     check_opset(opset)
+    model = as_functional(model)
     source = dict(source or {"name": model.name, "file": "", "sha256": ""})
     if seq2seq is None:
         seq2seq = is_seq2seq(model)

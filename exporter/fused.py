@@ -37,7 +37,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from parity.exporter.convert import ConvertedGraph, checked, keras_to_onnx
-from parity.exporter.keras_graph import calls
+from parity.exporter.keras_graph import calls, layer_name
 from parity.exporter.onnx_nodes import read_by, without_dead
 from parity.exporter.rnn_weights import fused_op, unsupported
 from parity.runtime.bundle_format.manifest import MaskSpec
@@ -99,21 +99,21 @@ def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | Non
         return None
     source = model.inputs[0]
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if any(len(calls(layer)) != 1 for layer in layers):
+    if any(len(calls(layer, model)) != 1 for layer in layers):
         return None  # shared or nested layers
     masker = None
     feed = source
     if mask is not None:
-        readers = [layer for layer in layers if _reads(layer, source)]
+        readers = [layer for layer in layers if _reads(model, layer, source)]
         if len(readers) != 1 or type(readers[0]).__name__ != mask.source:
             return None
         masker = readers[0]
-        (feed,) = calls(masker)[0].output_tensors
-    readers = [layer for layer in layers if _reads(layer, feed)]
+        (feed,) = calls(masker, model)[0].output_tensors
+    readers = [layer for layer in layers if _reads(model, layer, feed)]
     if len(readers) != 1 or unsupported(readers[0]) is not None:
         return None
     recurrent = readers[0]
-    node = calls(recurrent)[0]
+    node = calls(recurrent, model)[0]
     if node.input_tensors[0] is not feed or len(node.input_tensors) > 2:
         return None
     if node.arguments.kwargs.get("initial_state") is not None:
@@ -132,8 +132,8 @@ def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | Non
     return recurrent, masker
 
 
-def _reads(layer: Any, tensor: Any) -> bool:
-    return any(value is tensor for value in calls(layer)[0].input_tensors)
+def _reads(model: Any, layer: Any, tensor: Any) -> bool:
+    return any(value is tensor for value in calls(layer, model)[0].input_tensors)
 
 
 def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
@@ -145,11 +145,11 @@ def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
     from keras import tree
 
     source = model.inputs[0]
-    x = keras.Input(source.shape[1:], dtype=source.dtype, name=source.name)
+    x = keras.Input(source.shape[1:], dtype=source.dtype, name=layer_name(source))
     tensors = {id(source): x}
     masking = masker if isinstance(masker, keras.layers.Masking) else None
     if masking is not None:
-        (masked,) = calls(masking)[0].output_tensors
+        (masked,) = calls(masking, model)[0].output_tensors
         tensors[id(masked)] = x
     copies = []
     for layer in model.layers:
@@ -168,7 +168,7 @@ def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
                 config["mask_zero"] = False
             copy = type(layer).from_config(config)
             copies.append((layer, copy))
-        node = calls(layer)[0]
+        node = calls(layer, model)[0]
         args, kwargs = node.arguments.fill_in(tensors)
         kwargs.pop("mask", None)
         outputs = tree.flatten(copy(*args, **kwargs))

@@ -37,6 +37,14 @@ def layer_name(tensor: Any) -> str:
     return producer(tensor)[0].name
 
 
+def input_names(model: Any) -> list[str]:
+    """The names of a model's inputs: the names of their ``InputLayer``s, which
+    are the names given to ``keras.Input`` (a ``Sequential`` model's unnamed
+    input gets its layer's name, ``input_layer``, rather than an internal
+    tensor name)."""
+    return [layer_name(tensor) for tensor in model_inputs(model)]
+
+
 def is_input_tensor(tensor: Any) -> bool:
     """Whether ``tensor`` is a model input (made by an ``InputLayer``)."""
     import keras
@@ -44,9 +52,20 @@ def is_input_tensor(tensor: Any) -> bool:
     return isinstance(producer(tensor)[0], keras.layers.InputLayer)
 
 
-def calls(layer: Any) -> list[Any]:
-    """Every node of ``layer``: one per call in a functional graph."""
-    return list(getattr(layer, "_inbound_nodes", ()))
+def calls(layer: Any, model: Any = None) -> list[Any]:
+    """The nodes of ``layer``: one per call.
+
+    Args:
+        layer: a Keras layer.
+        model: when given, only the calls that are part of ``model``'s graph
+            (a layer loaded from a file, or wrapped into another model, also
+            has calls Keras made while building it).
+    """
+    nodes = list(getattr(layer, "_inbound_nodes", ()))
+    if model is None:
+        return nodes
+    mine = {id(node) for node in graph_nodes(model)}
+    return [node for node in nodes if id(node) in mine]
 
 
 def nodes_by_depth(model: Any) -> dict[int, list[Any]] | None:

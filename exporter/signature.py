@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from parity.exporter.keras_graph import calls
+from parity.exporter.keras_graph import calls, layer_name
 from parity.runtime.bundle_format.manifest import MaskSpec
 
 IMAGE_DOMAIN = {"kind": "uniform", "low": 0.0, "high": 1.0}
@@ -36,10 +36,11 @@ def find_mask(model: Any) -> MaskSpec | None:
     for tensor in model.inputs:
         masking = _first_consumer(model, tensor, "Masking")
         if masking is not None:
-            return MaskSpec(input=tensor.name, value=float(masking.mask_value), source="Masking")
+            value = float(masking.mask_value)
+            return MaskSpec(input=layer_name(tensor), value=value, source="Masking")
         embedding = _first_consumer(model, tensor, "Embedding")
         if embedding is not None and embedding.mask_zero:
-            return MaskSpec(input=tensor.name, value=0.0, source="Embedding")
+            return MaskSpec(input=layer_name(tensor), value=0.0, source="Embedding")
     return None
 
 
@@ -48,7 +49,7 @@ def _first_consumer(model: Any, tensor: Any, class_name: str) -> Any:
     for layer in getattr(model, "layers", ()):
         if type(layer).__name__ != class_name:
             continue
-        for node in calls(layer):
+        for node in calls(layer, model):
             if any(value is tensor for value in node.input_tensors):
                 return layer
     return None

@@ -1,0 +1,115 @@
+"""Models in the forms public examples write them: ``Sequential`` with an
+``Input``, an ``InputLayer``, ``input_shape=`` on the first layer, or built by
+``fit``; the seeds' own Sequential models. Each exports, fuses where its
+functional twin fuses, and verifies against TensorFlow."""
+
+import keras
+import numpy as np
+import onnx
+import pytest
+
+from parity import verify
+from parity.exporter import export_keras
+from parity.runtime.errors import ParityError
+
+STEPS, FEATURES = 9, 4
+
+
+def _masked_classifier_layers():
+    """The second seed's classifier at a small size: Masking, an LSTM with
+    dropout on inputs and state, a softmax over 13 classes."""
+    return [
+        keras.layers.Masking(mask_value=0.0),
+        keras.layers.LSTM(8, dropout=0.5, recurrent_dropout=0.5),
+        keras.layers.Dense(13, activation="softmax"),
+    ]
+
+
+def _sequential(form: str) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    layers = _masked_classifier_layers()
+    if form == "input":
+        return keras.Sequential([keras.Input((STEPS, FEATURES)), *layers])
+    if form == "input_layer":
+        return keras.Sequential([keras.layers.InputLayer(shape=(STEPS, FEATURES)), *layers])
+    if form == "input_shape":
+        first = keras.layers.Masking(mask_value=0.0, input_shape=(STEPS, FEATURES))
+        return keras.Sequential([first, *layers[1:]])
+    if form == "add":
+        model = keras.Sequential()
+        model.add(keras.layers.Masking(mask_value=0, input_shape=(STEPS, FEATURES)))
+        for layer in layers[1:]:
+            model.add(layer)
+        return model
+    if form == "fit":
+        model = keras.Sequential(layers)
+        model.compile("adam", "categorical_crossentropy")
+        x = np.random.default_rng(0).normal(size=(8, STEPS, FEATURES)).astype("float32")
+        model.fit(x, np.eye(13, dtype="float32")[np.arange(8)], epochs=1, verbose=0)
+        return model
+    raise AssertionError(form)
+
+
+def _functional() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    x = keras.Input((STEPS, FEATURES), name="sequence")
+    y = x
+    for layer in _masked_classifier_layers():
+        y = layer(y)
+    return keras.Model(x, y)
+
+
+def _ops(bundle) -> set[str]:
+    return {node.op_type for node in onnx.load(bundle / "model.onnx").graph.node}
+
+
+@pytest.fixture(scope="module")
+def functional_ops(tmp_path_factory) -> set[str]:
+    folder = tmp_path_factory.mktemp("functional")
+    _functional().save(folder / "m.keras")
+    export_keras(folder / "m.keras", folder / "bundle")
+    return _ops(folder / "bundle")
+
+
+@pytest.mark.parametrize("form", ["input", "input_layer", "input_shape", "add", "fit"])
+def test_sequential_exports_fuses_and_verifies(tmp_path, form, functional_ops):
+    path = tmp_path / "m.keras"
+    _sequential(form).save(path)
+    manifest = export_keras(path, tmp_path / "bundle")
+    recurrent = {"LSTM", "Loop"}
+    assert functional_ops & recurrent == {"LSTM"}
+    assert _ops(tmp_path / "bundle") & recurrent == {"LSTM"}  # fused as its functional twin
+    assert manifest.mask is not None and manifest.mask.fused
+    (spec,) = manifest.graph("model").inputs
+    assert not spec.name.startswith("keras_tensor")  # a layer's name, not Keras' internal one
+    report = verify.check(tmp_path / "bundle", path, batches=(1, 4), seed=1)
+    assert report.passed, report.table()
+
+
+def test_first_seed_type_2_sequential_time_distributed(tmp_path):
+    """The first seed's "Type 2": InputLayer over image sequences, TimeDistributed
+    Conv2D and MaxPooling2D, LSTM, Dense (small images)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.layers.InputLayer(shape=(3, 12, 12, 1)),
+            keras.layers.TimeDistributed(keras.layers.Conv2D(4, (3, 3))),
+            keras.layers.TimeDistributed(keras.layers.MaxPooling2D((2, 2), strides=(2, 2))),
+            keras.layers.TimeDistributed(keras.layers.Flatten()),
+            keras.layers.LSTM(5),
+            keras.layers.Dense(3),
+        ]
+    )
+    model.save(tmp_path / "m.keras")
+    export_keras(tmp_path / "m.keras", tmp_path / "bundle")
+    report = verify.check(tmp_path / "bundle", tmp_path / "m.keras", batches=(2,))
+    assert report.passed, report.table()
+
+
+def test_sequential_never_built_is_refused_with_how_to_fix(tmp_path):
+    from parity.exporter import export_model
+
+    model = keras.Sequential([keras.layers.LSTM(4), keras.layers.Dense(2)])
+    with pytest.raises(ParityError, match="never built"):
+        export_model(model, tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()
