@@ -163,10 +163,7 @@ def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
                 name=layer.name,
             )
         else:
-            config = layer.get_config()
-            if layer is masker:  # an Embedding
-                config["mask_zero"] = False
-            copy = type(layer).from_config(config)
+            copy = _rebuilt(layer, mask_zero=False if layer is masker else None)
             copies.append((layer, copy))
         node = calls(layer, model)[0]
         args, kwargs = node.arguments.fill_in(tensors)
@@ -269,3 +266,16 @@ def _with_sequence_lengths(graph: onnx.GraphProto, node: onnx.NodeProto, mask: M
     if y:
         where = helper.make_node("Where", [out("valid_4d"), out("y_raw"), y_h], [y])
         graph.node.insert(position + len(nodes) + 1, where)
+
+
+def _rebuilt(layer: Any, mask_zero: bool | None) -> Any:
+    """A fresh copy of ``layer`` from its config (``mask_zero`` overridden for
+    an Embedding when given). The config comes from a model already in memory,
+    which its loading judged safe or the user allowed, so Keras' safe mode
+    would only refuse again what was allowed (a ``Lambda``'s code)."""
+    import keras
+
+    config = keras.saving.serialize_keras_object(layer)
+    if mask_zero is not None:
+        config["config"]["mask_zero"] = mask_zero
+    return keras.saving.deserialize_keras_object(config, safe_mode=False)

@@ -113,3 +113,20 @@ def test_sequential_never_built_is_refused_with_how_to_fix(tmp_path):
     with pytest.raises(ParityError, match="never built"):
         export_model(model, tmp_path / "bundle")
     assert not (tmp_path / "bundle").exists()
+
+
+def test_lambda_model_exports_with_unsafe_and_is_refused_without(tmp_path):
+    """A model the user allowed to load (``unsafe``) exports, the fused export
+    included; without ``unsafe`` the refusal names the Lambda."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((STEPS, FEATURES), name="sequence")
+    y = keras.layers.LSTM(6)(x)
+    y = keras.layers.Lambda(lambda t: t * 2.0, output_shape=(6,))(y)
+    keras.Model(x, keras.layers.Dense(3)(y)).save(tmp_path / "m.keras")
+    with pytest.raises(ParityError, match="Lambda"):
+        export_keras(tmp_path / "m.keras", tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    manifest = export_keras(tmp_path / "m.keras", tmp_path / "bundle", unsafe=True)
+    assert any("fused LSTM" in note for note in manifest.notes)
+    report = verify.check(tmp_path / "bundle", tmp_path / "m.keras", batches=(2,), unsafe=True)
+    assert report.passed, report.table()
