@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
 
-from parity.exporter.keras_graph import input_names, model_inputs, producer
+from parity.exporter.axes import AxisNames, axis_names
+from parity.exporter.keras_graph import input_names, model_inputs
+from parity.exporter.keras_io import keras_output_names
 from parity.exporter.rewrite import repair
 from parity.exporter.signature import input_domain
 from parity.runtime.bundle_format.manifest import TensorSpec
@@ -73,7 +75,7 @@ def keras_to_onnx(
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ParityError(f"tf2onnx cannot convert model {model.name!r}: {reason}") from None
     _rename_outputs(proto, output_names)
-    _name_dims(proto, names, [tensor.shape for tensor in inputs])
+    _name_dims(proto, axis_names(model, output_names))
     proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
     proto = checked(proto, model.name)
     specs_in = tuple(
@@ -82,50 +84,6 @@ def keras_to_onnx(
     )
     specs_out = tuple(_spec(value) for value in _ordered(proto.graph.output, output_names))
     return ConvertedGraph(proto, specs_in, specs_out)
-
-
-def keras_output_names(model: Any) -> list[str]:
-    """The names the exporter gives the outputs: the layers that produce them.
-    A recurrent layer returning its states names them ``<layer>_h``/``<layer>_c``
-    (LSTM) or ``<layer>_h`` (GRU, SimpleRNN); other extra outputs ``<layer>_<i>``."""
-    outputs = model.outputs if isinstance(model.outputs, list | tuple) else [model.outputs]
-    names = [_output_name(tensor) for tensor in outputs]
-    if len(set(names)) != len(names):
-        raise ParityError(f"model {model.name!r}: two outputs would share a name ({names})")
-    return names
-
-
-def _output_name(tensor: Any) -> str:
-    layer, _, index = producer(tensor)
-    if index == 0:
-        return layer.name
-    inner = getattr(layer, "cell", None)
-    kinds = ("h", "c") if type(inner).__name__ == "LSTMCell" else ("h",)
-    if inner is not None and getattr(layer, "return_state", False):
-        per_direction = len(kinds)
-        offset = index - 1
-        direction = ("", "_backward")[offset // per_direction] if offset >= per_direction else ""
-        return f"{layer.name}_{kinds[offset % per_direction]}{direction}"
-    return f"{layer.name}_{index}"
-
-
-def keras_outputs(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Call ``model`` eagerly in inference mode on named inputs; outputs named
-    as in the exported graph. (Eager, not ``predict``: inside ``tf.function``
-    Keras 3's ``TimeDistributed`` is wrong over a dynamic time axis.)"""
-    names = input_names(model)
-    missing = [name for name in names if name not in inputs]
-    if missing:
-        raise ParityError(f"Keras model input {missing[0]!r} is not among the inputs given")
-    arrays = [inputs[name] for name in names]
-    values = model(arrays[0] if len(arrays) == 1 else arrays, training=False)
-    if isinstance(values, dict):
-        values = list(values.values())
-    values = values if isinstance(values, list | tuple) else [values]
-    return {
-        name: np.asarray(value)
-        for name, value in zip(keras_output_names(model), values, strict=True)
-    }
 
 
 def _refuse_stateful(model: Any) -> None:
@@ -198,34 +156,20 @@ def _rename_outputs(proto: onnx.ModelProto, names: list[str]) -> None:
         value.name = mapping.get(value.name, value.name)
 
 
-def _name_dims(proto: onnx.ModelProto, input_names: list[str], shapes: list[Any]) -> None:
-    """Name dynamic axes: 0 is ``batch``; 1 is ``time`` when a model input is a
-    sequence with a dynamic length (features per step, or token ids); others
-    are ``<tensor>_dim<i>``."""
-    dynamic_time = _input_has_dynamic_time(_ordered(proto.graph.input, input_names), shapes)
+def _name_dims(proto: onnx.ModelProto, axes: AxisNames) -> None:
+    """Write the axis names (or known sizes) of :func:`axis_names` into the graph."""
+    named = {**axes.inputs, **axes.outputs}
     for value in list(proto.graph.input) + list(proto.graph.output):
         dims = value.type.tensor_type.shape.dim
+        wanted = named.get(value.name)
         for axis, dim in enumerate(dims):
             if dim.HasField("dim_value") and dim.dim_value > 0:
                 continue
-            if axis == 0:
-                dim.dim_param = "batch"
-            elif axis == 1 and dynamic_time and (len(dims) >= 3 or _is_tokens(value)):
-                dim.dim_param = "time"
+            name = wanted[axis] if wanted is not None and axis < len(wanted) else None
+            if isinstance(name, int):
+                dim.dim_value = name
             else:
-                dim.dim_param = f"{value.name}_dim{axis}"
-
-
-def _is_tokens(value: onnx.ValueInfoProto) -> bool:
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
-    return np.dtype(dtype).kind in "iu"
-
-
-def _input_has_dynamic_time(inputs: list[onnx.ValueInfoProto], shapes: list[Any]) -> bool:
-    return any(
-        len(shape) >= 2 and shape[1] is None and (len(shape) >= 3 or _is_tokens(value))
-        for value, shape in zip(inputs, shapes, strict=True)
-    )
+                dim.dim_param = name or f"{value.name}_dim{axis}"
 
 
 def checked(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from parity.exporter.convert import keras_outputs
+from parity.exporter.keras_io import keras_outputs
 from parity.runtime.bundle_format.golden import draw_name, input_key, output_key
 from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
 from parity.runtime.sampling import sample_inputs

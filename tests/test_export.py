@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from parity import models, runtime
 from parity.cli import cli
 from parity.exporter import export_keras, export_model
-from parity.exporter.convert import keras_outputs
+from parity.exporter.keras_io import keras_outputs
 from parity.runtime.bundle_format.writer import sha256_file
 from parity.runtime.errors import ParityError
 from parity.runtime.sampling import sample_inputs

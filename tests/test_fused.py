@@ -10,8 +10,9 @@ import onnxruntime as ort
 import pytest
 
 from parity import models, runtime
-from parity.exporter.convert import keras_outputs, keras_to_onnx
+from parity.exporter.convert import keras_to_onnx
 from parity.exporter.fused import fuse_recurrent
+from parity.exporter.keras_io import keras_outputs
 from parity.exporter.signature import find_mask
 from parity.runtime.errors import InputError
 from parity.runtime.sampling import sample_inputs

@@ -130,3 +130,38 @@ def test_lambda_model_exports_with_unsafe_and_is_refused_without(tmp_path):
     assert any("fused LSTM" in note for note in manifest.notes)
     report = verify.check(tmp_path / "bundle", tmp_path / "m.keras", batches=(2,), unsafe=True)
     assert report.passed, report.table()
+
+
+def test_inputs_of_different_lengths_get_their_own_time_axis(tmp_path):
+    """Two sequence inputs, each read by its own LSTM: Keras does not tie their
+    lengths, so neither does the graph; RepeatVector(4)'s known size stays 4."""
+    from parity import runtime
+
+    keras.utils.set_random_seed(0)
+    a = keras.Input((None, 3), name="history")
+    b = keras.Input((None, 2), name="context")
+    merged = keras.layers.Concatenate()([keras.layers.LSTM(5)(a), keras.layers.GRU(4)(b)])
+    repeated = keras.layers.RepeatVector(4, name="repeated")(merged)
+    model = keras.Model([a, b], [keras.layers.Dense(2, name="scores")(merged), repeated])
+    model.save(tmp_path / "m.keras")
+    manifest = export_keras(tmp_path / "m.keras", tmp_path / "bundle")
+    graph = manifest.graph("model")
+    assert graph.input("history").shape == ("batch", "time", 3)
+    assert graph.input("context").shape == ("batch", "context_time", 2)
+    assert graph.output("repeated").shape == ("batch", 4, 9)
+    bundle = runtime.load_bundle(tmp_path / "bundle")
+    rng = np.random.default_rng(0)
+    feeds = {"history": rng.normal(size=(2, 12, 3)), "context": rng.normal(size=(2, 9, 2))}
+    got = bundle.run(feeds)
+    want = model([feeds["history"].astype("float32"), feeds["context"].astype("float32")])
+    np.testing.assert_allclose(got["scores"], np.asarray(want[0]), atol=1e-5)
+
+
+def test_inputs_the_model_ties_share_one_time_axis(tmp_path):
+    keras.utils.set_random_seed(0)
+    a = keras.Input((None, 3), name="left")
+    b = keras.Input((None, 3), name="right")
+    y = keras.layers.LSTM(4, return_sequences=True)(keras.layers.Add()([a, b]))
+    keras.Model([a, b], y).save(tmp_path / "m.keras")
+    graph = export_keras(tmp_path / "m.keras", tmp_path / "bundle").graph("model")
+    assert [spec.shape[1] for spec in (*graph.inputs, *graph.outputs)] == ["time"] * 3

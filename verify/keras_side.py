@@ -54,7 +54,7 @@ def run_keras(
     model: Any, inputs: Mapping[str, np.ndarray], device: TensorFlowDevice
 ) -> dict[str, np.ndarray]:
     """Run ``model`` on ``device``, outputs named as the exporter names them."""
-    from parity.exporter.convert import keras_outputs
+    from parity.exporter.keras_io import keras_outputs
 
     with on_device(device):
         return keras_outputs(model, inputs)

@@ -1,0 +1,55 @@
+"""A Keras model's inputs and outputs as the exported graph names them, and
+calling the model on named arrays: TensorFlow's side of every comparison."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from parity.exporter.keras_graph import input_names, model_outputs, producer
+from parity.runtime.errors import ParityError
+
+
+def keras_output_names(model: Any) -> list[str]:
+    """The names the exporter gives the outputs: the layers that produce them.
+    A recurrent layer returning its states names them ``<layer>_h``/``<layer>_c``
+    (LSTM) or ``<layer>_h`` (GRU, SimpleRNN); other extra outputs ``<layer>_<i>``."""
+    names = [_output_name(tensor) for tensor in model_outputs(model)]
+    if len(set(names)) != len(names):
+        raise ParityError(f"model {model.name!r}: two outputs would share a name ({names})")
+    return names
+
+
+def _output_name(tensor: Any) -> str:
+    layer, _, index = producer(tensor)
+    if index == 0:
+        return layer.name
+    inner = getattr(layer, "cell", None)
+    kinds = ("h", "c") if type(inner).__name__ == "LSTMCell" else ("h",)
+    if inner is not None and getattr(layer, "return_state", False):
+        per_direction = len(kinds)
+        offset = index - 1
+        direction = ("", "_backward")[offset // per_direction] if offset >= per_direction else ""
+        return f"{layer.name}_{kinds[offset % per_direction]}{direction}"
+    return f"{layer.name}_{index}"
+
+
+def keras_outputs(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Call ``model`` eagerly in inference mode on named inputs; outputs named
+    as in the exported graph. (Eager, not ``predict``: inside ``tf.function``
+    Keras 3's ``TimeDistributed`` is wrong over a dynamic time axis.)"""
+    names = input_names(model)
+    missing = [name for name in names if name not in inputs]
+    if missing:
+        raise ParityError(f"Keras model input {missing[0]!r} is not among the inputs given")
+    arrays = [inputs[name] for name in names]
+    values = model(arrays[0] if len(arrays) == 1 else arrays, training=False)
+    if isinstance(values, dict):
+        values = list(values.values())
+    values = values if isinstance(values, list | tuple) else [values]
+    return {
+        name: np.asarray(value)
+        for name, value in zip(keras_output_names(model), values, strict=True)
+    }
