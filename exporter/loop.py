@@ -23,24 +23,28 @@ ONNX Runtime pays for every node at every step:
 - a state that the step graph unsqueezes on entry and squeezes on exit (how
   tf2onnx feeds a fused LSTM or GRU) travels through the loop unsqueezed;
   so does the step input in the layout the step graph reshapes it to;
-- a Reshape reads past the Squeeze, Unsqueeze or Reshape before it, a
-  Reshape to the shape its input has goes, and a target shape computed from
-  ``Shape`` at every step becomes a constant (with -1 for the batch);
+- the step graph is simplified first
+  (:func:`parity.exporter.onnx_passes.simplified`): a Reshape reads past the
+  views before it, a Reshape to the shape its input has goes, and a target
+  shape computed from ``Shape`` at every step becomes a constant (with -1 for
+  the batch);
 - a single-step LSTM, GRU or RNN hands its ``Y_h`` to the next layer rather
-  than a reshaped ``Y``, which then is not written;
+  than a reshaped ``Y``, which then is not written
+  (:func:`parity.exporter.onnx_passes.read_state_not_sequence`);
 - the step output's time axis is squeezed once, after the loop.
 
 Measured on the seed ``sine_seq2seq`` (4 + 4 LSTM(40), 150 steps, a 2-core
 CPU): the body went from 19 nodes to 9, and one generation at batch 1 from
 3.1 ms to 2.4 ms.
 
-Only ``onnx`` is used here, never TensorFlow: a bundle's two graphs are enough,
-and the nodes that run are those the two graphs were checked with.
+Only ``onnx`` and onnx-simplifier are used here, never TensorFlow: a bundle's
+two graphs are enough, and every value is computed as the two graphs that were
+checked compute it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,11 +53,19 @@ from onnx import TensorProto, helper, numpy_helper
 
 from parity.exporter.onnx_nodes import (
     RANDOM_OPS,
-    RECURRENT_OPS,
+    axes_op,
+    dims,
+    is_view_reshape,
     read_by,
     readers_of,
     subgraphs,
     without_dead,
+)
+from parity.exporter.onnx_passes import (
+    inferred_dims,
+    prefixed,
+    read_state_not_sequence,
+    simplified,
 )
 from parity.runtime.bundle_format.manifest import Seq2SeqSpec, TensorSpec
 from parity.runtime.errors import ParityError
@@ -102,9 +114,8 @@ def generation_graph(
             f"encoder/step graph: IR version {ir_version}; ONNX Runtime loads up to "
             f"{MAX_IR_VERSION}"
         )
-    encoder_inputs = {value.name for value in encoder.graph.input}
-    enc = _renamed(encoder.graph, lambda name: name if name in encoder_inputs else _enc(name))
-    stp = _renamed(step.graph, _step)
+    enc = prefixed(encoder.graph, ENCODER_PREFIX, rename_inputs=False)
+    stp = prefixed(simplified(step).graph, STEP_PREFIX)
 
     outer = _Outer()
     outer.nodes.extend(enc.node)
@@ -116,7 +127,7 @@ def generation_graph(
         else outer.zeros(state.size, _value(step.graph, state.step_input))
         for state in spec.states
     ]
-    known = _inferred_dims(stp, opsets, _functions(encoder, step))
+    known = inferred_dims(stp, opsets, _functions(encoder, step))
     body, carries, layout = _loop_body(stp, body_nodes, step.graph, spec, outer, known)
     start = START
     if layout is not None:
@@ -142,7 +153,7 @@ def generation_graph(
         )
     )
     output = _value(step.graph, spec.step_output)
-    dims = _dims(output.type.tensor_type.shape.dim)
+    output_dims = dims(output.type.tensor_type.shape.dim)
     # The body emits the step output as it is, (batch, 1, ...): its time axis
     # goes here, once, rather than by a Squeeze at every step.
     batch_major = LOOP_PREFIX + "batch_major"
@@ -152,7 +163,7 @@ def generation_graph(
             [by_step],
             [batch_major],
             name=batch_major,
-            perm=[1, 0, *range(2, len(dims) + 1)],
+            perm=[1, 0, *range(2, len(output_dims) + 1)],
         )
     )
     outer.nodes.append(
@@ -175,7 +186,7 @@ def generation_graph(
         ],
         [
             helper.make_tensor_value_info(
-                spec.step_output, _elem_type(output), [dims[0], STEPS, *dims[2:]]
+                spec.step_output, _elem_type(output), [output_dims[0], STEPS, *output_dims[2:]]
             )
         ],
         initializer=read_by(outer.nodes, enc.initializer, stp.initializer, outer.constants),
@@ -311,46 +322,12 @@ def _functions(encoder: onnx.ModelProto, step: onnx.ModelProto) -> list[onnx.Fun
     return list(functions.values())
 
 
-# --- renaming -------------------------------------------------------------------
-
-
 def _enc(name: str) -> str:
     return ENCODER_PREFIX + name
 
 
 def _step(name: str) -> str:
     return STEP_PREFIX + name
-
-
-def _renamed(graph: onnx.GraphProto, rename: Callable[[str], str]) -> onnx.GraphProto:
-    """A copy of ``graph`` with every value and node name mapped by ``rename``,
-    inside subgraphs too (a subgraph may read any name of the graphs around it,
-    and ONNX names are unique across all of them). Empty names (absent optional
-    inputs) stay empty."""
-    copy = onnx.GraphProto()
-    copy.CopyFrom(graph)
-    _rename_in_place(copy, rename)
-    return copy
-
-
-def _rename_in_place(graph: onnx.GraphProto, rename: Callable[[str], str]) -> None:
-    def new(name: str) -> str:
-        return rename(name) if name else name
-
-    for value in (*graph.input, *graph.output, *graph.value_info):
-        value.name = new(value.name)
-    for tensor in graph.initializer:
-        tensor.name = new(tensor.name)
-    for sparse in graph.sparse_initializer:
-        sparse.values.name = new(sparse.values.name)
-        sparse.indices.name = new(sparse.indices.name)
-    for node in graph.node:
-        node.input[:] = [new(name) for name in node.input]
-        node.output[:] = [new(name) for name in node.output]
-        node.name = new(node.name)
-        for attribute in node.attribute:
-            for subgraph in subgraphs(attribute):
-                _rename_in_place(subgraph, rename)
 
 
 # --- the outer graph ------------------------------------------------------------
@@ -412,29 +389,6 @@ def _split_invariant(graph: onnx.GraphProto) -> tuple[list[onnx.NodeProto], list
     return hoisted, body
 
 
-def _inferred_dims(
-    stp: onnx.GraphProto,
-    opsets: list[onnx.OperatorSetIdProto],
-    functions: list[onnx.FunctionProto],
-) -> dict[str, list[int | None]]:
-    """The dims of the step graph's values, from ONNX shape inference: an int
-    where fixed, None where unknown (a symbolic dim such as the batch is
-    unknown: the body passes only rely on fixed dims and on -1). Values whose
-    rank is unknown are left out; so is everything if inference fails."""
-    model = helper.make_model(stp, opset_imports=opsets, functions=functions)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False).graph
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, RuntimeError):
-        inferred = stp  # the graph's own value infos, where it has them
-    known = {}
-    for value in (*inferred.input, *inferred.value_info, *inferred.output):
-        tensor = value.type.tensor_type
-        if tensor.HasField("shape"):
-            dims = _dims(tensor.shape.dim)
-            known[value.name] = [dim if isinstance(dim, int) else None for dim in dims]
-    return known
-
-
 # --- the loop body --------------------------------------------------------------
 
 
@@ -462,7 +416,7 @@ def _loop_body(
     """The ``Loop`` body, (iteration, cond, x, states) -> (cond, next x,
     new states, step output), how it carries each state, and the constant
     shape the step input travels reshaped to (None: as the step graph takes
-    it). ``stp`` is the renamed step graph, ``nodes`` its nodes that stay in
+    it). ``stp`` is the simplified, prefixed step graph, ``nodes`` its nodes that stay in
     the body, ``known`` the dims shape inference found for its values."""
     constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in stp.initializer}
     nodes, carries = _carries(stp, nodes, spec, constants)
@@ -471,7 +425,8 @@ def _loop_body(
     next_x = _feedback(spec, step, output, outer, nodes)
     nodes, x_input, next_x, layout = _carry_input_reshaped(nodes, x_input, next_x, constants, known)
     keep = {output, next_x, *(carry.body_output for carry in carries)}
-    nodes = _simplified(nodes, constants, known, keep, outer)
+    read_state_not_sequence(nodes, constants, known, keep)
+    nodes = without_dead(nodes, keep)
 
     iteration, cond_in, cond_out = (LOOP_PREFIX + n for n in ("iteration", "cond_in", "cond_out"))
     nodes.append(helper.make_node("Identity", [cond_in], [cond_out], name=cond_out))
@@ -545,8 +500,8 @@ def _carries(
         unsqueeze = found[0] if len(found) == 1 else None
         squeeze = producer.get(name_out)
         if (
-            _axes_op(unsqueeze, "Unsqueeze", constants)
-            and _axes_op(squeeze, "Squeeze", constants)
+            axes_op(unsqueeze, "Unsqueeze", constants)
+            and axes_op(squeeze, "Squeeze", constants)
             and unsqueeze.input[0] == name_in
             and np.array_equal(constants[unsqueeze.input[1]], constants[squeeze.input[1]])
             and name_out not in readers
@@ -555,7 +510,7 @@ def _carries(
             and not {id(unsqueeze), id(squeeze)} & removed
         ):
             tensor = inputs[name_in].type.tensor_type
-            shape = _unsqueezed(_dims(tensor.shape.dim), constants[unsqueeze.input[1]])
+            shape = _unsqueezed(dims(tensor.shape.dim), constants[unsqueeze.input[1]])
             body_input = helper.make_tensor_value_info(unsqueeze.output[0], tensor.elem_type, shape)
             output_type = types.get(squeeze.input[0], body_input.type)
             carry = _Carry(body_input, squeeze.input[0], output_type, unsqueeze.input[1])
@@ -574,241 +529,21 @@ def _carry_input_reshaped(
     """When the step input's only reader is a Reshape to a constant shape (how
     tf2onnx feeds (batch, 1, F) to a fused recurrent op as (1, batch, F)), the
     input travels reshaped: that Reshape runs once on the start value, before
-    the loop, and the body reshapes the next input instead, a Reshape that the
-    layout passes can then merge with the one that made the step output.
+    the loop, and the body reshapes the next input instead.
     Returns the nodes, the body's input and next input, and the shape (None
     when the input travels as it is)."""
     readers = readers_of(nodes)
     found = readers.get(x_input.name, [])
     reshape = found[0] if len(found) == 1 else None
-    if not _is_view_reshape(reshape, constants) or reshape.input[0] != x_input.name:
+    if not is_view_reshape(reshape, constants) or reshape.input[0] != x_input.name:
         return nodes, x_input, next_x, None
     layout = reshape.input[1]
-    dims = known.get(reshape.output[0], [None] * len(constants[layout]))
-    body_input = helper.make_tensor_value_info(reshape.output[0], _elem_type(x_input), dims)
+    shape = known.get(reshape.output[0], [None] * len(constants[layout]))
+    body_input = helper.make_tensor_value_info(reshape.output[0], _elem_type(x_input), shape)
     reshaped = LOOP_PREFIX + "next_input_reshaped"
     kept = [node for node in nodes if node is not reshape]
     kept.append(helper.make_node("Reshape", [next_x, layout], [reshaped], name=reshaped))
     return kept, body_input, reshaped, layout
-
-
-# --- simplifying the body -------------------------------------------------------
-# Every pass keeps each remaining value's shape and elements; each only changes
-# which value a node reads, or drops nodes nothing reads any more.
-
-_VIEW_OPS = ("Reshape", "Squeeze", "Unsqueeze")
-
-
-def _simplified(
-    nodes: list[onnx.NodeProto],
-    constants: dict[str, np.ndarray],
-    known: dict[str, list[int | None]],
-    keep: set[str],
-    outer: _Outer,
-) -> list[onnx.NodeProto]:
-    """The body's nodes with the layout-only work ONNX Runtime would redo at
-    every step taken out: shapes computed from ``Shape`` chains become
-    constants, chains of views collapse into one Reshape, single-step
-    recurrent ops hand on their final state rather than a reshaped ``Y``,
-    Reshapes to the shape a value already has go, and what nothing reads
-    goes. ``keep`` names the values the body must still produce."""
-    _fold_shape_chains(nodes, constants, known, outer)
-    _read_state_not_sequence(nodes, constants, known, keep)
-    _merge_view_chains(nodes, constants)
-    nodes = without_dead(nodes, keep)
-    nodes = _without_noop_reshapes(nodes, constants, known, keep)
-    return without_dead(nodes, keep)
-
-
-def _fold_shape_chains(
-    nodes: list[onnx.NodeProto],
-    constants: dict[str, np.ndarray],
-    known: dict[str, list[int | None]],
-    outer: _Outer,
-) -> None:
-    """A Reshape whose target shape the body computes (tf2onnx's Dense reads
-    its input's Shape, Gathers and Concats at every step) reads a constant
-    instead when every target dim but one is known: that one becomes -1, which
-    Reshape resolves to the same value from the element count."""
-    producer = {name: node for node in nodes for name in node.output}
-    for node in nodes:
-        if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx"):
-            continue
-        if len(node.input) != 2 or node.input[1] in constants:
-            continue
-        if any(attr.name == "allowzero" and attr.i for attr in node.attribute):
-            continue
-        target = _shape_value(node.input[1], producer, constants, known)
-        if target is None or 0 in target or target.count(None) + target.count(-1) > 1:
-            continue
-        shape = np.array([-1 if dim is None else dim for dim in target], np.int64)
-        name = outer.constant("shape_" + "_".join(str(dim) for dim in shape), shape)
-        constants[name] = shape
-        node.input[1] = name
-
-
-def _shape_value(
-    name: str,
-    producer: dict[str, onnx.NodeProto],
-    constants: dict[str, np.ndarray],
-    known: dict[str, list[int | None]],
-    depth: int = 0,
-) -> list[int | None] | None:
-    """The value of a 1-D integer tensor made by Shape, Cast, Gather, Concat
-    and Slice from constants and the dims of ``known`` values, None where a
-    dim is unknown; None when it cannot be worked out."""
-    if name in constants:
-        value = constants[name]
-        ok = value.ndim <= 1 and value.dtype.kind in "iu"
-        return [int(v) for v in np.atleast_1d(value)] if ok else None
-    node = producer.get(name)
-    if node is None or depth > 16 or node.domain not in ("", "ai.onnx"):
-        return None
-    if node.op_type == "Shape" and not node.attribute:
-        return known.get(node.input[0])
-    parts = [_shape_value(i, producer, constants, known, depth + 1) for i in node.input if i]
-    if any(part is None for part in parts):
-        return None
-    if node.op_type == "Cast":
-        return parts[0]
-    if node.op_type == "Concat":
-        return [dim for part in parts for dim in part]
-    if (
-        node.op_type == "Gather"
-        and node.input[1] in constants
-        and constants[node.input[1]].ndim == 1
-    ):
-        try:
-            return [parts[0][int(i)] for i in constants[node.input[1]]]
-        except IndexError:
-            return None
-    if node.op_type == "Slice" and len(parts) >= 3 and all(len(p) == 1 for p in parts[1:]):
-        if len(parts) >= 4 and parts[3][0] not in (0, -1):
-            return None
-        step = parts[4][0] if len(parts) == 5 else 1
-        if None in (parts[1][0], parts[2][0], step) or step == 0:
-            return None
-        return parts[0][parts[1][0] : parts[2][0] : step]
-    return None
-
-
-def _read_state_not_sequence(
-    nodes: list[onnx.NodeProto],
-    constants: dict[str, np.ndarray],
-    known: dict[str, list[int | None]],
-    keep: set[str],
-) -> None:
-    """A one-direction LSTM, GRU or RNN that runs one time step returns the
-    same elements twice: ``Y`` (1, 1, batch, hidden) and ``Y_h`` (1, batch,
-    hidden). A Reshape of ``Y`` to a constant shape reads ``Y_h`` instead,
-    and what reads a Squeeze of ``Y``'s axis 0 or 1 (which is ``Y_h``) reads
-    ``Y_h`` itself; ``Y_h`` often already has the layout that the Reshape
-    gives (the next stacked layer's input), and ``Y`` need not be written."""
-    readers = readers_of(nodes)
-    rename: dict[str, str] = {}
-    for node in nodes:
-        if not _single_step_rnn(node, known) or len(node.output) < 2 or not node.output[1]:
-            continue
-        for reader in readers.get(node.output[0], []):
-            if reader.input[0] != node.output[0]:
-                continue
-            if _is_view_reshape(reader, constants):
-                reader.input[0] = node.output[1]
-            elif _squeezes_leading(reader, constants) and reader.output[0] not in keep:
-                rename[reader.output[0]] = node.output[1]
-    _rename_reads(nodes, rename)
-
-
-def _single_step_rnn(node: onnx.NodeProto, known: dict[str, list[int | None]]) -> bool:
-    """A one-direction recurrent op in the time-major layout, without
-    sequence lengths, whose input has one time step."""
-    attributes = {attr.name: attr for attr in node.attribute}
-    direction = attributes["direction"].s if "direction" in attributes else b"forward"
-    layout = attributes["layout"].i if "layout" in attributes else 0
-    return (
-        node.op_type in RECURRENT_OPS
-        and node.domain in ("", "ai.onnx")
-        and direction != b"bidirectional"
-        and layout == 0
-        and (len(node.input) < 5 or not node.input[4])
-        and known.get(node.input[0], [None])[0] == 1
-    )
-
-
-def _squeezes_leading(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:
-    """A Squeeze of axis 0 or 1 alone: from (1, 1, b, h) both give (1, b, h)."""
-    return _axes_op(node, "Squeeze", constants) and [
-        int(a) for a in np.atleast_1d(constants[node.input[1]])
-    ] in ([0], [1])
-
-
-def _merge_view_chains(nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray]) -> None:
-    """A Reshape to a constant shape reads past the Squeeze, Unsqueeze or
-    Reshape that made its input: none of them moves an element, so the result
-    is the same tensor (tf2onnx puts a Squeeze before the Reshape between
-    stacked recurrent ops, and a Reshape before the Dense's Reshape). The node
-    read past goes when nothing else reads it."""
-    changed = True
-    while changed:
-        changed = False
-        producer = {name: node for node in nodes for name in node.output}
-        for node in nodes:
-            before = producer.get(node.input[0]) if node.input else None
-            if (
-                _is_view_reshape(node, constants)
-                and before is not None
-                and before.op_type in _VIEW_OPS
-                and before.domain in ("", "ai.onnx")
-                and (before.op_type != "Reshape" or _is_view_reshape(before, constants))
-            ):
-                node.input[0] = before.input[0]
-                changed = True
-
-
-def _without_noop_reshapes(
-    nodes: list[onnx.NodeProto],
-    constants: dict[str, np.ndarray],
-    known: dict[str, list[int | None]],
-    keep: set[str],
-) -> list[onnx.NodeProto]:
-    """Drop a Reshape to the shape its input already has (its readers read
-    the input): the input's dims are those given, but for one unknown dim
-    where the shape says -1."""
-    rename: dict[str, str] = {}
-    kept = []
-    for node in nodes:
-        node.input[:] = [rename.get(name, name) for name in node.input]
-        if (
-            _is_view_reshape(node, constants)
-            and node.output[0] not in keep
-            and _same_shape(known.get(node.input[0]), constants[node.input[1]])
-        ):
-            rename[node.output[0]] = node.input[0]
-            continue
-        kept.append(node)
-    if rename:
-        _rename_reads(kept, rename)
-    return kept
-
-
-def _same_shape(dims: list[int | None] | None, shape: np.ndarray) -> bool:
-    if dims is None or len(dims) != len(shape) or dims.count(None) > 1:
-        return False
-    return all(
-        (want == -1) if dim is None else (want == dim)
-        for dim, want in zip(dims, shape, strict=True)
-    )
-
-
-def _rename_reads(nodes: list[onnx.NodeProto], rename: dict[str, str]) -> None:
-    """Map the names that ``nodes`` read, inside subgraphs too."""
-    for node in nodes:
-        node.input[:] = [rename.get(name, name) for name in node.input]
-        for attribute in node.attribute:
-            for graph in subgraphs(attribute):
-                _rename_reads(list(graph.node), rename)
-                for value in graph.output:
-                    value.name = rename.get(value.name, value.name)
 
 
 def _feedback(
@@ -828,9 +563,9 @@ def _feedback(
     if spec.feedback == "argmax_token":
         nodes.append(helper.make_node("Cast", [token], [next_x], name=next_x, to=x_type.elem_type))
         return next_x
-    depth = _dims(x_type.shape.dim)[-1]
+    depth = dims(x_type.shape.dim)[-1]
     if not isinstance(depth, int):
-        depth = _dims(_value(step, spec.step_output).type.tensor_type.shape.dim)[-1]
+        depth = dims(_value(step, spec.step_output).type.tensor_type.shape.dim)[-1]
     if not isinstance(depth, int):
         raise ParityError(
             f"feedback 'argmax_onehot': step input {spec.step_input!r} has no fixed size"
@@ -869,19 +604,6 @@ def _typed(name: str, type_proto: onnx.TypeProto) -> onnx.ValueInfoProto:
     return value
 
 
-def _dims(dims: Iterable[onnx.TensorShapeProto.Dimension]) -> list[int | str | None]:
-    """Dims as ints where fixed, names where symbolic, None where unknown."""
-    result: list[int | str | None] = []
-    for dim in dims:
-        if dim.HasField("dim_value"):
-            result.append(dim.dim_value)
-        elif dim.HasField("dim_param"):
-            result.append(dim.dim_param)
-        else:
-            result.append(None)
-    return result
-
-
 def _unsqueezed(dims: list[int | str | None], axes: np.ndarray) -> list[int | str | None]:
     """``dims`` after ``Unsqueeze`` on ``axes``."""
     rank = len(dims) + len(axes)
@@ -900,22 +622,3 @@ def _unique(*groups: Iterable[onnx.ValueInfoProto]) -> list[onnx.ValueInfoProto]
                 seen.add(value.name)
                 kept.append(value)
     return kept
-
-
-def _axes_op(node: onnx.NodeProto | None, op_type: str, constants: dict[str, np.ndarray]) -> bool:
-    """Whether ``node`` is ``op_type`` (Squeeze, Unsqueeze, Reshape) of the
-    default domain with a constant second input."""
-    return (
-        node is not None
-        and node.op_type == op_type
-        and node.domain in ("", "ai.onnx")
-        and len(node.input) == 2
-        and node.input[1] in constants
-    )
-
-
-def _is_view_reshape(node: onnx.NodeProto | None, constants: dict[str, np.ndarray]) -> bool:
-    """Whether ``node`` is a Reshape to a constant shape that depends on
-    nothing but the element count: no 0 (copy an input dim), so the same
-    elements give the same result whatever layout they come in."""
-    return _axes_op(node, "Reshape", constants) and 0 not in constants[node.input[1]]

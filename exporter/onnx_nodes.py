@@ -1,13 +1,15 @@
 """Reading and pruning lists of ONNX nodes, shared by the graph rewrites.
 
 Who reads a value (subgraphs included), which initializers a set of nodes
-still reads, and which nodes are dead once a rewrite has rewired the rest.
+still reads, which nodes are dead once a rewrite has rewired the rest, which
+are views with a constant shape, and a tensor type's dims.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 import onnx
 
 # Nodes that give a new value at every run: they stay in the body even when
@@ -85,3 +87,37 @@ def read_by(
     initializers that the rewritten nodes no longer need are left out."""
     names = {name for node in nodes for name in (*node.input, *_subgraph_reads(node))}
     return [tensor for group in groups for tensor in group if tensor.name in names]
+
+
+def dims(shape: Iterable[onnx.TensorShapeProto.Dimension]) -> list[int | str | None]:
+    """A tensor type's dims: ints where fixed, names where symbolic, None
+    where unknown."""
+    result: list[int | str | None] = []
+    for dim in shape:
+        if dim.HasField("dim_value"):
+            result.append(dim.dim_value)
+        elif dim.HasField("dim_param"):
+            result.append(dim.dim_param)
+        else:
+            result.append(None)
+    return result
+
+
+def axes_op(node: onnx.NodeProto | None, op_type: str, constants: Mapping[str, np.ndarray]) -> bool:
+    """Whether ``node`` is ``op_type`` (Squeeze, Unsqueeze, Reshape) of the
+    default domain whose second input (the axes or the shape) is one of
+    ``constants``."""
+    return (
+        node is not None
+        and node.op_type == op_type
+        and node.domain in ("", "ai.onnx")
+        and len(node.input) == 2
+        and node.input[1] in constants
+    )
+
+
+def is_view_reshape(node: onnx.NodeProto | None, constants: Mapping[str, np.ndarray]) -> bool:
+    """Whether ``node`` is a Reshape to a constant shape that depends on
+    nothing but the element count: no 0 (copy an input dim), so the same
+    elements give the same result whatever layout they come in."""
+    return axes_op(node, "Reshape", constants) and 0 not in constants[node.input[1]]

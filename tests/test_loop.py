@@ -20,6 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from parity import runtime
 from parity.exporter.loop import START, STEPS, generation_graph, generation_specs
+from parity.exporter.onnx_passes import prefixed, simplified
 from parity.runtime.bundle_format.manifest import (
     FORMAT_VERSION,
     Manifest,
@@ -364,9 +365,12 @@ def test_states_travel_unsqueezed_and_weights_stay_outside(toys):
     assert ops.count("Squeeze") == 0
     assert not body.initializer
     outer = {tensor.name for tensor in model.graph.initializer}
-    assert {"step/E", "step/P_t"} <= outer
-    # The transpose of a weight runs once, before the loop.
-    assert "step/P" in {name for node in model.graph.node for name in node.output}
+    assert "step/E" in outer
+    # The transpose of a weight is made outside the loop (folded into an
+    # initializer, or a node of the outer graph), never per step.
+    made_outside = outer | {name for node in model.graph.node for name in node.output}
+    assert "step/P" in made_outside
+    assert "step/P" not in {name for node in body.node for name in node.output}
     assert all(set(node.input) - outer for node in body.node if node.input)
 
 
@@ -414,6 +418,69 @@ def test_graph_is_valid_onnx_that_onnxruntime_loads(toys, feedback):
     assert inputs[-2].shape == step.input(spec.step_input).shape
     assert inputs[-1] == TensorSpec(STEPS, "int64", ())
     assert outputs[0].shape[:2] == ("batch", "steps")
+
+
+def test_prefixing_reaches_a_subgraph_that_reads_an_outer_weight():
+    """A subgraph may read an initializer of the graph around it; once the
+    names are prefixed it must read the weight under its new name, and the
+    inputs keep theirs when asked."""
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Add", ["x_in", "W"], ["x_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            _float("x_in", [2]),
+        ],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), _float("x_out", [2])],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["n", "", "x"], ["y"], body=body)],
+        "g",
+        [_float("x", [2]), helper.make_tensor_value_info("n", TensorProto.INT64, [])],
+        [_float("y", [2])],
+        initializer=[numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "W")],
+    )
+    renamed = prefixed(graph, "p/", rename_inputs=False)
+    model = helper.make_model(renamed, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {"x": np.zeros(2, np.float32), "n": np.array(3, np.int64)}
+    (y,) = session.run(["p/y"], feeds)
+    np.testing.assert_array_equal(y, [3.0, 6.0])
+
+
+def test_simplifying_keeps_how_values_are_computed():
+    """A MatMul and a bias Add stay two nodes: onnx-simplifier would make them
+    one Gemm, which rounds differently from the graph that was checked."""
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["y"]),
+        ],
+        "g",
+        [_float("x", [5, 3])],
+        [_float("y", [5, 4])],
+        initializer=[
+            numpy_helper.from_array(rng.normal(size=(3, 4)).astype(np.float32), "W"),
+            numpy_helper.from_array(rng.normal(size=4).astype(np.float32), "b"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+    result = simplified(model)
+    assert [node.op_type for node in result.graph.node] == ["MatMul", "Add"]
+    x = rng.normal(size=(5, 3)).astype(np.float32)
+    outputs = [
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, {"x": x}
+        )[0]
+        for m in (model, result)
+    ]
+    np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
 # --- refusals -------------------------------------------------------------------
