@@ -191,12 +191,12 @@ def check_golden(bundle: Bundle, policy: TolerancePolicy) -> tuple[list[Check], 
         stored = {
             spec.name: golden[output_key(draw, spec.name)]
             for spec in graph.outputs
-            if golden.get(output_key(draw, spec.name)) is not None
+            if output_key(draw, spec.name) in golden
         }
         checks += compare_outputs(
             stored,
             OnnxRuntimeRunner(bundle, key).run(feeds),
-            stored,
+            list(stored),
             policy,
             kind="golden",
             check_name=lambda output, draw=draw: f"golden {draw}/{output}",
@@ -305,13 +305,13 @@ def _single_checks(
 
     if mask is not None:
         say("masked: all-padding row")
-        batch = _masked_batch(graph, mask, seed, dynamic_time)
-        empty = dict(batch.inputs)
-        empty[mask.input] = batch.inputs[mask.input].copy()
+        padded = _masked_batch(graph, mask, seed, dynamic_time)
+        empty = dict(padded.inputs)
+        empty[mask.input] = padded.inputs[mask.input].copy()
         empty[mask.input][0] = mask.value
         compare_all("with an all-padding row", empty)
         checks_, notes_ = _masked_checks(
-            graph, mask, tensorflow, onnxruntime, batch, policy, dynamic_time, say
+            graph, mask, tensorflow, onnxruntime, padded, policy, dynamic_time, say
         )
         checks += checks_
         notes += notes_
