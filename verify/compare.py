@@ -64,7 +64,7 @@ def compare_outputs(
         actual: the outputs held to them, by output name.
         outputs: the output names to compare, in the order the checks are wanted.
         policy: gives each output its tolerance.
-        kind: the kind of every check (the report groups checks by kind).
+        kind: the kind of every check in the report.
         check_name: the check's name for an output's name.
     """
     return [
