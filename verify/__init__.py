@@ -7,10 +7,10 @@ model does.
 """
 
 from parity.verify.check import check
-from parity.verify.compare import Check, Tolerance
+from parity.verify.compare import Check
 from parity.verify.report import Report, StepErrors
 from parity.verify.testing import assert_equivalent
-from parity.verify.tolerance import TolerancePolicy
+from parity.verify.tolerance import Tolerance, TolerancePolicy
 
 __all__ = [
     "Check",

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from parity.runtime import load_bundle
+from parity.runtime.bundle import Bundle
 from parity.runtime.bundle_format.golden import (
     GENERATION,
     START,
@@ -26,11 +27,11 @@ from parity.runtime.bundle_format.golden import (
     output_key,
     read_golden,
 )
-from parity.runtime.bundle_format.manifest import GraphSpec
-from parity.runtime.errors import ParityError, RunError
+from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
+from parity.runtime.errors import ParameterError, ParityError, RunError
 from parity.runtime.sampling import sample_inputs
 from parity.runtime.versions import tool_versions
-from parity.verify.compare import Check, compare_arrays, failed_check
+from parity.verify.compare import Check, compare_outputs, failed_check
 from parity.verify.generation import compare_generation
 from parity.verify.masking import (
     MaskedBatch,
@@ -41,6 +42,13 @@ from parity.verify.masking import (
     time_axis_outputs,
 )
 from parity.verify.report import Report, StepErrors
+from parity.verify.runners import (
+    KerasRunner,
+    OnnxRuntimeRunner,
+    Runner,
+    TensorFlowDevice,
+    select_device,
+)
 from parity.verify.seq2seq import check_generation, check_graph_against_keras, generation_paths
 from parity.verify.tolerance import TolerancePolicy
 
@@ -64,8 +72,39 @@ def check(
     unsafe: bool = False,
     progress: Progress | None = None,
 ) -> Report:
-    """Verify ``bundle``; with ``model`` (a ``.keras`` path or a Keras model)
-    against TensorFlow, else against the bundle's golden data only."""
+    """Verify a bundle: against TensorFlow when given its Keras model, else
+    against the bundle's golden data only (TensorFlow is then never imported).
+
+    Args:
+        bundle: the bundle's folder.
+        model: the Keras model the bundle was exported from: a ``.keras`` path
+            (which must be the file the bundle records by sha256) or a loaded
+            Keras model; None checks the golden data alone.
+        inputs: arrays to run both runtimes on, by input name, in place of the
+            random draws; only with ``model``, and not used for seq2seq bundles.
+        device: "auto", "cpu" or "gpu": where both runtimes run ("auto" takes
+            the GPU where there is one). On a GPU, ONNX Runtime's CPU is also
+            held against its GPU on the golden inputs.
+        policy: the tolerances; :class:`TolerancePolicy`'s defaults when None.
+        batches: the batch sizes of the random draws (a seq2seq generation
+            runs at the smallest and the largest).
+        times: the time lengths of the random draws, where time is dynamic.
+        steps: the horizon of a seq2seq generation; the manifest's when None.
+        seed: the seed of the random draws.
+        tf32: allow TF32 matmuls on a GPU, in both runtimes.
+        unsafe: allow a ``.keras`` file that needs unsafe deserialization
+            (a ``Lambda`` layer runs arbitrary code).
+        progress: called with a short line as each stage starts.
+
+    Returns:
+        The report of every check; a numerical disagreement is a failed check
+        in it, never an exception.
+
+    Raises:
+        ParityError: a bundle or model that cannot be loaded, a model that is
+            not the bundle's, a bundle without golden data, or a bad
+            parameter (:class:`ParameterError`).
+    """
     policy = policy or TolerancePolicy()
     say = progress or (lambda message: None)
     loaded = load_bundle(bundle, device=device, tf32=tf32)
@@ -81,8 +120,6 @@ def check(
     tensorflow_label = None
     model_label = None
     if model is not None:
-        from parity.verify.keras_side import select_device
-
         keras_model, model_label = _load_model(model, manifest, unsafe)
         tf_device = select_device(device, tf32)
         tensorflow_label = tf_device.label
@@ -105,7 +142,9 @@ def check(
             checks += checks_
             notes += notes_
     elif inputs is not None:
-        raise ParityError("--inputs needs the Keras model: without it there is nothing to compare")
+        raise ParameterError(
+            "inputs", "needs the Keras model: without it there is nothing to compare"
+        )
     if loaded.device == "gpu":
         say("onnxruntime CPU against GPU")
         checks += _guarded("cpu vs gpu", lambda: (check_cpu_against_gpu(loaded, policy), []))[0]
@@ -134,26 +173,34 @@ def _guarded(stage: str, run: Callable[[], tuple[list, list]]) -> tuple[list, li
         return [failed_check(f"{stage}: onnxruntime failed", "run", str(exc))], []
 
 
-def check_golden(bundle: Any, policy: TolerancePolicy) -> tuple[list[Check], list[StepErrors]]:
-    """Every graph, and the whole generation, against TensorFlow's stored outputs."""
+def check_golden(bundle: Bundle, policy: TolerancePolicy) -> tuple[list[Check], list[StepErrors]]:
+    """Every graph, and the whole generation, against TensorFlow's stored outputs.
+
+    Args:
+        bundle: the loaded bundle, whose golden data holds the inputs and outputs.
+        policy: the tolerances.
+
+    Raises:
+        ParityError: the bundle holds no golden data.
+    """
     golden = read_golden(bundle)
     checks: list[Check] = []
     for draw, key in golden_draws(golden, bundle.manifest.graphs):
         graph = bundle.manifest.graph(key)
         feeds = {spec.name: golden[input_key(draw, spec.name)] for spec in graph.inputs}
-        outputs = bundle.run(feeds, graph=key)
-        for spec in graph.outputs:
-            stored = golden.get(output_key(draw, spec.name))
-            if stored is not None:
-                checks.append(
-                    compare_arrays(
-                        f"golden {draw}/{spec.name}",
-                        "golden",
-                        stored,
-                        outputs[spec.name],
-                        policy.for_output(spec.name),
-                    )
-                )
+        stored = {
+            spec.name: golden[output_key(draw, spec.name)]
+            for spec in graph.outputs
+            if output_key(draw, spec.name) in golden
+        }
+        checks += compare_outputs(
+            stored,
+            OnnxRuntimeRunner(bundle, key).run(feeds),
+            list(stored),
+            policy,
+            kind="golden",
+            check_name=lambda output, draw=draw: f"golden {draw}/{output}",
+        )
     curves: list[StepErrors] = []
     spec = bundle.manifest.seq2seq
     if spec is not None and input_key(GENERATION, START) in golden:
@@ -186,66 +233,59 @@ def check_golden(bundle: Any, policy: TolerancePolicy) -> tuple[list[Check], lis
     return checks, curves
 
 
-def check_cpu_against_gpu(bundle: Any, policy: TolerancePolicy) -> list[Check]:
-    """ONNX Runtime on the CPU against ONNX Runtime on the GPU, on the golden inputs."""
+def check_cpu_against_gpu(bundle: Bundle, policy: TolerancePolicy) -> list[Check]:
+    """ONNX Runtime on the CPU against ONNX Runtime on the GPU, on the golden inputs.
+
+    Args:
+        bundle: the bundle loaded on the GPU; its CPU twin is loaded here.
+        policy: the tolerances.
+    """
     cpu = load_bundle(bundle.path, device="cpu")
     golden = read_golden(bundle)
     checks = []
     for draw, key in golden_draws(golden, bundle.manifest.graphs):
         graph = bundle.manifest.graph(key)
         feeds = {spec.name: golden[input_key(draw, spec.name)] for spec in graph.inputs}
-        on_cpu = cpu.run(feeds, graph=key)
-        on_gpu = bundle.run(feeds, graph=key)
-        for spec in graph.outputs:
-            checks.append(
-                compare_arrays(
-                    f"onnxruntime cpu vs gpu {draw}/{spec.name}",
-                    "cross-device",
-                    on_cpu[spec.name],
-                    on_gpu[spec.name],
-                    policy.for_output(spec.name),
-                )
-            )
+        checks += compare_outputs(
+            OnnxRuntimeRunner(cpu, key).run(feeds),
+            OnnxRuntimeRunner(bundle, key).run(feeds),
+            [spec.name for spec in graph.outputs],
+            policy,
+            kind="cross-device",
+            check_name=lambda output, draw=draw: f"onnxruntime cpu vs gpu {draw}/{output}",
+        )
     return checks
 
 
 def _single_checks(
-    bundle: Any,
+    bundle: Bundle,
     keras_model: Any,
     user_inputs: Mapping[str, np.ndarray] | None,
     batches: Sequence[int],
     times: Sequence[int],
     policy: TolerancePolicy,
-    tf_device: Any,
+    tf_device: TensorFlowDevice,
     seed: int,
     say: Progress,
 ) -> tuple[list[Check], list[str]]:
-    from parity.verify.keras_side import run_keras
-
     graph = bundle.manifest.graph("model")
     mask = bundle.manifest.mask
+    tensorflow = KerasRunner(keras_model, tf_device)
+    onnxruntime = OnnxRuntimeRunner(bundle, "model")
     checks: list[Check] = []
     notes: list[str] = []
 
-    def run_tf(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return run_keras(keras_model, feeds, tf_device)
-
-    def run_ort(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return bundle.run(feeds, graph="model")
-
-    def compare_all(label: str, feeds: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
-        expected, actual = run_tf(feeds), run_ort(feeds)
-        for spec in graph.outputs:
-            checks.append(
-                compare_arrays(
-                    f"{spec.name} {label}",
-                    "output",
-                    expected[spec.name],
-                    actual[spec.name],
-                    policy.for_output(spec.name),
-                )
+    def compare_all(label: str, feeds: Mapping[str, np.ndarray]) -> None:
+        checks.extend(
+            compare_outputs(
+                tensorflow.run(feeds),
+                onnxruntime.run(feeds),
+                [spec.name for spec in graph.outputs],
+                policy,
+                kind="output",
+                check_name=lambda output: f"{output} {label}",
             )
-        return expected, actual
+        )
 
     if user_inputs is not None:
         feeds = {spec.name: _user_input(user_inputs, spec.name) for spec in graph.inputs}
@@ -264,44 +304,53 @@ def _single_checks(
         compare_all(label, sample.inputs)
 
     if mask is not None:
+        say("masked: all-padding row")
+        padded = _masked_batch(graph, mask, seed, dynamic_time)
+        empty = dict(padded.inputs)
+        empty[mask.input] = padded.inputs[mask.input].copy()
+        empty[mask.input][0] = mask.value
+        compare_all("with an all-padding row", empty)
         checks_, notes_ = _masked_checks(
-            graph, mask, run_tf, run_ort, compare_all, policy, seed, dynamic_time, say
+            graph, mask, tensorflow, onnxruntime, padded, policy, dynamic_time, say
         )
         checks += checks_
         notes += notes_
     return checks, notes
 
 
-def _masked_checks(graph, mask, run_tf, run_ort, compare_all, policy, seed, dynamic_time, say):
-    """The second seed's claims, on a padded batch with lengths 1..full and,
-    where the model allows it, a row that is all padding."""
-    checks: list[Check] = []
-    notes: list[str] = []
+def _masked_batch(graph: GraphSpec, mask: MaskSpec, seed: int, dynamic_time: bool) -> MaskedBatch:
+    """A padded batch with lengths 1..full and, where the model allows it, a
+    row that is all padding."""
     time = 12 if dynamic_time else None
     sample = sample_inputs(graph.inputs, 6, time=time, seed=seed + 1000, mask=mask)
-    batch = MaskedBatch(dict(sample.inputs), np.asarray(sample.lengths))
-    full = batch.inputs[mask.input].shape[1]
+    return MaskedBatch(dict(sample.inputs), np.asarray(sample.lengths))
 
-    say("masked: all-padding row")
-    empty = dict(batch.inputs)
-    empty[mask.input] = batch.inputs[mask.input].copy()
-    empty[mask.input][0] = mask.value
-    expected, actual = compare_all("with an all-padding row", empty)
 
-    for name, run in (("tensorflow", run_tf), ("onnxruntime", run_ort)):
-        say(f"masked: padding invariance in {name}")
-        before = len(checks)
+def _masked_checks(
+    graph: GraphSpec,
+    mask: MaskSpec,
+    tensorflow: Runner,
+    onnxruntime: Runner,
+    batch: MaskedBatch,
+    policy: TolerancePolicy,
+    dynamic_time: bool,
+    say: Progress,
+) -> tuple[list[Check], list[str]]:
+    """Padding invariance in each runtime, the last valid step against the
+    state, and each runtime's convention at padded steps."""
+    checks: list[Check] = []
+    notes: list[str] = []
+    for runner in (tensorflow, onnxruntime):
+        say(f"masked: padding invariance in {runner.name}")
         checks += check_padding_invariance(
-            name,
-            run,
+            runner,
             batch,
             graph,
             mask,
             policy,
             dynamic_time=dynamic_time,
-            pre_padding=not (name == "onnxruntime" and mask.fused),
+            pre_padding=not (runner is onnxruntime and mask.fused),
         )
-        del before
     if mask.fused:
         notes.append(
             "the exported graph uses the fused ONNX recurrent op with sequence lengths: "
@@ -310,7 +359,7 @@ def _masked_checks(graph, mask, run_tf, run_ort, compare_all, policy, seed, dyna
 
     sequences = time_axis_outputs(graph, mask)
     if sequences:
-        tf_out, ort_out = run_tf(batch.inputs), run_ort(batch.inputs)
+        tf_out, ort_out = tensorflow.run(batch.inputs), onnxruntime.run(batch.inputs)
         checks += last_valid_equals_state(ort_out, batch, sequences, mask, policy)
         for name in sorted(sequences):
             keras_rule = padded_step_convention(tf_out[name], batch.lengths)
@@ -320,23 +369,34 @@ def _masked_checks(graph, mask, run_tf, run_ort, compare_all, policy, seed, dyna
                 f"ONNX Runtime gives '{onnx_rule}'"
                 + ("" if keras_rule == onnx_rule else " - they DIFFER at padded steps")
             )
-    del expected, actual, full
     return checks, notes
 
 
-def _seq2seq_checks(bundle, keras_model, batches, steps, policy, tf_device, seed, say):
+def _seq2seq_checks(
+    bundle: Bundle,
+    keras_model: Any,
+    batches: Sequence[int],
+    steps: int | None,
+    policy: TolerancePolicy,
+    tf_device: TensorFlowDevice,
+    seed: int,
+    say: Progress,
+) -> tuple[list[Check], list[StepErrors]]:
     from parity.exporter.split import split_seq2seq
 
     split = split_seq2seq(keras_model)
     checks: list[Check] = []
-    say("encoder graph")
-    checks += check_graph_against_keras(
-        "encoder", bundle, "encoder", split.encoder, batches, policy, tf_device, seed
-    )
-    say("step graph")
-    checks += check_graph_against_keras(
-        "step", bundle, "step", split.step, batches, policy, tf_device, seed
-    )
+    for key, keras_graph in (("encoder", split.encoder), ("step", split.step)):
+        say(f"{key} graph")
+        checks += check_graph_against_keras(
+            key,
+            KerasRunner(keras_graph, tf_device),
+            OnnxRuntimeRunner(bundle, key),
+            bundle.manifest.graph(key),
+            batches,
+            policy,
+            seed,
+        )
     horizon = steps or bundle.manifest.seq2seq.steps
     generation_batches = sorted({min(batches), max(batches)})
     generation_checks, curves = check_generation(
@@ -351,7 +411,7 @@ def _has_dynamic_time(graph: GraphSpec) -> bool:
 
 def _user_input(inputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     if name not in inputs:
-        raise ParityError(f"--inputs: no array named {name!r} (has: {', '.join(inputs)})")
+        raise ParameterError("inputs", f"no array named {name!r} (has: {', '.join(inputs)})")
     return np.asarray(inputs[name])
 
 

@@ -1,26 +1,20 @@
-"""Comparing one array from TensorFlow with the same array from ONNX Runtime.
+"""Comparing what one runner computes with what another computes.
 
-A comparison never raises for a numerical disagreement: it returns a
-:class:`Check` that says how far apart the arrays are and whether they pass
-numpy's allclose rule ``|actual - expected| <= atol + rtol * |expected|``.
+:func:`compare_outputs` holds one runner's named outputs against another's,
+output by output, under each output's tolerance; :func:`compare_arrays` is one
+such comparison. A comparison never raises for a numerical disagreement: it
+returns a :class:`Check` that says how far apart the arrays are and whether
+they pass numpy's allclose rule ``|actual - expected| <= atol + rtol * |expected|``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Tolerance:
-    """The allclose rule's two knobs."""
-
-    atol: float
-    rtol: float
-
-    def scaled(self, factor: float) -> Tolerance:
-        return Tolerance(self.atol * factor, self.rtol * factor)
+from parity.verify.tolerance import Tolerance, TolerancePolicy
 
 
 @dataclass(frozen=True)
@@ -53,10 +47,46 @@ class Check:
 HISTOGRAM_EDGES = tuple(float(edge) for edge in np.logspace(-12, 0, 25))
 
 
+def compare_outputs(
+    expected: Mapping[str, np.ndarray],
+    actual: Mapping[str, np.ndarray],
+    outputs: Iterable[str],
+    policy: TolerancePolicy,
+    *,
+    kind: str,
+    check_name: Callable[[str], str],
+) -> list[Check]:
+    """One check per output: ``actual[output]`` against ``expected[output]``
+    under the policy's tolerance for that output.
+
+    Args:
+        expected: the reference runner's outputs, by output name.
+        actual: the outputs held to them, by output name.
+        outputs: the output names to compare, in the order the checks are wanted.
+        policy: gives each output its tolerance.
+        kind: the kind of every check in the report.
+        check_name: the check's name for an output's name.
+    """
+    return [
+        compare_arrays(
+            check_name(output), kind, expected[output], actual[output], policy.for_output(output)
+        )
+        for output in outputs
+    ]
+
+
 def compare_arrays(
     name: str, kind: str, expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance
 ) -> Check:
-    """Compare ``actual`` (ONNX Runtime) with ``expected`` (the reference)."""
+    """Compare ``actual`` with ``expected`` (the reference).
+
+    Args:
+        name: the check's name in the report.
+        kind: the check's kind in the report.
+        expected: the reference array.
+        actual: the array held to it; a different shape or dtype fails the check.
+        tolerance: the allclose rule's atol and rtol.
+    """
     expected = np.asarray(expected)
     actual = np.asarray(actual)
     if expected.shape != actual.shape:
@@ -127,7 +157,13 @@ def _nonfinite_mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 
 
 def failed_check(name: str, kind: str, detail: str) -> Check:
-    """A check that could not compare anything because one side failed to run."""
+    """A check that could not compare anything because one side failed to run.
+
+    Args:
+        name: the check's name in the report.
+        kind: the check's kind in the report.
+        detail: why nothing could be compared.
+    """
     inf = float("inf")
     return Check(name, kind, False, inf, inf, inf, 0.0, 0.0, inf, inf, detail=detail)
 

@@ -9,16 +9,15 @@ output (Keras 3 repeats the last valid output; ONNX's fused LSTM writes zeros).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
-from parity.verify.compare import Check, compare_arrays
+from parity.verify.compare import Check, compare_arrays, compare_outputs
+from parity.verify.runners import Runner
 from parity.verify.tolerance import TolerancePolicy
-
-Runner = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -30,18 +29,38 @@ class MaskedBatch:
 
 
 def time_axis_outputs(graph: GraphSpec, mask: MaskSpec) -> set[str]:
-    """Outputs that carry the masked input's time axis (``return_sequences``)."""
+    """Outputs that carry the masked input's time axis (``return_sequences``).
+
+    Args:
+        graph: the graph's signature, from the manifest.
+        mask: the masked input.
+    """
     time_dim = graph.input(mask.input).shape[1]
     return {spec.name for spec in graph.outputs if spec.rank >= 3 and spec.shape[1] == time_dim}
 
 
 def valid_part(name: str, value: np.ndarray, length: int, sequences: set[str]) -> np.ndarray:
-    """The part of one row's output that padding must not change."""
+    """The part of one row's output that padding must not change.
+
+    Args:
+        name: the output's name.
+        value: the output for one row (no batch axis).
+        length: the row's number of valid steps.
+        sequences: the outputs that carry the time axis (:func:`time_axis_outputs`):
+            only their first ``length`` steps count; other outputs count whole.
+    """
     return value[:length] if name in sequences else value
 
 
 def repad(batch: MaskedBatch, mask: MaskSpec, time: int, padding: str) -> MaskedBatch:
-    """The same rows padded ``padding`` ("post"/"pre") to ``time`` steps."""
+    """The same rows padded again, with the same valid steps.
+
+    Args:
+        batch: the padded batch and each row's valid length.
+        mask: the masked input and its mask value.
+        time: the new number of time steps (at least the longest row).
+        padding: "post" (valid steps first) or "pre" (valid steps last).
+    """
     source = batch.inputs[mask.input]
     shape = (source.shape[0], time, *source.shape[2:])
     padded = np.full(shape, mask.value, dtype=source.dtype)
@@ -55,8 +74,7 @@ def repad(batch: MaskedBatch, mask: MaskSpec, time: int, padding: str) -> Masked
 
 
 def check_padding_invariance(
-    runtime_name: str,
-    run: Runner,
+    runner: Runner,
     batch: MaskedBatch,
     graph: GraphSpec,
     mask: MaskSpec,
@@ -65,21 +83,40 @@ def check_padding_invariance(
     dynamic_time: bool,
     pre_padding: bool,
 ) -> list[Check]:
-    """Padding invariance in one runtime: rows alone, longer padding, pre-padding."""
+    """Padding invariance in one runtime, held against its own outputs on
+    ``batch``: each row alone, the batch padded longer, the batch pre-padded.
+
+    Args:
+        runner: the runtime under test; its name begins each check's name.
+        batch: the padded batch and each row's valid length.
+        graph: the graph's signature, from the manifest.
+        mask: the masked input and its mask value.
+        policy: the tolerances.
+        dynamic_time: the time axis is dynamic: a row alone is run unpadded,
+            and the batch is also padded 7 steps longer.
+        pre_padding: also check the batch pre-padded (a fused graph refuses it).
+    """
     sequences = time_axis_outputs(graph, mask)
-    reference = run(batch.inputs)
+    names = [spec.name for spec in graph.outputs]
+    reference = runner.run(batch.inputs)
     checks: list[Check] = []
 
-    def compare(label: str, row: int, name: str, expected: np.ndarray, actual: np.ndarray):
-        checks.append(
-            compare_arrays(
-                f"{runtime_name}: {name} {label}",
-                "padding",
+    def compare(label: str, expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]):
+        checks.extend(
+            compare_outputs(
                 expected,
                 actual,
-                policy.for_output(name),
+                names,
+                policy,
+                kind="padding",
+                check_name=lambda output: f"{runner.name}: {output} {label}",
             )
         )
+
+    def valid_rows(outputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+        """Every row's valid part, flattened into one array."""
+        return _stack([valid_part(name, outputs[name][r], n, sequences)
+                       for r, n in enumerate(batch.lengths)])  # fmt: skip
 
     time = batch.inputs[mask.input].shape[1]
     for row, length in enumerate(batch.lengths):
@@ -88,39 +125,42 @@ def check_padding_invariance(
         steps = int(length) if dynamic_time else time
         alone = {key: value[row : row + 1, :steps] if key == mask.input else value[row : row + 1]
                  for key, value in batch.inputs.items()}  # fmt: skip
-        outputs = run(alone)
-        for name in _names(graph):
-            compare(
-                f"row {row} alone{' unpadded' if dynamic_time else ''} (length {length})",
-                row,
-                name,
-                valid_part(name, reference[name][row], length, sequences),
-                valid_part(name, outputs[name][0], length, sequences),
-            )
+        outputs = runner.run(alone)
+        compare(
+            f"row {row} alone{' unpadded' if dynamic_time else ''} (length {length})",
+            {name: valid_part(name, reference[name][row], length, sequences) for name in names},
+            {name: valid_part(name, outputs[name][0], length, sequences) for name in names},
+        )
     if dynamic_time:
-        longer = repad(batch, mask, time + 7, "post")
-        outputs = run(longer.inputs)
-        for name in _names(graph):
-            expected = [valid_part(name, reference[name][r], n, sequences)
-                        for r, n in enumerate(batch.lengths)]  # fmt: skip
-            actual = [valid_part(name, outputs[name][r], n, sequences)
-                      for r, n in enumerate(batch.lengths)]  # fmt: skip
-            compare(f"padded to {time + 7} steps", -1, name, _stack(expected), _stack(actual))
+        outputs = runner.run(repad(batch, mask, time + 7, "post").inputs)
+        compare(
+            f"padded to {time + 7} steps",
+            {name: valid_rows(reference, name) for name in names},
+            {name: valid_rows(outputs, name) for name in names},
+        )
     if pre_padding:
-        pre = repad(batch, mask, time, "pre")
-        outputs = run(pre.inputs)
-        for name in _names(graph):
+        outputs = runner.run(repad(batch, mask, time, "pre").inputs)
+        expected, actual = {}, {}
+        for name in names:
             if name in sequences:
-                expected = [reference[name][r, :n] for r, n in enumerate(batch.lengths)]
-                actual = [outputs[name][r, time - n :] for r, n in enumerate(batch.lengths)]
-                compare("pre-padded (valid steps)", -1, name, _stack(expected), _stack(actual))
+                expected[name] = _stack([reference[name][r, :n]
+                                         for r, n in enumerate(batch.lengths)])  # fmt: skip
+                actual[name] = _stack([outputs[name][r, time - n :]
+                                       for r, n in enumerate(batch.lengths)])  # fmt: skip
             else:
-                compare("pre-padded", -1, name, reference[name], outputs[name])
+                expected[name], actual[name] = reference[name], outputs[name]
+        checks += compare_outputs(
+            expected,
+            actual,
+            names,
+            policy,
+            kind="padding",
+            check_name=lambda output: (
+                f"{runner.name}: {output} pre-padded"
+                + (" (valid steps)" if output in sequences else "")
+            ),
+        )
     return checks
-
-
-def _names(graph: GraphSpec) -> list[str]:
-    return [spec.name for spec in graph.outputs]
 
 
 def _stack(parts: list[np.ndarray]) -> np.ndarray:
@@ -136,7 +176,15 @@ def last_valid_equals_state(
 ) -> list[Check]:
     """The second seed's claim, on ONNX Runtime's outputs: a recurrent layer
     that returns its sequence and its state ends with h equal to its output at
-    each row's last valid step (exporter names the state ``<layer>_h``)."""
+    each row's last valid step (exporter names the state ``<layer>_h``).
+
+    Args:
+        outputs: ONNX Runtime's outputs on ``batch``, by name.
+        batch: the padded batch and each row's valid length.
+        sequences: the outputs that carry the time axis (:func:`time_axis_outputs`).
+        mask: the masked input and the padding the model was trained on.
+        policy: the tolerances (the state's own tolerance applies).
+    """
     checks = []
     time = batch.inputs[mask.input].shape[1]
     for name in sorted(sequences):
@@ -159,7 +207,13 @@ def last_valid_equals_state(
 
 def padded_step_convention(value: np.ndarray, lengths: np.ndarray, atol: float = 1e-6) -> str:
     """Which convention a ``return_sequences`` output follows at padded steps:
-    "repeat last valid", "zeros", "none" (neither) or "n/a" (no padded step)."""
+    "repeat last valid", "zeros", "none" (neither) or "n/a" (no padded step).
+
+    Args:
+        value: the output, ``(batch, time, ...)``, on post-padded inputs.
+        lengths: each row's number of valid steps.
+        atol: how close a padded step must be to the convention's value.
+    """
     repeat = zeros = True
     seen = False
     for row, length in enumerate(lengths):
@@ -176,7 +230,12 @@ def padded_step_convention(value: np.ndarray, lengths: np.ndarray, atol: float =
 
 def steps_equal_to_mask(inputs: Mapping[str, np.ndarray], mask: MaskSpec) -> list[str]:
     """Warnings for real time steps that equal the mask value and so would be
-    skipped silently: an all-mask step followed, later in the row, by a real one."""
+    skipped silently: an all-mask step followed, later in the row, by a real one.
+
+    Args:
+        inputs: the caller's input arrays, by name.
+        mask: the masked input and its mask value.
+    """
     value = inputs.get(mask.input)
     if value is None or value.ndim < 3:
         return []

@@ -9,55 +9,63 @@ TensorFlow's reference generation over the whole horizon.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from parity.runtime.bundle import Bundle
 from parity.runtime.bundle_format.manifest import GraphSpec
 from parity.runtime.sampling import sample_inputs
-from parity.verify.compare import Check, compare_arrays
+from parity.verify.compare import Check, compare_outputs
 from parity.verify.generation import compare_generation
-from parity.verify.keras_side import TensorFlowDevice, on_device, run_keras
 from parity.verify.report import StepErrors
+from parity.verify.runners import Runner, TensorFlowDevice, on_device
 from parity.verify.tolerance import TolerancePolicy
+
+if TYPE_CHECKING:  # the exporter's package imports onnx, which bundle-only checks do not need
+    from parity.exporter.split import Seq2SeqSplit
 
 Progress = Callable[[str], None]
 
 
 def check_graph_against_keras(
     label: str,
-    bundle: Any,
-    graph_key: str,
-    keras_model: Any,
+    tensorflow: Runner,
+    onnxruntime: Runner,
+    graph: GraphSpec,
     batches: Sequence[int],
     policy: TolerancePolicy,
-    device: TensorFlowDevice,
     seed: int,
 ) -> list[Check]:
     """One graph of the bundle against its Keras counterpart on random inputs
-    (states included: they are inputs of the step graph like any other)."""
-    graph: GraphSpec = bundle.manifest.graph(graph_key)
+    (states included: they are inputs of the step graph like any other).
+
+    Args:
+        label: the graph's name in the checks ("encoder", "step"), also their kind.
+        tensorflow: the Keras counterpart, the reference.
+        onnxruntime: the bundle's graph.
+        graph: the graph's signature, from the manifest.
+        batches: one random draw per batch size.
+        policy: the tolerances.
+        seed: the seed of the first draw; each later draw adds one.
+    """
     checks = []
     for index, batch in enumerate(batches):
         sample = sample_inputs(graph.inputs, batch, seed=seed + index)
-        expected = run_keras(keras_model, sample.inputs, device)
-        actual = bundle.run(sample.inputs, graph=graph_key)
-        for spec in graph.outputs:
-            checks.append(
-                compare_arrays(
-                    f"{label}/{spec.name} batch={batch}",
-                    label,
-                    expected[spec.name],
-                    actual[spec.name],
-                    policy.for_output(spec.name),
-                )
-            )
+        checks += compare_outputs(
+            tensorflow.run(sample.inputs),
+            onnxruntime.run(sample.inputs),
+            [spec.name for spec in graph.outputs],
+            policy,
+            kind=label,
+            check_name=lambda output, batch=batch: f"{label}/{output} batch={batch}",
+        )
     return checks
 
 
 def check_generation(
-    bundle: Any,
-    split: Any,
+    bundle: Bundle,
+    split: Seq2SeqSplit,
     batches: Sequence[int],
     steps: int,
     policy: TolerancePolicy,
@@ -65,7 +73,19 @@ def check_generation(
     seed: int,
     progress: Progress,
 ) -> tuple[list[Check], list[StepErrors]]:
-    """ONNX Runtime's generation against TensorFlow's reference, step by step."""
+    """ONNX Runtime's generation against TensorFlow's reference, step by step,
+    along each of :func:`generation_paths`.
+
+    Args:
+        bundle: the loaded seq2seq bundle.
+        split: the Keras encoder and step models split from the trained model.
+        batches: one generation per batch size, from random encoder inputs.
+        steps: the horizon of each generation.
+        policy: the tolerances and their growth over the steps.
+        device: where TensorFlow generates.
+        seed: the seed of the random encoder inputs (offset by 100 and the batch's index).
+        progress: called with a short line as each generation starts.
+    """
     from parity.runtime import generate
     from parity.verify.reference import reference_generate
 
@@ -98,7 +118,7 @@ def check_generation(
     return checks, curves
 
 
-def _start_input(bundle: Any, encoder_inputs: dict[str, np.ndarray]) -> np.ndarray:
+def _start_input(bundle: Bundle, encoder_inputs: dict[str, np.ndarray]) -> np.ndarray:
     """The first step's input as the manifest's start rule gives it, so that
     both runtimes start from the same array."""
     from parity.runtime.generate import start_input
@@ -106,9 +126,13 @@ def _start_input(bundle: Any, encoder_inputs: dict[str, np.ndarray]) -> np.ndarr
     return start_input(bundle.manifest, encoder_inputs)
 
 
-def generation_paths(bundle: Any) -> tuple[str, ...]:
-    """The ways the runtime can generate from ``bundle``: the Python step loop,
-    and the one-call loop graph when the bundle has one. Each is checked."""
+def generation_paths(bundle: Bundle) -> tuple[str, ...]:
+    """The ways the runtime can generate from a bundle: the Python step loop,
+    and the one-call loop graph when the bundle has one. Each is checked.
+
+    Args:
+        bundle: the loaded seq2seq bundle.
+    """
     if bundle.manifest.seq2seq.loop_graph is None:
         return ("step loop",)
     return ("step loop", "loop graph")

@@ -20,7 +20,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parity.runtime.errors import ParityError
-from parity.verify.compare import Tolerance
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The allclose rule's two knobs."""
+
+    atol: float
+    rtol: float
+
+    def scaled(self, factor: float) -> Tolerance:
+        """Both knobs times ``factor`` (a generation's tolerance at a later step).
+
+        Args:
+            factor: the multiplier, 1 for the base tolerance.
+        """
+        return Tolerance(self.atol * factor, self.rtol * factor)
+
 
 DEFAULT = Tolerance(atol=1e-5, rtol=1e-4)
 DEFAULT_GROWTH = 0.05
@@ -36,20 +52,35 @@ class TolerancePolicy:
     growth: float = DEFAULT_GROWTH
 
     def for_output(self, name: str) -> Tolerance:
+        """The tolerance of one output: its overrides, else the default.
+
+        Args:
+            name: the output's name.
+        """
         return Tolerance(
             self.atol_overrides.get(name, self.default.atol),
             self.rtol_overrides.get(name, self.default.rtol),
         )
 
     def per_step(self, name: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
-        """atol and rtol for each step of a generation of ``steps`` steps."""
+        """atol and rtol for each step of a generation.
+
+        Args:
+            name: the generated output's name.
+            steps: the generation's number of steps.
+        """
         base = self.for_output(name)
         factor = 1.0 + self.growth * np.arange(steps, dtype=np.float64)
         return base.atol * factor, base.rtol * factor
 
 
 def parse_tolerances(values: Iterable[str], option: str) -> tuple[float | None, dict[str, float]]:
-    """Split ``--atol 1e-5 --atol probs=1e-4`` into a default and overrides."""
+    """Split ``--atol 1e-5 --atol probs=1e-4`` into a default and overrides.
+
+    Args:
+        values: the option's values, each ``NUMBER`` or ``NAME=NUMBER``.
+        option: the option as the user typed it, named in error messages.
+    """
     default: float | None = None
     overrides: dict[str, float] = {}
     for value in values:
@@ -70,6 +101,13 @@ def parse_tolerances(values: Iterable[str], option: str) -> tuple[float | None, 
 def policy_from_options(
     atol: Iterable[str] = (), rtol: Iterable[str] = (), growth: float = DEFAULT_GROWTH
 ) -> TolerancePolicy:
+    """The policy that the command line's tolerance options ask for.
+
+    Args:
+        atol: ``--atol`` values, each ``NUMBER`` (the default) or ``NAME=NUMBER``.
+        rtol: ``--rtol`` values, likewise.
+        growth: the generation growth rate (see the module's docstring).
+    """
     atol_default, atol_overrides = parse_tolerances(atol, "--atol")
     rtol_default, rtol_overrides = parse_tolerances(rtol, "--rtol")
     base = Tolerance(
