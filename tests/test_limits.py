@@ -252,7 +252,16 @@ def test_a_negative_token_id_no_longer_reaches_onnx_runtime(tmp_path):
         bundle.run({"x": x, "ids": np.array([[0, -3]])})
 
 
-_DTYPES = st.one_of(
+SPECS = [
+    FEATURES,
+    TensorSpec("x", "float16", ("batch", "time")),
+    TensorSpec("x", "int32", ("batch",)),
+    TOKENS,
+    FLOAT_TOKENS,
+]
+ANY_DTYPE = st.one_of(
+    hnp.integer_dtypes(),
+    hnp.floating_dtypes(),
     hnp.scalar_dtypes(),
     hnp.byte_string_dtypes(),
     hnp.unicode_string_dtypes(),
@@ -260,30 +269,31 @@ _DTYPES = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    value=hnp.arrays(_DTYPES, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)),
-    spec=st.sampled_from(
-        [
-            TensorSpec("x", "float32", ("batch", "time")),
-            TensorSpec("x", "float16", ("batch", 2)),
-            TensorSpec("x", "int32", ("batch",)),
-            TOKENS,
-            FLOAT_TOKENS,
-        ]
-    ),
-)
-def test_any_array_passes_or_raises_input_error(value, spec):
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_array_passes_or_raises_input_error(data):
+    """Arrays of any dtype, shape (mostly the spec's rank) and values."""
+    spec = data.draw(st.sampled_from(SPECS))
+    fitting = hnp.array_shapes(min_dims=spec.rank, max_dims=spec.rank, min_side=1, max_side=4)
+    fitting = fitting.map(lambda shape: (*shape[:-1], 3) if spec is FEATURES else shape)
+    anything = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+    shape = data.draw(st.one_of(fitting, anything))
+    value = data.draw(hnp.arrays(data.draw(ANY_DTYPE), shape))
     try:
         checked = check_array(spec, value)
     except InputError as error:
         _one_line(error)
         return
-    assert checked.dtype == np.dtype(spec.dtype) and checked.ndim == spec.rank
+    assert checked.dtype == np.dtype(spec.dtype) and checked.shape == value.shape
     if checked.dtype.kind == "f":
         assert np.isfinite(checked).all()
     if spec.domain:
-        assert ((checked >= 0) & (checked < 10)).all()
+        assert ((checked >= 0) & (checked < 10) & (checked == np.floor(checked))).all()
+
+
+def test_what_is_not_an_array_is_refused():
+    with pytest.raises(InputError, match="input 'x': not an array"):
+        check_array(FEATURES, [[1.0, 2.0, 3.0], [4.0]])
 
 
 # --- steps -------------------------------------------------------------------------
