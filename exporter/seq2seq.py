@@ -26,6 +26,7 @@ from parity.runtime.bundle_format.golden import GENERATION, START, input_key, ou
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest, Seq2SeqSpec, TensorSpec
 from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
 from parity.runtime.errors import ParityError
+from parity.runtime.generate import MAX_STEPS, check_steps
 from parity.runtime.versions import tool_versions
 from parity.verify.reference import reference_generate
 
@@ -57,6 +58,8 @@ def export_seq2seq(
     manifest). ``start_token`` is the first token of a token decoder."""
     from parity.exporter.convert import keras_to_onnx
 
+    if steps is not None:
+        steps = check_steps(steps)  # before anything is built
     split = split_seq2seq(model, start_token=start_token)
     horizon, notes = _horizon(model, split, steps)
     encoder = keras_to_onnx(split.encoder, opset=opset)
@@ -144,13 +147,20 @@ def _run(
 
 
 def _horizon(model: Any, split: Seq2SeqSplit, steps: int | None) -> tuple[int, list[str]]:
+    """The horizon: ``steps`` (already checked), else the decoder input's fixed
+    length, which the runtime's limit (:data:`parity.runtime.generate.MAX_STEPS`)
+    bounds too."""
     if steps is not None:
-        if steps < 1:
-            raise ParityError(f"steps must be at least 1, got {steps}")
         return steps, []
     (decoder_input,) = [t for t in model.inputs if t.name == split.step_input]
-    if isinstance(decoder_input.shape[1], int):
-        return decoder_input.shape[1], []
+    length = decoder_input.shape[1]
+    if isinstance(length, int):
+        if length > MAX_STEPS:
+            raise ParityError(
+                f"the model's decoder length {length} is beyond the limit of {MAX_STEPS} steps "
+                "that the runtime generates"
+            )
+        return length, []
     return DEFAULT_STEPS, [
         f"the model does not fix its decoder length; the horizon recorded is {DEFAULT_STEPS} "
         "steps (give the horizon the model was made for at export)"

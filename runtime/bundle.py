@@ -67,8 +67,10 @@ def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -
     """Open the bundle at ``path``: validate the manifest, check every file's
     sha256, and create a session per graph on ``device`` ("auto", "cpu" or
     "gpu"). ``tf32`` allows TF32 matmuls on CUDA (off by default)."""
+    from parity.runtime.paths import as_path
+
     check_device(device)
-    path = Path(path)
+    path = as_path(path)
     manifest = read_manifest(path)
     sessions = {}
     for key, graph in manifest.graphs.items():

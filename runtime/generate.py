@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from parity.runtime.bundle_format.manifest import Manifest
-from parity.runtime.errors import InputError, ParityError, RunError
+from parity.runtime.errors import InputError, ParameterError, ParityError, RunError
 from parity.runtime.inputs import check_feeds
 
-# Longer horizons are refused rather than left to exhaust memory; no model of
-# this kind is trained for more.
+# Longer horizons are refused (here and at export) rather than left to exhaust
+# memory; no model of this kind is trained for more. Not raisable.
 MAX_STEPS = 100_000
 # The inputs of a seq2seq bundle's loop graph besides the encoder's
 # (exporter.loop writes the graph): the first step input and the step count.
@@ -105,12 +105,14 @@ def generate(
 
 
 def check_steps(steps: int) -> int:
+    """``steps`` as an int if it is a number of steps from 1 to :data:`MAX_STEPS`;
+    else :class:`ParameterError` for the parameter ``steps``."""
     if not isinstance(steps, int | np.integer) or isinstance(steps, bool):
-        raise ParityError(f"steps must be an integer, got {steps!r}")
+        raise ParameterError("steps", f"must be an integer, got {steps!r}")
     if steps < 1:
-        raise ParityError(f"steps must be at least 1, got {steps}")
+        raise ParameterError("steps", f"must be at least 1, got {steps}")
     if steps > MAX_STEPS:
-        raise ParityError(f"steps {steps} is beyond the limit of {MAX_STEPS}")
+        raise ParameterError("steps", f"{steps} is beyond the limit of {MAX_STEPS} steps")
     return int(steps)
 
 

@@ -49,8 +49,15 @@ def check_feeds(graph: GraphSpec, feeds: Mapping[str, Any]) -> dict[str, np.ndar
 
 
 def check_array(spec: TensorSpec, value: Any) -> np.ndarray:
-    """One input: dtype kind, rank, fixed dims, no empty axis, finite values."""
-    array = np.asarray(value)
+    """One input: dtype kind, rank, fixed dims, no empty axis; then, as the
+    graph's dtype, finite values (a float64 beyond float32's range is refused,
+    not turned into Inf), and token ids (an input whose domain is
+    ``{"kind": "tokens", "vocab": N}``) whole numbers in ``[0, N)``."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"input {spec.name!r}: not an array ({reason})") from None
     want = np.dtype(spec.dtype)
     if _kind(array.dtype) != _kind(want):
         raise InputError(
@@ -71,16 +78,57 @@ def check_array(spec: TensorSpec, value: Any) -> np.ndarray:
         if size == 0:
             what = dim if isinstance(dim, str) else f"axis {axis}"
             raise InputError(f"input {spec.name!r}: {what} is 0 (shape {array.shape})")
-    if want.kind == "f" and not np.isfinite(array).all():
-        bad = np.argwhere(~np.isfinite(array))[0]
-        raise InputError(
-            f"input {spec.name!r}: holds NaN or Inf (first at index {tuple(int(i) for i in bad)})"
-        )
     if want.kind in "iu" and array.dtype != want:
         info = np.iinfo(want)
         if array.size and (array.min() < info.min or array.max() > info.max):
             raise InputError(f"input {spec.name!r}: values do not fit in {want}")
-    return np.asarray(array, dtype=want, order="C")
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = np.asarray(array, dtype=want, order="C")
+    if want.kind == "f":
+        _check_finite(spec.name, array, cast)
+    domain = spec.domain or {}
+    if domain.get("kind") == "tokens" and isinstance(domain.get("vocab"), int):
+        _check_tokens(spec.name, cast, domain["vocab"])
+    return cast
+
+
+def _check_finite(name: str, array: np.ndarray, cast: np.ndarray) -> None:
+    """Checked after the cast: a finite float64 may overflow the graph's float32."""
+    bad = ~np.isfinite(cast)
+    if not bad.any():
+        return
+    index = _first(bad)
+    if np.isfinite(array[index]):
+        raise InputError(
+            f"input {name!r}: value {array[index]!s} at index {index} overflows {cast.dtype} "
+            f"(largest {np.finfo(cast.dtype).max:.4g})"
+        )
+    raise InputError(f"input {name!r}: holds NaN or Inf (first at index {index})")
+
+
+def _check_tokens(name: str, ids: np.ndarray, vocab: int) -> None:
+    """Token ids must be whole numbers in ``[0, vocab)``: ONNX Runtime reads
+    an id outside the embedding table silently (a negative one from its end)."""
+    if ids.dtype.kind == "f":
+        fractional = ids != np.floor(ids)
+        if fractional.any():
+            index = _first(fractional)
+            raise InputError(
+                f"input {name!r}: token id {ids[index].item()} at index {index} is not a whole "
+                f"number (vocabulary of {vocab} tokens)"
+            )
+    outside = (ids < 0) | (ids >= vocab)
+    if outside.any():
+        index = _first(outside)
+        raise InputError(
+            f"input {name!r}: token id {ids[index].item()} at index {index} is outside the "
+            f"vocabulary [0, {vocab})"
+        )
+
+
+def _first(flags: np.ndarray) -> tuple[int, ...]:
+    """The index of the first True in ``flags``."""
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(flags)), flags.shape))
 
 
 def describe_shape(shape: tuple[Dim, ...]) -> str:

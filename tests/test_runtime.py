@@ -214,7 +214,7 @@ def test_generate_cli(toy, tmp_path):
         np.load(out), bundles.numpy_generate(weights, x, x[:, -1:], 4), rtol=1e-5, atol=1e-6
     )
     for bad, message in (
-        (["--steps", "0"], "steps must be at least 1"),
+        (["--steps", "0"], "steps: must be at least 1"),
         (["--steps", str(runtime.MAX_STEPS + 1)], "beyond the limit"),
         (["--input", str(tmp_path / "missing.npy")], "no such file"),
     ):
