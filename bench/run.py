@@ -50,7 +50,7 @@ def run_bench(settings: Settings, progress: Callable[[str], None] = lambda _: No
         "tensorflow": gpu.tensorflow or "usable",
     }
     return BenchResult(
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         machine=machine,
         settings=settings,
         floor=floor,

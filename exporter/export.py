@@ -18,6 +18,7 @@ from parity.exporter.signature import find_mask
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest
 from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
 from parity.runtime.errors import ParityError
+from parity.runtime.paths import as_path
 from parity.runtime.versions import tool_versions
 
 GRAPH_KEY = "model"
@@ -38,11 +39,12 @@ def export_keras(
 ) -> Manifest:
     """Load the ``.keras`` file ``src`` and export it to the bundle ``out_dir``."""
     check_opset(opset)
-    model = load_keras(Path(src), unsafe=unsafe)
+    src = as_path(src)
+    model = load_keras(src, unsafe=unsafe)
     return export_model(
         model,
         out_dir,
-        source=source_info(Path(src), model),
+        source=source_info(src, model),
         opset=opset,
         dynamic_batch=dynamic_batch,
         seq2seq=seq2seq,

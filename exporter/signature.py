@@ -23,8 +23,8 @@ def input_domain(model: Any, tensor: Any) -> dict[str, Any]:
     embedding = _first_consumer(model, tensor, "Embedding")
     if embedding is not None:
         return {"kind": "tokens", "vocab": int(embedding.input_dim)}
-    if "int" in str(tensor.dtype):
-        return {"kind": "tokens", "vocab": 2}
+    if "int" in str(tensor.dtype):  # integers of no known vocabulary: small, non-negative
+        return {"kind": "uniform", "low": 0.0, "high": 1.0}
     if len(tensor.shape) in (4, 5):
         return dict(IMAGE_DOMAIN)
     return dict(SIGNED_DOMAIN)

@@ -12,6 +12,7 @@ from parity.runtime.bundle_format.manifest import Manifest, read_manifest, safe_
 from parity.runtime.bundle_format.writer import sha256_file
 from parity.runtime.errors import BundleError, InputError, RunError
 from parity.runtime.inputs import check_feeds, check_prefix_mask
+from parity.runtime.paths import as_path
 from parity.runtime.providers import check_device, open_session, session_device
 
 
@@ -67,7 +68,6 @@ def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -
     """Open the bundle at ``path``: validate the manifest, check every file's
     sha256, and create a session per graph on ``device`` ("auto", "cpu" or
     "gpu"). ``tf32`` allows TF32 matmuls on CUDA (off by default)."""
-    from parity.runtime.paths import as_path
 
     check_device(device)
     path = as_path(path)
