@@ -37,7 +37,31 @@ def export_keras(
     seed: int = 0,
     fuse: bool = True,
 ) -> Manifest:
-    """Load the ``.keras`` file ``src`` and export it to the bundle ``out_dir``."""
+    """Load the saved model ``src`` (safely) and export it to the bundle ``out_dir``.
+
+    Args:
+        src: the saved Keras model.
+        out_dir: the bundle folder to write; an existing bundle there is
+            replaced whole, any other existing folder is refused.
+        opset: the ONNX opset (14 to 18, tf2onnx 1.17's range).
+        dynamic_batch: keep the batch axis dynamic (True) or fix it to 1.
+        unsafe: allow a model that needs unsafe deserialization (a ``Lambda``
+            runs Python code when loaded); only for files you trust.
+        seq2seq: export as encoder, step and loop graphs (True), as one graph
+            (False), or as detected (None).
+        steps: the generation horizon to record for a seq2seq model (default:
+            the decoder input's fixed length).
+        seed: the seed of the golden-data inputs.
+        fuse: write a lone recurrent layer as ONNX's fused op where the model's
+            form allows (False keeps tf2onnx's general graph).
+
+    Returns:
+        The manifest as written.
+
+    Raises:
+        ParityError: a file, model or option that cannot be exported, with one
+            line that says why; nothing is written then.
+    """
     check_opset(opset)
     src = as_path(src)
     model = load_keras(src, unsafe=unsafe)
@@ -66,8 +90,21 @@ def export_model(
     seed: int = 0,
     fuse: bool = True,
 ) -> Manifest:
-    """Export an in-memory Keras model. A seq2seq model (detected, or forced
-    with ``seq2seq=True``) becomes an encoder and a one-step decoder graph."""
+    """Export an in-memory Keras model to the bundle ``out_dir``. A seq2seq model
+    (detected, or forced with ``seq2seq=True``) becomes an encoder, a one-step
+    decoder and a generation graph.
+
+    Args:
+        model: a functional or ``Sequential`` Keras model.
+        out_dir: as for :func:`export_keras`.
+        source: what the manifest records of the model's file (name, file,
+            sha256); the model's name alone when omitted.
+        opset, dynamic_batch, seq2seq, steps, seed, fuse: as for
+            :func:`export_keras`.
+
+    Returns:
+        The manifest as written.
+    """
 
     check_opset(opset)
     model = as_functional(model)

@@ -40,15 +40,36 @@ def generate(
     stop_token: int | None = None,
     use_loop_graph: bool = True,
 ) -> np.ndarray:
-    """Generate ``steps`` steps (default: the manifest's horizon) for a batch
-    of encoder inputs. ``start`` is the first step input (default: the
-    manifest's start rule, see :func:`start_input`). Returns the step outputs
-    stacked over time, ``(batch, steps, ...)``; fewer steps when every row has
-    emitted ``stop_token``.
+    """Generate from a seq2seq bundle with ONNX Runtime: the encoder once, then
+    one decoder step per output step, each output fed back by the manifest's
+    feedback rule.
 
     A bundle with a loop graph (the whole generation in one ONNX ``Loop``)
     runs it in one call unless ``use_loop_graph`` is False or a stop token is
-    given; otherwise the encoder runs once and the step graph once per step."""
+    given; otherwise the encoder runs once and the step graph once per step.
+
+    Args:
+        bundle: a loaded seq2seq bundle (:func:`load_bundle`).
+        encoder_inputs: the encoder's inputs by name, or the one array of a
+            one-input encoder; batch first.
+        start: the first step input, shaped like the step input (its time axis
+            of length 1 may be left out); default: the manifest's start rule
+            (:func:`start_input`).
+        steps: how many steps, 1 to :data:`MAX_STEPS`; default: the
+            manifest's horizon.
+        stop_token: a token id (token decoders only): a row that emits it
+            keeps repeating that output, and generation ends once every row has.
+        use_loop_graph: run the loop graph where the bundle has one.
+
+    Returns:
+        The step outputs stacked over time, ``(batch, steps, ...)``; fewer
+        steps when every row has emitted ``stop_token``.
+
+    Raises:
+        InputError: inputs that do not fit the graphs.
+        ParameterError: ``steps`` out of range.
+        RunError: ONNX Runtime failed on inputs that passed the checks.
+    """
     manifest = bundle.manifest
     spec = manifest.seq2seq
     if spec is None:
