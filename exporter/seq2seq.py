@@ -76,6 +76,7 @@ def export_seq2seq(
         steps=horizon,
         start=split.start,
         start_token=split.start_token,
+        form=split.form,
         loop_graph=LOOP_GRAPH,
     )
     loop = generation_graph(encoder.proto, step.proto, spec, opset=opset)
@@ -152,6 +153,8 @@ def _horizon(model: Any, split: Seq2SeqSplit, steps: int | None) -> tuple[int, l
     bounds too."""
     if steps is not None:
         return steps, []
+    if split.horizon is not None:
+        return split.horizon, []
     (decoder_input,) = [t for t in model.inputs if t.name == split.step_input]
     length = decoder_input.shape[1]
     if isinstance(length, int):

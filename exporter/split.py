@@ -41,7 +41,7 @@ from parity.exporter.keras_graph import (
     producer,
     producing_node,
 )
-from parity.runtime.bundle_format.manifest import StateSpec
+from parity.runtime.bundle_format.manifest import SourceForm, StateSpec
 from parity.runtime.errors import ParityError
 
 if TYPE_CHECKING:
@@ -96,6 +96,8 @@ class Seq2SeqSplit:
     step_input: str
     step_output: str
     decoder_layers: tuple[str, ...]
+    form: SourceForm = "teacher_forcing"
+    horizon: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class _Wiring:
     decoder_input: Any  # KerasTensor
     path: tuple[Any, ...]  # the decoder path's nodes, from the decoder input on
     initial_states: Mapping[str, tuple[Any, ...] | None]  # decoder layer -> tensors
+    form: SourceForm = "teacher_forcing"
+    horizon: int | None = None  # the number of unrolled steps
 
 
 def is_seq2seq(model: Any) -> bool:
@@ -149,6 +153,8 @@ def split_seq2seq(model: Any, *, start_token: int = 0) -> Seq2SeqSplit:
         step_input=decoder_name,
         step_output=step_output,
         decoder_layers=tuple(n.operation.name for n in wiring.path if _is_recurrent(n.operation)),
+        form=wiring.form,
+        horizon=wiring.horizon,
     )
 
 
@@ -165,7 +171,8 @@ def _find_wiring(model: Any) -> _Wiring:
             f"decoder input) and one output; found {len(inputs)} input(s) and "
             f"{len(outputs)} output(s)"
         )
-    path, decoder_input = _decoder_path(outputs[0], where)
+    steps = _unrolled_steps(outputs[0])
+    path, decoder_input = _decoder_path(steps[0] if steps else outputs[0], where)
     (encoder_input,) = [tensor for tensor in inputs if tensor is not decoder_input]
     recurrent = [node for node in path if _is_recurrent(node.operation)]
     if not recurrent:
@@ -190,7 +197,76 @@ def _find_wiring(model: Any) -> _Wiring:
             f"found decoder layer(s) {', '.join(map(repr, initial_states))} all starting "
             "from zeros"
         )
+    if steps:
+        _check_unrolled(path, steps, where)
+        return _Wiring(
+            encoder_input, decoder_input, tuple(path), initial_states, "unrolled", len(steps)
+        )
     return _Wiring(encoder_input, decoder_input, tuple(path), initial_states)
+
+
+def _unrolled_steps(output: Any) -> list[Any] | None:
+    """The per-step outputs of a decoder unrolled by hand (the first seed's
+    form: one call of the decoder layers per output step, joined over time by
+    ``Concatenate(axis=1)`` or a ``Lambda`` over the list), or None."""
+    if is_input_tensor(output):
+        return None
+    node = producing_node(output)
+    joiner = node.operation
+    parts = list(node.input_tensors)
+    if len(parts) < 2 or any(len(part.shape) != len(output.shape) for part in parts):
+        return None
+    kind = type(joiner).__name__
+    along_time = False
+    if kind == "Concatenate":
+        along_time = joiner.axis in (1, 1 - len(output.shape))
+    elif kind == "Lambda":
+        lengths = [part.shape[1] for part in parts]
+        along_time = None not in lengths and output.shape[1] == sum(lengths)
+    return parts if along_time else None
+
+
+def _check_unrolled(path: list[Any], steps: list[Any], where: str) -> None:
+    """Each step past the first must be the same layers called again on the
+    previous step's output, every recurrent layer continuing from the states
+    its previous call returned: then the step model, run N times with its
+    output fed back, computes what the unrolled model computes."""
+    previous = path
+    for index, output in enumerate(steps[1:], start=1):
+        calls_back = []
+        tensor = output
+        for expected in reversed(path):
+            node = None if is_input_tensor(tensor) else producing_node(tensor)
+            if node is None or node.operation is not expected.operation:
+                found = "a model input" if node is None else repr(node.operation.name)
+                raise ParityError(
+                    f"{where}: looks like a decoder unrolled by hand ({len(steps)} steps joined "
+                    f"over time), but step {index} reaches {found} where the first step has "
+                    f"layer {expected.operation.name!r}; expected the same layers called again"
+                )
+            calls_back.append(node)
+            tensor, _ = _sequence_argument(node)
+        if tensor is not steps[index - 1]:
+            raise ParityError(
+                f"{where}: looks like a decoder unrolled by hand, but step {index} does not read "
+                f"step {index - 1}'s output; expected each step's output fed back as the next "
+                "step's input"
+            )
+        current = list(reversed(calls_back))
+        for before, node in zip(previous, current, strict=True):
+            if not _is_recurrent(node.operation):
+                continue
+            carried = _initial_state(node) or ()
+            returned = tuple(before.output_tensors[1:])
+            if len(carried) != len(returned) or any(
+                a is not b for a, b in zip(carried, returned, strict=True)
+            ):
+                raise ParityError(
+                    f"{where}: looks like a decoder unrolled by hand, but at step {index} layer "
+                    f"{node.operation.name!r} does not continue from the states its previous "
+                    "call returned (return_state=True, then initial_state=those states)"
+                )
+        previous = current
 
 
 def _decoder_path(output: Any, where: str) -> tuple[list[Any], Any]:

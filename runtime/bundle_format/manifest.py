@@ -31,6 +31,9 @@ Start = Literal["last_encoder_step", "zeros", "token"]
 Init = Literal["encoder", "zeros"]
 Padding = Literal["post", "pre"]
 MaskSource = Literal["Masking", "Embedding"]
+# How a seq2seq model was written: a decoder fed the target sequence at once
+# (teacher forcing), or a decoder unrolled by hand, one call per output step.
+SourceForm = Literal["teacher_forcing", "unrolled"]
 DomainKind = Literal["uniform", "tokens"]
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 
@@ -122,7 +125,8 @@ class Seq2SeqSpec:
     ``start`` says where the first step's input comes from when the caller
     gives none: "last_encoder_step" (the last observed point, as in the sine
     forecaster), "zeros", or "token" (``start_token``, one-hot or id as the
-    step input expects). ``steps`` is the horizon the model was made for."""
+    step input expects). ``steps`` is the horizon the model was made for.
+    ``form`` is how the source model was written (see :data:`SourceForm`)."""
 
     encoder_graph: str
     step_graph: str
@@ -136,6 +140,7 @@ class Seq2SeqSpec:
     start_token: int | None = None
     stop_token: int | None = None
     loop_graph: str | None = None
+    form: SourceForm = "teacher_forcing"
 
 
 @dataclass(frozen=True)
@@ -332,7 +337,7 @@ class _Schema:
     def seq2seq(self, data: Any, graphs: dict[str, GraphSpec]) -> Seq2SeqSpec:
         required = {"encoder_graph", "step_graph", "encoder_input", "step_input"}
         required |= {"step_output", "states", "feedback", "steps"}
-        optional = {"start", "start_token", "stop_token", "loop_graph"}
+        optional = {"start", "start_token", "stop_token", "loop_graph", "form"}
         data = self.fields(data, "seq2seq", required, optional)
 
         def graph_key(field_name: str) -> str:
@@ -373,6 +378,7 @@ class _Schema:
             steps=self.integer(data["steps"], "seq2seq.steps", 1, MAX_STEPS),
             start=start,
             loop_graph=loop,
+            form=self.choice(data.get("form", "teacher_forcing"), "seq2seq.form", SourceForm),
             **tokens,
         )
 

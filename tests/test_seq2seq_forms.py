@@ -1,0 +1,105 @@
+"""Seq2seq models in the forms users write them. The first seed's forecaster:
+an encoder, then the decoder unrolled by hand, the same layers called once
+per output step with each output fed back, the steps joined over time. It is
+re-rolled into encoder, step and loop graphs without tracing the unrolled
+graph, and ``runtime.generate`` over the model's own number of steps must
+equal the model's own eager output."""
+
+import keras
+import numpy as np
+import pytest
+
+from parity import runtime
+from parity.exporter import export_keras
+from parity.exporter.split import split_seq2seq
+from parity.runtime.errors import ParityError
+
+FEATURES, UNITS, HISTORY, STEPS = 3, 6, 8, 5
+
+
+def unrolled_forecaster(
+    cell: str = "LSTM", layers: int = 2, from_encoder: str = "first", join: str = "concatenate"
+) -> keras.Model:
+    """The first seed's model at a small size. ``from_encoder``: "first" (only
+    the first decoder layer starts from the encoder's state, as in the seed) or
+    "all"; ``join``: "concatenate" or "lambda"."""
+    keras.utils.set_random_seed(0)
+    rnn = getattr(keras.layers, cell)
+    encoder_inputs = keras.Input((None, FEATURES), name="history")
+    x = rnn(UNITS, return_sequences=True)(encoder_inputs)
+    _, *encoder_states = rnn(UNITS, return_state=True)(x)
+    decoder_inputs = keras.Input((1, FEATURES), name="first_step")
+    decoders = [rnn(UNITS, return_sequences=True, return_state=True) for _ in range(layers)]
+    dense = keras.layers.Dense(FEATURES, name="forecast")
+    states = [encoder_states if i == 0 or from_encoder == "all" else None for i in range(layers)]
+    inputs, outputs = decoder_inputs, []
+    for _ in range(STEPS):
+        y = inputs
+        for i, decoder in enumerate(decoders):
+            y, *states[i] = decoder(y, initial_state=states[i]) if states[i] else decoder(y)
+        inputs = dense(y)
+        outputs.append(inputs)
+    if join == "concatenate":
+        joined = keras.layers.Concatenate(axis=1)(outputs)
+    else:
+        joined = keras.layers.Lambda(
+            lambda parts: keras.ops.concatenate(parts, axis=1),
+            output_shape=(STEPS, FEATURES),
+        )(outputs)
+    return keras.Model([encoder_inputs, decoder_inputs], joined)
+
+
+CASES = [
+    ("LSTM", 2, "first"),
+    ("GRU", 1, "first"),
+    ("LSTM", 3, "all"),
+    ("GRU", 2, "first"),
+]
+
+
+@pytest.mark.parametrize(("cell", "layers", "from_encoder"), CASES)
+def test_unrolled_decoder_is_rerolled_and_generates_what_the_model_computes(
+    tmp_path, cell, layers, from_encoder
+):
+    model = unrolled_forecaster(cell, layers, from_encoder)
+    model.save(tmp_path / "m.keras")
+    manifest = export_keras(tmp_path / "m.keras", tmp_path / "bundle")
+    spec = manifest.seq2seq
+    assert (spec.form, spec.steps, spec.feedback) == ("unrolled", STEPS, "identity")
+    assert [state.init for state in spec.states].count("encoder") == (
+        len(spec.states) if from_encoder == "all" else len(spec.states) // layers
+    )
+    rng = np.random.default_rng(1)
+    history = rng.normal(size=(4, HISTORY, FEATURES)).astype("float32")
+    first = rng.normal(size=(4, 1, FEATURES)).astype("float32")
+    expected = np.asarray(model([history, first], training=False))
+    bundle = runtime.load_bundle(tmp_path / "bundle")
+    for use_loop_graph in (True, False):
+        got = runtime.generate(
+            bundle, {"history": history}, start=first, use_loop_graph=use_loop_graph
+        )
+        np.testing.assert_allclose(got, expected, atol=2e-6, rtol=1e-5)
+
+
+def test_lambda_join_loads_with_unsafe_and_exports(tmp_path):
+    model = unrolled_forecaster(join="lambda")
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(ParityError, match="unsafe"):
+        export_keras(tmp_path / "m.keras", tmp_path / "refused")
+    manifest = export_keras(tmp_path / "m.keras", tmp_path / "bundle", unsafe=True)
+    assert (manifest.seq2seq.form, manifest.seq2seq.steps) == ("unrolled", STEPS)
+
+
+def test_a_step_that_does_not_feed_back_is_refused_with_what_differed():
+    keras.utils.set_random_seed(0)
+    history = keras.Input((None, FEATURES), name="history")
+    _, h, c = keras.layers.LSTM(UNITS, return_state=True)(history)
+    first = keras.Input((1, FEATURES), name="first_step")
+    decoder = keras.layers.LSTM(UNITS, return_sequences=True, return_state=True)
+    dense = keras.layers.Dense(FEATURES)
+    y, h1, c1 = decoder(first, initial_state=[h, c])
+    out1 = dense(y)
+    y, _, _ = decoder(first, initial_state=[h1, c1])  # reads the first step again
+    joined = keras.layers.Concatenate(axis=1)([out1, dense(y)])
+    with pytest.raises(ParityError, match="does not read step 0's output"):
+        split_seq2seq(keras.Model([history, first], joined))
