@@ -15,7 +15,7 @@ from parity.exporter.rewrite import needs_repair
 from parity.exporter.seq2seq import export_seq2seq, is_seq2seq
 from parity.exporter.signature import find_mask
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest
-from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
+from parity.runtime.bundle_format.writer import check_out_dir, placeholder_graph, write_bundle
 from parity.runtime.errors import ParityError
 from parity.runtime.versions import tool_versions
 
@@ -35,8 +35,12 @@ def export_keras(
     seed: int = 0,
     fuse: bool = True,
 ) -> Manifest:
-    """Load the ``.keras`` file ``src`` and export it to the bundle ``out_dir``."""
+    """Load the ``.keras`` file ``src`` and export it to the bundle ``out_dir``.
+
+    ``out_dir`` is checked before the model is loaded: it must be missing, empty
+    or a bundle, and must not hold ``src``."""
     check_opset(opset)
+    check_out_dir(out_dir, source=src)
     model = load_keras(Path(src), unsafe=unsafe)
     return export_model(
         model,
