@@ -4,11 +4,13 @@ hashed, and files get the user's umask."""
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -328,3 +330,68 @@ def test_bundles_get_the_users_umask(tmp_path, umask):
     assert (tmp_path / "b").stat().st_mode & 0o777 == 0o777 & ~umask
     for file in (tmp_path / "b").iterdir():
         assert file.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "fallback"])
+def test_a_folder_that_appears_during_the_export_is_put_back(tmp_path, monkeypatch, exchange):
+    """Another program puts a folder of its own at the destination after the
+    export checked it: the export swaps it back and refuses."""
+    out = tmp_path / "out"
+    bundles.write_single(out, factor=OLD)
+    rename, swap = os.rename, writer._renameat2
+    replaced = []
+
+    def replace_first(function):
+        def step(source, destination, *flags):
+            if not replaced:
+                replaced.append(True)
+                shutil.rmtree(out)
+                _user_folder(out)
+            return function(source, destination, *flags)
+
+        return step
+
+    if exchange:
+        monkeypatch.setattr(writer, "_renameat2", replace_first(swap))
+    else:
+        monkeypatch.setattr(writer, "_renameat2", lambda *args: False)
+        monkeypatch.setattr(os, "rename", replace_first(rename))
+    with pytest.raises(ParityError, match="not a parity bundle"):
+        bundles.write_single(out, factor=NEW)
+    assert (out / "notes.txt").read_text() == "results of a week\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "fallback"])
+def test_another_export_that_gets_in_first_is_replaced(tmp_path, monkeypatch, exchange):
+    """Another export places its bundle just before this export renames its
+    own into place (the destination missing, or its old bundle set aside):
+    this one tries again and wins."""
+    out = tmp_path / "out"
+    others = []
+
+    def other_first(function, when):
+        def step(*args):
+            if not others and when(*args):
+                others.append(True)
+                bundles.write_single(out, factor=OLD)
+            return function(*args)
+
+        return step
+
+    def into_missing(source, destination, flags):
+        return flags == writer._RENAME_NOREPLACE
+
+    def into_place(source, destination):
+        return Path(destination) == out
+
+    if exchange:
+        monkeypatch.setattr(writer, "_renameat2", other_first(writer._renameat2, into_missing))
+    else:
+        bundles.write_single(out, factor=OLD)
+        monkeypatch.setattr(writer, "_renameat2", lambda *args: False)
+        monkeypatch.setattr(os, "rename", other_first(os.rename, into_place))
+    bundles.write_single(out, factor=NEW)
+    assert others
+    assert _whole(out) == NEW
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
