@@ -91,15 +91,15 @@ def check_out_dir(out_dir: str | Path, source: str | Path | None = None) -> Path
     target = out_dir.resolve()
     if not target.name:
         raise ParityError(f"{out_dir}: cannot write a bundle over the root folder")
+    if target.exists() and not target.is_dir():
+        raise ParityError(f"{out_dir}: exists and is not a folder")
+    if target.is_dir() and not _replaceable(target):
+        raise ParityError(_not_a_bundle(out_dir))
     if source is not None and target in Path(source).resolve().parents:
         raise ParityError(
             f"{out_dir}: holds the source model {Path(source).name}; "
             "export to a folder of its own, the folder is left untouched"
         )
-    if target.exists() and not target.is_dir():
-        raise ParityError(f"{out_dir}: exists and is not a folder")
-    if target.is_dir() and not _replaceable(target):
-        raise ParityError(_not_a_bundle(out_dir))
     return target
 
 
