@@ -82,11 +82,12 @@ def test_an_empty_folder_or_a_bundle_is_replaced(tmp_path):
 def test_a_folder_holding_the_source_is_refused(tmp_path):
     out = tmp_path / "out"
     bundles.write_single(out)
-    (out / "m.keras").write_bytes(b"a model")
-    for folder in (out, tmp_path):
+    (out / "sub").mkdir()
+    for source in (out / "m.keras", out / "sub" / "m.keras"):
+        source.write_bytes(b"a model")
         with pytest.raises(ParityError, match="holds the source model m.keras"):
-            check_out_dir(folder, source=out / "m.keras")
-    check_out_dir(tmp_path / "other", source=out / "m.keras")
+            check_out_dir(out, source=source)
+        check_out_dir(tmp_path / "other", source=source)
 
 
 def test_a_link_to_a_bundle_keeps_pointing_at_the_new_bundle(tmp_path):

@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import re
+import secrets
 import shutil
 import sys
 import tempfile
@@ -215,13 +216,15 @@ def _leftovers(target: Path) -> list[tuple[Path, str, bool]]:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
+    """Whether process ``pid`` may still be running (on Windows, ``os.kill``
+    ends a process instead of asking about it: only age tells there)."""
+    if pid == os.getpid() or os.name == "nt":
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError, OSError):
+    except (OverflowError, OSError):
         return True  # another user's process, or one that cannot be asked
     return True
 
@@ -252,7 +255,7 @@ def _not_a_bundle(out_dir: Path) -> str:
 
 
 def _remove_bundle(folder: Path) -> None:
-    """Remove ``folder`` if it is gone, empty or a bundle: never a user's folder."""
+    """Remove ``folder`` if it is empty or a bundle: never a user's folder."""
     if os.path.isdir(folder) and not os.path.islink(folder) and _replaceable(folder):
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -304,11 +307,10 @@ def _rename_twice(staging: Path, target: Path, out_dir: Path) -> bool:
     bundle aside for :func:`recover_bundle`."""
     aside = None
     if os.path.lexists(target):
-        aside = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target, OLD), dir=target.parent))
+        aside = target.parent / (_leftover_prefix(target, OLD) + secrets.token_hex(4))
         try:
-            os.rename(target, aside)  # onto the empty folder made for it
+            os.rename(target, aside)
         except FileNotFoundError:
-            aside.rmdir()
             return False
         if not _replaceable(aside):
             os.rename(aside, target)
