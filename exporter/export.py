@@ -16,7 +16,7 @@ from parity.exporter.rewrite import needs_repair
 from parity.exporter.seq2seq import export_seq2seq, is_seq2seq
 from parity.exporter.signature import find_mask
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest
-from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
+from parity.runtime.bundle_format.writer import check_out_dir, placeholder_graph, write_bundle
 from parity.runtime.errors import ParityError
 from parity.runtime.paths import as_path
 from parity.runtime.versions import tool_versions
@@ -41,8 +41,9 @@ def export_keras(
 
     Args:
         src: the saved Keras model.
-        out_dir: the bundle folder to write; an existing bundle there is
-            replaced whole, any other existing folder is refused.
+        out_dir: the bundle folder to write: missing, empty, or a bundle (then
+            replaced whole); any other folder, or one that holds ``src``, is
+            refused before the model is loaded.
         opset: the ONNX opset (14 to 18, tf2onnx 1.17's range).
         dynamic_batch: keep the batch axis dynamic (True) or fix it to 1.
         unsafe: allow a model that needs unsafe deserialization (a ``Lambda``
@@ -64,6 +65,7 @@ def export_keras(
     """
     check_opset(opset)
     src = as_path(src)
+    check_out_dir(out_dir, source=src)
     model = load_keras(src, unsafe=unsafe)
     return export_model(
         model,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from parity.runtime.bundle_format.manifest import Manifest, read_manifest, safe_member
-from parity.runtime.bundle_format.writer import sha256_file
+from parity.runtime.bundle_format.manifest import (
+    GraphSpec,
+    Manifest,
+    read_manifest,
+    safe_member,
+)
+from parity.runtime.bundle_format.writer import recover_bundle, sha256_bytes, sha256_file
 from parity.runtime.errors import BundleError, InputError, RunError
 from parity.runtime.inputs import check_feeds, check_prefix_mask
 from parity.runtime.paths import as_path
@@ -65,24 +70,98 @@ class Bundle:
 
 
 def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -> Bundle:
-    """Open the bundle at ``path``: validate the manifest, check every file's
-    sha256, and create a session per graph on ``device`` ("auto", "cpu" or
-    "gpu"). ``tf32`` allows TF32 matmuls on CUDA (off by default)."""
+    """Open the bundle at ``path``: validate the manifest, check the sha256 of
+    every file it names and of every external data file a graph reads, and
+    create a session per graph on ``device`` ("auto", "cpu" or "gpu"). ``tf32``
+    allows TF32 matmuls on CUDA (off by default).
 
+    An export stopped while it set the old bundle aside leaves ``path``
+    missing; the old bundle is renamed back first."""
     check_device(device)
     path = as_path(path)
+    if not path.exists():
+        recover_bundle(path)
     manifest = read_manifest(path)
     sessions = {}
     for key, graph in manifest.graphs.items():
         file = safe_member(path, graph.file)
         if not file.is_file():
             raise BundleError(f"{path}: graph file {graph.file!r} is missing")
-        if sha256_file(file) != graph.sha256:
+        data = file.read_bytes()
+        if sha256_bytes(data) != graph.sha256:
             raise BundleError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
+        _check_external_data(path, graph, data)
         session = open_session(file, device, tf32)
         _check_signature(file, graph, session)
         sessions[key] = session
     return Bundle(path, manifest, sessions)
+
+
+def _check_external_data(path: Path, graph: GraphSpec, data: bytes) -> None:
+    """Every file the graph reads its weights from must be listed in the
+    manifest (``external_data``), inside the bundle, and match its sha256.
+    ONNX Runtime reads any such file inside the bundle's folder unchecked."""
+    import onnx
+
+    try:
+        model = onnx.ModelProto.FromString(data)
+    except Exception as exc:  # protobuf raises its own DecodeError
+        raise BundleError(
+            f"{path / graph.file}: ONNX Runtime cannot load this graph "
+            f"(not an ONNX model: {_first_line(exc)})"
+        ) from None
+    folder = PurePosixPath(graph.file).parent
+    for location in sorted(set(_external_locations(model))):
+        member = str(folder / location)
+        if member not in graph.external_data:
+            raise BundleError(
+                f"{path / graph.file}: reads external data {location!r} that the manifest "
+                "does not list"
+            )
+    for member, digest in graph.external_data.items():
+        file = safe_member(path, member)
+        if not file.is_file():
+            raise BundleError(f"{path}: external data file {member!r} is missing")
+        if sha256_file(file) != digest:
+            raise BundleError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
+
+
+def _external_locations(model: Any) -> Iterator[str]:
+    """The location of every tensor stored outside ``model``, subgraphs and
+    functions included."""
+    from onnx import AttributeProto, TensorProto
+
+    def tensors_of_graph(graph: Any) -> Iterator[Any]:
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield from (sparse.values, sparse.indices)
+        yield from tensors_of_nodes(graph.node)
+
+    def tensors_of_nodes(nodes: Any) -> Iterator[Any]:
+        for node in nodes:
+            for attribute in node.attribute:
+                if attribute.type == AttributeProto.TENSOR:
+                    yield attribute.t
+                elif attribute.type == AttributeProto.TENSORS:
+                    yield from attribute.tensors
+                elif attribute.type == AttributeProto.SPARSE_TENSOR:
+                    yield from (attribute.sparse_tensor.values, attribute.sparse_tensor.indices)
+                elif attribute.type == AttributeProto.SPARSE_TENSORS:
+                    for sparse in attribute.sparse_tensors:
+                        yield from (sparse.values, sparse.indices)
+                elif attribute.type == AttributeProto.GRAPH:
+                    yield from tensors_of_graph(attribute.g)
+                elif attribute.type == AttributeProto.GRAPHS:
+                    for subgraph in attribute.graphs:
+                        yield from tensors_of_graph(subgraph)
+
+    tensors = [tensors_of_graph(model.graph)]
+    tensors += [tensors_of_nodes(function.node) for function in model.functions]
+    for group in tensors:
+        for tensor in group:
+            if tensor.data_location == TensorProto.EXTERNAL:
+                entries = {entry.key: entry.value for entry in tensor.external_data}
+                yield entries.get("location", "")
 
 
 def _check_signature(file: Path, graph: Any, session: Any) -> None:

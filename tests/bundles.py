@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from parity.runtime.bundle_format.manifest import (
@@ -187,3 +191,77 @@ def numpy_generate(weights, x, start, steps, feedback="identity"):
         else:
             step_x = np.eye(FEATURES, dtype=np.float32)[out.argmax(-1)]
     return np.stack(outputs, axis=1)
+
+
+EXTERNAL_FILE = "weights.bin"
+
+
+def external_graph(folder: Path) -> bytes:
+    """``y = 2 * x * w`` on (batch, time, 3), saved into ``folder`` with ``w``
+    (inside an If branch, a subgraph) stored in ``folder/weights.bin``; ``two``
+    stays inside the graph. Returns the graph's bytes."""
+    w = numpy_helper.from_array(np.array([1.0, 2.0, 3.0], np.float32), "w")
+    shape = ["batch", "time", 3]
+    then_branch = helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["weighted"])],
+        "then",
+        [],
+        [_value("weighted", TensorProto.FLOAT, shape)],
+        initializer=[w],
+    )
+    else_branch = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["same"])],
+        "else",
+        [],
+        [_value("same", TensorProto.FLOAT, shape)],
+    )
+    true = helper.make_tensor("true", TensorProto.BOOL, [], [True])
+    two = helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])  # not raw: kept inline
+    graph = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["cond"], value=true),
+            helper.make_node(
+                "If", ["cond"], ["xw"], then_branch=then_branch, else_branch=else_branch
+            ),
+            helper.make_node("Mul", ["xw", "two"], ["y"]),
+        ],
+        "g",
+        [_value("x", TensorProto.FLOAT, shape)],
+        [_value("y", TensorProto.FLOAT, shape)],
+        initializer=[two],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save_model(
+        model,
+        folder / "model.onnx",
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=EXTERNAL_FILE,
+        size_threshold=0,
+    )
+    return (folder / "model.onnx").read_bytes()
+
+
+def write_external(path: Path, *, listed: bool = True) -> Manifest:
+    """A bundle whose graph (:func:`external_graph`) reads ``weights.bin``
+    beside it; the manifest lists that file with its sha256 when ``listed``."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = external_graph(Path(folder))
+        weights = (Path(folder) / EXTERNAL_FILE).read_bytes()
+    spec = TensorSpec("x", "float32", ("batch", "time", 3))
+    graph = placeholder_graph("model.onnx", [spec], [TensorSpec("y", "float32", spec.shape)])
+    if listed:
+        digest = hashlib.sha256(weights).hexdigest()
+        graph = dataclasses.replace(graph, external_data={EXTERNAL_FILE: digest})
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        name="external",
+        kind="single",
+        source=SOURCE,
+        opset=17,
+        versions=VERSIONS,
+        graphs={"model": graph},
+    )
+    written = write_bundle(path, manifest, {"model": data})
+    (path / EXTERNAL_FILE).write_bytes(weights)  # the writer writes no external data itself
+    return written

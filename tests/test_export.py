@@ -1,6 +1,7 @@
 """Exporting the zoo: bundles that load without TensorFlow and compute what Keras computes."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -129,6 +130,39 @@ def test_cli_bad_input(trained_zoo, tmp_path):
     for bad in ("empty.keras", "truncated.keras"):
         _one_error_line(_cli(tmp_path / bad, tmp_path / "o6"))
     assert not (tmp_path / "o6").exists()
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ["seq_tagger", "sine_seq2seq"])
+def test_export_into_a_folder_that_is_not_a_bundle_is_refused(trained_zoo, tmp_path, name):
+    """A user's folder is never replaced, nor the folder the model lives in."""
+    mydata = tmp_path / "mydata"
+    (mydata / "runs").mkdir(parents=True)
+    (mydata / "notes.txt").write_text("a week of results\n")
+    (mydata / "runs" / "loss.csv").write_text("0.1\n")
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    shutil.copy(trained_zoo[name].path, sandbox / "m.keras")
+    for src, out in ((trained_zoo[name].path, mydata), (sandbox / "m.keras", sandbox)):
+        before = _files(out)
+        line = _one_error_line(_cli(src, out))
+        assert "not a parity bundle" in line and "left untouched" in line
+        assert _files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mydata", "sandbox"]
+
+
+def test_export_into_the_bundle_holding_the_model_is_refused(exported, tmp_path):
+    trained, _, _ = exported["seq_tagger"]
+    bundle = tmp_path / "b"
+    assert _cli(trained.path, bundle).exit_code == 0
+    shutil.copy(trained.path, bundle / "m.keras")
+    before = _files(bundle)
+    line = _one_error_line(_cli(bundle / "m.keras", bundle))
+    assert "holds the source model m.keras" in line and "left untouched" in line
+    assert _files(bundle) == before
 
 
 def test_seq2seq_required_but_not_found(trained_zoo, tmp_path):
