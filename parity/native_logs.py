@@ -23,25 +23,30 @@ from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
-# Set unless the user's environment already says otherwise.
 QUIET_ENVIRONMENT = {
-    "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's C++ logging: errors included
+    "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's C++ logging, errors included
     "ABSL_MIN_LOG_LEVEL": "3",  # absl's own minimum level
     "GRPC_VERBOSITY": "ERROR",
 }
 
 
 def quiet_tensorflow() -> Callable[[], None]:
-    """Hide TensorFlow's native log lines from here on; returns a function
-    that undoes the import hook (the environment stays as set)."""
-    for name, value in QUIET_ENVIRONMENT.items():
-        os.environ.setdefault(name, value)
+    """Hide TensorFlow's native log lines from here on (``--verbose`` shows
+    them). Returns the function that restores the environment and removes
+    the import hook, for a process that goes on after the command."""
+    saved = {name: os.environ.get(name) for name in QUIET_ENVIRONMENT}
+    os.environ.update(QUIET_ENVIRONMENT)
     finder = _QuietImport()
     sys.meta_path.insert(0, finder)
 
     def undo() -> None:
         if finder in sys.meta_path:
             sys.meta_path.remove(finder)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     return undo
 
