@@ -171,7 +171,9 @@ def test_train_refuses_unknown_models(name, bad):
 )
 def test_bench_refuses_bad_batches_timings_and_outputs(bad):
     with tempfile.TemporaryDirectory() as folder:
-        _assert_refused(["bench", *bad, "--plot", "{folder}/b.png"], Path(folder))
+        # The smallest run, should a bad value get through.
+        run = ["--preset", "tiny", "--only", "seq_tagger", "--repeats", "1", "--warmup", "0"]
+        _assert_refused(["bench", *run, *bad, "--plot", "{folder}/b.png"], Path(folder))
 
 
 @pytest.mark.parametrize("target", ["{folder}", "{folder}/missing/out"])
