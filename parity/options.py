@@ -33,11 +33,12 @@ def device_option(help: str) -> Decorator:
 
 
 def opset_option() -> Decorator:
-    """``--opset``: the ONNX opset, within the range the converter supports."""
+    """``--opset``: the ONNX opset. The exporter refuses one outside its range
+    before it loads the model, in its own words."""
     first, last = SUPPORTED_OPSETS.start, SUPPORTED_OPSETS.stop - 1
     return click.option(
         "--opset",
-        type=click.IntRange(first, last),
+        type=int,
         default=DEFAULT_OPSET,
         show_default=True,
         help=f"ONNX opset ({first} to {last}).",
