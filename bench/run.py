@@ -12,7 +12,7 @@ from parity.bench.floor import measure_floor
 from parity.bench.fusion import fusion_case
 from parity.bench.machine import machine_info
 from parity.bench.result import BenchResult, Settings
-from parity.runtime.errors import ParityError
+from parity.runtime.errors import ParameterError
 
 PRESETS = ("tiny", "seed")
 
@@ -59,12 +59,15 @@ def run_bench(settings: Settings, progress: Callable[[str], None] = lambda _: No
 
 
 def check_settings(settings: Settings) -> Settings:
+    """``settings`` if each field can be run; a :class:`ParameterError` names the field."""
     if settings.preset not in PRESETS:
-        raise ParityError(f"preset must be one of {', '.join(PRESETS)}, got {settings.preset!r}")
+        raise ParameterError(
+            "preset", f"must be one of {', '.join(PRESETS)}, got {settings.preset!r}"
+        )
     if settings.batches is not None and any(batch < 1 for batch in settings.batches):
-        raise ParityError(f"--batch must be at least 1, got {list(settings.batches)}")
+        raise ParameterError("batches", f"must be at least 1, got {list(settings.batches)}")
     if settings.repeats < 1:
-        raise ParityError(f"--repeats must be at least 1, got {settings.repeats}")
+        raise ParameterError("repeats", f"must be at least 1, got {settings.repeats}")
     if settings.warmup < 0:
-        raise ParityError(f"--warmup must be 0 or more, got {settings.warmup}")
+        raise ParameterError("warmup", f"must be 0 or more, got {settings.warmup}")
     return settings

@@ -1,39 +1,91 @@
 """The ``parity`` command group.
 
 Each command lives in its own module under :mod:`parity.commands`; this module
-only assembles them and turns :class:`runtime.errors.ParityError` into a
-one-line message and exit status 2.
+assembles them and keeps the promise every command makes: bad input (a
+:class:`runtime.errors.ParityError` from the library, or a usage error found
+by click) exits 2 with one line ``error: ...`` on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from parity import __version__
 from parity.commands import COMMANDS
-from parity.runtime.errors import ParityError
+from parity.native_logs import quiet_tensorflow
+from parity.runtime.errors import ParameterError, ParityError
 
-# TensorFlow's C++ start-up chatter hides parity's own output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# What str.splitlines() breaks a line at: each is written escaped, so that a
+# message naming a file with one of them in its name stays one line.
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+class BadInput(click.ClickException):
+    """Bad input, shown as one line ``error: MESSAGE`` on stderr; exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message.strip().translate(_LINE_BREAKS)}", err=True)
+
+
+def flag(parameter: click.Parameter) -> str:
+    """How the user names ``parameter``: an option's longest flag, an argument's metavar."""
+    if isinstance(parameter, click.Option):
+        return max(parameter.opts, key=len)
+    return parameter.human_readable_name
+
+
+def bad_input(exc: Exception, command: click.Command | None) -> BadInput:
+    """The one-line error for a library error or a click usage error, naming
+    a parameter by the flag of ``command`` that sets it."""
+    named = isinstance(exc, click.BadParameter) and exc.param is not None
+    if named and not isinstance(exc, click.MissingParameter):
+        return BadInput(f"{flag(exc.param)}: {exc.message}")
+    if isinstance(exc, click.UsageError):
+        return BadInput(exc.format_message())
+    if isinstance(exc, ParameterError) and command is not None:
+        for parameter in command.params:
+            if parameter.name == exc.parameter:
+                return BadInput(f"{flag(parameter)}: {exc.reason}")
+    return BadInput(str(exc))
 
 
 class _Group(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            raise bad_input(exc, self) from exc
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except ParityError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except (click.UsageError, ParityError) as exc:
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            raise bad_input(exc, command) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show TensorFlow's native log lines (oneDNN, CUDA, absl), hidden by default.",
+)
 @click.version_option(__version__, prog_name="parity")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Export recurrent Keras models to ONNX and prove that ONNX Runtime
     computes what TensorFlow computes."""
+    if not verbose:
+        ctx.call_on_close(quiet_tensorflow())
 
 
 for _command in COMMANDS:

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from parity.verify.coverage import cases, run_case
+from parity.runtime.errors import ParityError
+from parity.verify.coverage import Case, cases, run_case, write_matrix
 
 CASES = {case.name: case for case in cases()}
 REFUSED = {"LSTM stateful=True (batch 1) mask=none": "stateful"}
@@ -39,3 +40,24 @@ def test_committed_matrix_lists_every_configuration():
     text = COVERAGE.read_text(encoding="utf-8")
     for case in CASES.values():
         assert f"| {case.layer} | {case.options} | {case.mask} |" in text, case.name
+
+
+def test_write_matrix_writes_the_rows_it_ran(tmp_path):
+    case = CASES["LSTM last output mask=none"]
+    (row,) = write_matrix(tmp_path / "matrix.md", "parity coverage", [case])
+    assert row.result == "exports"
+    text = (tmp_path / "matrix.md").read_text(encoding="utf-8")
+    assert f"| {case.layer} | {case.options} | {case.mask} | exports | LSTM |" in text
+    assert "    parity coverage\n" in text
+    assert [path.name for path in tmp_path.iterdir()] == ["matrix.md"]  # no temporary left
+
+
+def test_write_matrix_refuses_a_missing_folder_before_running_a_case(tmp_path):
+    def never_built():
+        raise AssertionError("a case ran")
+
+    case = Case("LSTM", "never built", "none", never_built)
+    for output, message in ((tmp_path / "no" / "m.md", "does not exist"), (tmp_path, "folder")):
+        with pytest.raises(ParityError, match=message):
+            write_matrix(output, "parity coverage", [case])
+    assert list(tmp_path.iterdir()) == []

@@ -76,3 +76,12 @@ def test_help_does_not_import_tensorflow():
         "sys.exit(1 if 'tensorflow' in sys.modules else 0)\n"
     )
     assert subprocess.run([sys.executable, "-c", script]).returncode == 0
+
+
+def test_plot_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    bundles.write_single(tmp_path / "b")
+    (tmp_path / "errors.png").write_bytes(b"old")
+    result = _verify(tmp_path / "b", "--device", "cpu", "--plot", tmp_path / "errors.png", "-q")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["b", "errors.png"]

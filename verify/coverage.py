@@ -4,15 +4,18 @@ Each case is a small Keras model around one recurrent layer configuration.
 It is exported and verified against TensorFlow (padded and unpadded where a
 mask applies); the row says which ONNX op the layer became (a fused ``LSTM``,
 ``GRU`` or ``RNN`` op, or a general ``Loop``), the measured errors, or why the
-exporter refused it. ``parity coverage`` writes the matrix to COVERAGE.md;
+exporter refused it. :func:`write_matrix` (``parity coverage``) writes the
+matrix to COVERAGE.md;
 the test suite runs the same cases, so every row that says "exports" is
 backed by a passing verification.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -45,6 +48,42 @@ class CoverageRow:
     max_abs: float | None
     rel_l2: float | None
     reason: str = ""
+
+
+def write_matrix(
+    output: Path,
+    command: str,
+    configurations: Sequence[Case] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[CoverageRow, ...]:
+    """Run every case and write the matrix to ``output`` (Markdown), atomically.
+
+    ``command``: the command line the matrix says regenerates it.
+    ``configurations``: the cases to run (None: every one of :func:`cases`). ``progress`` hears each
+    case's name as it starts. A missing folder is refused before any case runs.
+    """
+    from parity.runtime.errors import ParityError
+
+    output = Path(output)
+    folder = output.resolve().parent
+    if output.is_dir():
+        raise ParityError(f"{output}: is a folder, expected a file name")
+    if not folder.is_dir():
+        raise ParityError(f"{output}: folder {folder} does not exist")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="parity-coverage-") as work:
+        for case in cases() if configurations is None else configurations:
+            progress(case.name)
+            rows.append(run_case(case, Path(work)))
+    # A hidden name in the same folder: the rename is atomic on one file system.
+    temporary = output.with_name(f".{output.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with temporary.open("x", encoding="utf-8") as stream:
+            stream.write(to_markdown(rows, command))
+        os.replace(temporary, output)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return tuple(rows)
 
 
 def run_case(case: Case, folder: Path | None = None) -> CoverageRow:

@@ -3,8 +3,11 @@ histogram of the output that came closest to (or went furthest past) its toleran
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
+from parity.runtime.errors import ParityError
 from parity.verify.compare import HISTOGRAM_EDGES, Check
 from parity.verify.report import Report
 
@@ -18,6 +21,9 @@ def worst_check(report: Report) -> Check | None:
 
 
 def plot_report(report: Report, path: Path) -> None:
+    """Draw the plots of ``report`` into the PNG file ``path``, atomically: a
+    reader sees the old file or the whole new one, and a failed write leaves
+    nothing behind."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,5 +55,13 @@ def plot_report(report: Report, path: Path) -> None:
         histogram_axes.set(title=f"|error| of {worst.name}", xlabel="|error|", ylabel="elements")
     figure.suptitle(("PASSED" if report.passed else "FAILED") + f": {report.bundle}", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        figure.savefig(temporary, format="png", dpi=100)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise ParityError(f"{path}: cannot write the plot ({exc.strerror or exc})") from None
+    finally:
+        plt.close(figure)
+        temporary.unlink(missing_ok=True)

@@ -1,8 +1,8 @@
 """One module per CLI command, each exposing ``command`` (a click command).
 
-Modules import only click and light modules at the top; anything heavy
-(TensorFlow, tf2onnx) is imported inside the command body, so that
-``parity --help`` answers without importing TensorFlow.
+Modules import only click, :mod:`parity.options` and modules that need no
+more than numpy and onnx at the top; TensorFlow and tf2onnx are imported
+inside the command body, so that ``parity --help`` answers without them.
 """
 
 from __future__ import annotations

@@ -4,20 +4,21 @@ is in :mod:`bench.report`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
+
+from parity.bench.run import PRESETS, run_bench
+from parity.options import device_option, json_option, only_option, plot_option
 
 
 @click.command("bench")
 @click.option(
     "--preset",
-    type=click.Choice(["tiny", "seed"]),
+    type=click.Choice(PRESETS),
     default="seed",
     show_default=True,
     help="Zoo preset: the model sizes to time.",
 )
-@click.option("--only", "names", multiple=True, help="Only these zoo models (repeatable).")
+@only_option()
 @click.option(
     "--batch",
     "batches",
@@ -35,37 +36,16 @@ import click
     show_default=True,
     help="Untimed calls before them (after the first call, which traces).",
 )
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the result as JSON.",
-)
-@click.option(
-    "--plot",
-    "plot_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a bar chart (PNG).",
-)
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "gpu"]),
-    default="auto",
-    show_default=True,
-    help="auto: CPU, and a GPU where there is one.",
-)
+@json_option("Write the result as JSON.")
+@plot_option("Write a bar chart (PNG).")
+@device_option("auto: CPU, and a GPU where there is one.")
 def command(preset, names, batches, repeats, warmup, json_path, plot_path, device) -> None:
     """Time Keras, tf.function and ONNX Runtime on every zoo model (untrained,
     exported to a temporary folder) and the seq2seq generation loops, with
     achieved GFLOP/s and the multiple of the time numpy's GEMM rate implies."""
     from parity.bench.report import plot, table, write_json
     from parity.bench.result import Settings
-    from parity.bench.run import run_bench
-    from parity.runtime.errors import ParityError
 
-    for path in (json_path, plot_path):
-        if path is not None and not path.parent.is_dir():
-            raise ParityError(f"{path}: its folder does not exist")
     settings = Settings(
         preset=preset,
         batches=tuple(batches) or None,

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import click
+
+from parity.options import output_file_option
 
 COMMAND = "parity coverage -o COVERAGE.md"
 
 
 @click.command("coverage")
-@click.option(
+@output_file_option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
     default=Path("COVERAGE.md"),
     show_default=True,
     help="Where to write the matrix (Markdown).",
@@ -24,20 +24,9 @@ def command(output: Path) -> None:
 
     Exits 1 when a configuration that exports fails verification.
     """
-    from parity.runtime.errors import ParityError
-    from parity.verify.coverage import cases, run_case, to_markdown
+    from parity.verify.coverage import write_matrix
 
-    if not output.resolve().parent.is_dir():
-        raise ParityError(f"{output}: its folder does not exist")
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="parity-coverage-") as folder:
-        for case in cases():
-            click.echo(f"... {case.name}", err=True)
-            rows.append(run_case(case, Path(folder)))
-    text = to_markdown(rows, COMMAND)
-    temporary = output.with_name(f".{output.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(output)
+    rows = write_matrix(output, COMMAND, progress=lambda name: click.echo(f"... {name}", err=True))
     failed = [row for row in rows if row.result == "FAILS"]
     click.echo(f"{len(rows)} configurations, {len(failed)} failing -> {output}")
     raise SystemExit(1 if failed else 0)

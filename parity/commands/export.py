@@ -6,11 +6,13 @@ from pathlib import Path
 
 import click
 
+from parity.options import opset_option, seed_option, unsafe_option
+
 
 @click.command("export")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (14 to 18).")
+@opset_option()
 @click.option(
     "--dynamic-batch/--no-dynamic-batch",
     default=True,
@@ -23,7 +25,7 @@ import click
     help="Export as encoder + one-step decoder [default: detected].",
 )
 @click.option("--steps", type=int, default=None, help="Seq2seq horizon to record.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the golden inputs.")
+@seed_option("Seed of the golden inputs.")
 @click.option(
     "--fuse/--no-fuse",
     default=True,
@@ -31,7 +33,7 @@ import click
     help="Write a lone recurrent layer as ONNX's fused op (masked: post-padding only), "
     "or keep tf2onnx's general graph.",
 )
-@click.option("--unsafe", is_flag=True, help="Allow a model that needs unsafe loading (Lambda).")
+@unsafe_option()
 def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, unsafe) -> None:
     """Export the Keras model SRC (.keras) to the bundle folder OUT_DIR.
 

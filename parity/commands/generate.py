@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from parity.options import device_option, output_file_option
+
 
 @click.command("generate")
 @click.argument("bundle", type=click.Path(path_type=Path))
@@ -26,18 +28,11 @@ import click
     "--steps", type=int, default=None, help="Steps to generate [default: the bundle's horizon]."
 )
 @click.option("--stop-token", type=int, default=None, help="End a row once it emits this token.")
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "gpu"]),
-    default="auto",
-    show_default=True,
-    help="Where ONNX Runtime runs.",
-)
-@click.option(
+@device_option("Where ONNX Runtime runs.")
+@output_file_option(
     "-o",
     "--output",
     required=True,
-    type=click.Path(path_type=Path),
     help="Where to write the generated steps (.npy, shape (batch, steps, ...)).",
 )
 def command(

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from parity.options import seed_option
+
 
 @click.command("train")
 @click.argument("name")
@@ -19,7 +21,7 @@ import click
 )
 @click.option("--preset", default="tiny", show_default=True, help="Sizes to train (see `zoo`).")
 @click.option("--epochs", type=int, default=None, help="Epochs to train [default: the preset's].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Data and weights seed.")
+@seed_option("Data and weights seed.")
 def command(name: str, output: Path, preset: str, epochs: int | None, seed: int) -> None:
     """Train the zoo model NAME and save it to a .keras file.
 

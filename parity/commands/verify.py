@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from parity.options import device_option, json_option, plot_option, seed_option, unsafe_option
+
 
 @click.command("verify")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -15,13 +17,7 @@ import click
     type=click.Path(path_type=Path),
     help="Your own inputs: an .npz with one array per input name.",
 )
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "gpu"]),
-    default="auto",
-    show_default=True,
-    help="Where both runtimes run.",
-)
+@device_option("Where both runtimes run.")
 @click.option(
     "--atol",
     multiple=True,
@@ -53,18 +49,14 @@ import click
     type=click.IntRange(min=1),
     help="Batch sizes to draw inputs for (repeatable; default 1, 3, 8).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the drawn inputs.")
+@seed_option("Seed of the drawn inputs.")
 @click.option("--tf32", is_flag=True, help="Allow TF32 matmuls on a GPU (off by default).")
-@click.option("--unsafe", is_flag=True, help="Allow loading a Keras model with Lambda layers.")
-@click.option(
-    "--json", "json_file", type=click.Path(path_type=Path), help="Write the report as JSON."
-)
-@click.option(
-    "--plot", "plot_file", type=click.Path(path_type=Path), help="Write error plots (PNG)."
-)
+@unsafe_option()
+@json_option("Write the report as JSON.")
+@plot_option("Write error plots (PNG).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed, tf32, unsafe,
-            json_file, plot_file, quiet) -> None:  # fmt: skip
+            json_path, plot_path, quiet) -> None:  # fmt: skip
     """Verify BUNDLE, or verify SRC.keras BUNDLE side by side.
 
     \b
@@ -73,7 +65,6 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
 
     Exits 0 when every check passes, 1 when one fails, 2 on bad input.
     """
-    from parity.runtime.errors import ParityError
     from parity.runtime.npy import load_arrays
     from parity.verify.check import DEFAULT_BATCHES, check
     from parity.verify.report import write_json
@@ -85,9 +76,6 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
         model, bundle = paths
     else:
         raise click.UsageError("give BUNDLE, or SRC.keras BUNDLE")
-    for target in (json_file, plot_file):
-        if target is not None and not target.resolve().parent.is_dir():
-            raise ParityError(f"{target}: its folder does not exist")
     policy = policy_from_options(atol, rtol, DEFAULT_GROWTH if growth is None else growth)
     inputs = load_arrays(inputs_file) if inputs_file else None
 
@@ -109,10 +97,10 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
         progress=progress,
     )
     click.echo(report.table())
-    if json_file:
-        write_json(report, json_file)
-    if plot_file:
+    if json_path:
+        write_json(report, json_path)
+    if plot_path:
         from parity.verify.plot import plot_report
 
-        plot_report(report, plot_file)
+        plot_report(report, plot_path)
     raise SystemExit(0 if report.passed else 1)

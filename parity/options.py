@@ -1,0 +1,105 @@
+"""The options that several commands share, built from the library's constants.
+
+Each function returns a click decorator, so that a command lists its options
+in one line each and every command spells, checks and documents an option the
+same way. Output files are checked when the command line is parsed, before
+any work: a folder, a missing folder or a folder that cannot be written to is
+a usage error, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from parity.exporter.convert import DEFAULT_OPSET, SUPPORTED_OPSETS
+from parity.runtime.providers import DEVICES
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+# keras.utils.set_random_seed seeds numpy's legacy generator, which takes 0 to 2**32 - 1.
+SEEDS = click.IntRange(0, 2**32 - 1)
+
+
+def device_option(help: str) -> Decorator:
+    """``--device`` (auto, cpu or gpu; default auto). ``help`` says what runs there."""
+    return click.option(
+        "--device", type=click.Choice(DEVICES), default="auto", show_default=True, help=help
+    )
+
+
+def opset_option() -> Decorator:
+    """``--opset``: the ONNX opset. The exporter refuses one outside its range
+    before it loads the model, in its own words."""
+    first, last = SUPPORTED_OPSETS.start, SUPPORTED_OPSETS.stop - 1
+    return click.option(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        show_default=True,
+        help=f"ONNX opset ({first} to {last}).",
+    )
+
+
+def seed_option(help: str) -> Decorator:
+    """``--seed`` (default 0). ``help`` says what the seed draws."""
+    return click.option("--seed", type=SEEDS, default=0, show_default=True, help=help)
+
+
+def unsafe_option() -> Decorator:
+    """``--unsafe``: allow a Keras model whose loading runs code (Lambda layers)."""
+    return click.option(
+        "--unsafe", is_flag=True, help="Allow a Keras model that needs unsafe loading (Lambda)."
+    )
+
+
+def only_option() -> Decorator:
+    """``--only NAME`` (repeatable): a subset of the zoo, passed as ``names``."""
+    return click.option(
+        "--only", "names", multiple=True, help="Only these zoo models (repeatable)."
+    )
+
+
+def output_file_option(*declarations: str, help: str, **settings: Any) -> Decorator:
+    """An option naming a file the command writes (``--json``, ``--plot``, ``-o``),
+    given as a :class:`pathlib.Path` and checked as it is parsed (see
+    :func:`check_output_file`). ``declarations`` and ``settings`` are
+    :func:`click.option`'s (``required``, ``default``, ``show_default``)."""
+    return click.option(
+        *declarations,
+        type=click.Path(path_type=Path),
+        callback=_checked_output,
+        help=help,
+        **settings,
+    )
+
+
+def json_option(help: str) -> Decorator:
+    """``--json FILE``, passed as ``json_path``."""
+    return output_file_option("--json", "json_path", help=help)
+
+
+def plot_option(help: str) -> Decorator:
+    """``--plot FILE`` (PNG), passed as ``plot_path``."""
+    return output_file_option("--plot", "plot_path", help=help)
+
+
+def check_output_file(path: Path) -> Path:
+    """``path`` if a file can be written there: it is not a folder and its
+    folder exists and can be written to. Raises :class:`click.BadParameter`."""
+    folder = path.resolve().parent
+    if path.is_dir():
+        raise click.BadParameter(f"{path}: is a folder, expected a file name")
+    if not folder.is_dir():
+        raise click.BadParameter(f"{path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{path}: folder {folder} is not writable")
+    return path
+
+
+def _checked_output(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    return None if value is None else check_output_file(value)
