@@ -17,7 +17,7 @@ from parity.exporter.seq2seq import export_seq2seq, is_seq2seq
 from parity.exporter.signature import find_mask
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest
 from parity.runtime.bundle_format.writer import check_out_dir, placeholder_graph, write_bundle
-from parity.runtime.errors import ParityError
+from parity.runtime.errors import ParameterError, ParityError
 from parity.runtime.paths import as_path
 from parity.runtime.versions import tool_versions
 
@@ -118,7 +118,7 @@ def export_model(
             raise ParityError("a seq2seq bundle keeps its batch axis dynamic")
         return export_seq2seq(model, Path(out_dir), source_info=source, opset=opset, steps=steps)
     if steps is not None:
-        raise ParityError("--steps applies to seq2seq models only")
+        raise ParameterError("steps", "applies to seq2seq models only")
     mask = find_mask(model)
     fused = None
     if dynamic_batch and fuse:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import numpy as np
 
 from parity.runtime.errors import InputError, ParityError
 from parity.runtime.limits import byte_limit, describe_bytes
-from parity.runtime.paths import as_path
+from parity.runtime.paths import as_path, replaced_atomically
 
 MAX_ARRAY_BYTES = 2 * 2**30
 MAX_ARRAY_BYTES_VARIABLE = "PARITY_MAX_ARRAY_BYTES"
@@ -199,19 +198,11 @@ def _first_line(exc: Exception) -> str:
 
 
 def save_array(path: str | os.PathLike[str], value: np.ndarray) -> None:
-    """Write ``value`` to ``path`` (.npy) atomically."""
-    path = as_path(path)
-    folder = path.resolve().parent
-    if not folder.is_dir():
-        raise ParityError(f"{path}: its folder does not exist")
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=folder)
-    except OSError as exc:
-        raise ParityError(f"{path}: cannot write here ({exc.strerror})") from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, value, allow_pickle=False)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write ``value`` to ``path`` (.npy) atomically.
+
+    Args:
+        path: the ``.npy`` file to write or replace.
+        value: the array (no Python objects: written without pickles).
+    """
+    with replaced_atomically(path) as temporary, open(temporary, "xb") as stream:
+        np.save(stream, value, allow_pickle=False)

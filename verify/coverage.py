@@ -12,14 +12,14 @@ backed by a passing verification.
 
 from __future__ import annotations
 
-import os
-import secrets
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+from parity.runtime.paths import replaced_atomically
 
 FEATURES = 3
 UNITS = 4
@@ -75,14 +75,8 @@ def write_matrix(
         for case in cases() if configurations is None else configurations:
             progress(case.name)
             rows.append(run_case(case, Path(work)))
-    # A hidden name in the same folder: the rename is atomic on one file system.
-    temporary = output.with_name(f".{output.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        with temporary.open("x", encoding="utf-8") as stream:
-            stream.write(to_markdown(rows, command))
-        os.replace(temporary, output)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with replaced_atomically(output) as temporary:
+        temporary.write_text(to_markdown(rows, command), encoding="utf-8")
     return tuple(rows)
 
 

@@ -3,11 +3,9 @@ histogram of the output that came closest to (or went furthest past) its toleran
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
-from parity.runtime.errors import ParityError
+from parity.runtime.paths import replaced_atomically
 from parity.verify.compare import HISTOGRAM_EDGES, Check
 from parity.verify.report import Report
 
@@ -55,13 +53,8 @@ def plot_report(report: Report, path: Path) -> None:
         histogram_axes.set(title=f"|error| of {worst.name}", xlabel="|error|", ylabel="elements")
     figure.suptitle(("PASSED" if report.passed else "FAILED") + f": {report.bundle}", fontsize=9)
     figure.tight_layout()
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     try:
-        figure.savefig(temporary, format="png", dpi=100)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ParityError(f"{path}: cannot write the plot ({exc.strerror or exc})") from None
+        with replaced_atomically(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=100)
     finally:
         plt.close(figure)
-        temporary.unlink(missing_ok=True)

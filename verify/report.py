@@ -27,12 +27,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parity.runtime.paths import replaced_atomically
 from parity.verify.compare import Check
 
 SCHEMA_VERSION = 1
@@ -155,13 +154,11 @@ def describe_failure(check: Check) -> str:
 
 
 def write_json(report: Report, path: Path) -> None:
-    """Write the JSON report atomically."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(report.to_json())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write the JSON report atomically.
+
+    Args:
+        report: the report.
+        path: the file to write or replace.
+    """
+    with replaced_atomically(path) as temporary:
+        temporary.write_text(report.to_json(), encoding="utf-8")
