@@ -65,6 +65,7 @@ from parity.exporter.onnx_passes import (
     inferred_dims,
     prefixed,
     read_state_not_sequence,
+    rename_reads,
     simplified,
 )
 from parity.runtime.bundle_format.manifest import Seq2SeqSpec, TensorSpec
@@ -116,10 +117,18 @@ def generation_graph(
         )
     enc = prefixed(encoder.graph, ENCODER_PREFIX, rename_inputs=False)
     stp = prefixed(simplified(step).graph, STEP_PREFIX)
+    known = inferred_dims(stp, opsets, _functions(encoder, step))
+    # A memory is the same at every step: the body reads the encoder's value
+    # from the outer graph, and what depends on it alone runs once, outside.
+    memories = {_step(m.step_input): _enc(m.encoder_output) for m in spec.memories}
+    rename_reads(list(stp.node), memories)
+    kept = [value for value in stp.input if value.name not in memories]
+    del stp.input[:]
+    stp.input.extend(kept)
 
     outer = _Outer()
     outer.nodes.extend(enc.node)
-    hoisted, body_nodes = _split_invariant(stp)
+    hoisted, body_nodes = _split_invariant(stp, set(memories.values()))
     outer.nodes.extend(hoisted)
     initial = [
         _enc(state.encoder_output)
@@ -127,7 +136,6 @@ def generation_graph(
         else outer.zeros(state.size, _value(step.graph, state.step_input))
         for state in spec.states
     ]
-    known = inferred_dims(stp, opsets, _functions(encoder, step))
     body, carries, layout = _loop_body(stp, body_nodes, step.graph, spec, outer, known)
     start = START
     if layout is not None:
@@ -248,11 +256,17 @@ def _check_wiring(encoder: onnx.GraphProto, step: onnx.GraphProto, spec: Seq2Seq
     step_inputs = [value.name for value in step.input]
     step_outputs = [value.name for value in step.output]
     encoder_outputs = [value.name for value in encoder.output]
-    wanted = [spec.step_input, *_state_inputs(spec)]
+    wanted = [spec.step_input, *_state_inputs(spec), *(m.step_input for m in spec.memories)]
     if sorted(step_inputs) != sorted(wanted):
         raise ParityError(
-            f"step graph: takes inputs {step_inputs}, not the step input and the states {wanted}"
+            f"step graph: takes inputs {step_inputs}, not the step input, the states and the "
+            f"memories {wanted}"
         )
+    for memory in spec.memories:
+        if memory.encoder_output not in encoder_outputs:
+            raise ParityError(
+                f"encoder graph: no output {memory.encoder_output!r} for memory {memory.name!r}"
+            )
     for name in (spec.step_output, *(state.step_output for state in spec.states)):
         if name not in step_outputs:
             raise ParityError(f"step graph: no output {name!r} (has: {', '.join(step_outputs)})")
@@ -369,10 +383,13 @@ class _Outer:
         return name
 
 
-def _split_invariant(graph: onnx.GraphProto) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto]]:
-    """Split the step graph's nodes into those that depend on weights alone
-    (the same at every step: they go to the outer graph) and the rest."""
-    invariant = {tensor.name for tensor in graph.initializer}
+def _split_invariant(
+    graph: onnx.GraphProto, outer_values: set[str]
+) -> tuple[list[onnx.NodeProto], list[onnx.NodeProto]]:
+    """Split the step graph's nodes into those that depend on weights and
+    ``outer_values`` alone (the same at every step: they go to the outer graph)
+    and the rest."""
+    invariant = {tensor.name for tensor in graph.initializer} | outer_values
     invariant.update(sparse.values.name for sparse in graph.sparse_initializer)
     hoisted, body = [], []
     for node in graph.node:

@@ -77,6 +77,7 @@ def export_seq2seq(
         start=split.start,
         start_token=split.start_token,
         form=split.form,
+        memories=split.memories,
         loop_graph=LOOP_GRAPH,
     )
     loop = generation_graph(encoder.proto, step.proto, spec, opset=opset)
@@ -175,8 +176,15 @@ def _check_names(split: Seq2SeqSplit, encoder: Any, step: Any) -> None:
     the conversion kept them, in order."""
     expected = {
         "encoder inputs": [split.encoder_input],
-        "encoder outputs": [s.encoder_output for s in split.states if s.init == "encoder"],
-        "step inputs": [split.step_input, *(s.step_input for s in split.states)],
+        "encoder outputs": [
+            *(s.encoder_output for s in split.states if s.init == "encoder"),
+            *(m.encoder_output for m in split.memories),
+        ],
+        "step inputs": [
+            split.step_input,
+            *(s.step_input for s in split.states),
+            *(m.step_input for m in split.memories),
+        ],
         "step outputs": [split.step_output, *(s.step_output for s in split.states)],
     }
     found = {

@@ -35,13 +35,14 @@ from typing import TYPE_CHECKING, Any
 from parity.exporter.keras_graph import (
     graph_nodes,
     is_input_tensor,
+    is_keras_tensor,
     layer_name,
     model_inputs,
     model_outputs,
     producer,
     producing_node,
 )
-from parity.runtime.bundle_format.manifest import SourceForm, StateSpec
+from parity.runtime.bundle_format.manifest import MemorySpec, SourceForm, StateSpec
 from parity.runtime.errors import ParityError
 
 if TYPE_CHECKING:
@@ -70,6 +71,10 @@ _PER_STEP = (
     "Softmax",
     "TimeDistributed",
 )
+# Merges of per-step values: step t of the result needs step t of each part.
+_MERGES = ("Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract")
+# Attention from each decoder step (the query) to the encoder's sequence.
+_ATTENTION = ("AdditiveAttention", "Attention", "MultiHeadAttention")
 # Per-step layers that leave their input as it is at inference.
 _TRANSPARENT = ("AlphaDropout", "Dropout", "GaussianDropout", "GaussianNoise", "Identity")
 
@@ -98,6 +103,7 @@ class Seq2SeqSplit:
     decoder_layers: tuple[str, ...]
     form: SourceForm = "teacher_forcing"
     horizon: int | None = None
+    memories: tuple[MemorySpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,7 @@ class _Wiring:
     decoder_input: Any  # KerasTensor
     path: tuple[Any, ...]  # the decoder path's nodes, from the decoder input on
     initial_states: Mapping[str, tuple[Any, ...] | None]  # decoder layer -> tensors
+    memories: tuple[Any, ...] = ()  # encoder tensors the decoder reads at every step
     form: SourceForm = "teacher_forcing"
     horizon: int | None = None  # the number of unrolled steps
 
@@ -121,6 +128,8 @@ def is_seq2seq(model: Any) -> bool:
     if len(model_inputs(model)) < 2:
         return False
     for node in graph_nodes(model):
+        if type(node.operation).__name__ in _ATTENTION:
+            return True
         states = _initial_state(node)
         if states is not None and not all(is_input_tensor(state) for state in states):
             return True
@@ -137,8 +146,9 @@ def split_seq2seq(model: Any, *, start_token: int = 0) -> Seq2SeqSplit:
     wiring = _find_wiring(model)
     decoder_name = layer_name(wiring.decoder_input)
     states = _state_specs(wiring)
-    encoder = _encoder_model(model, wiring, states, decoder_name)
-    step = _step_model(model, wiring, states, decoder_name)
+    memories = _memory_specs(wiring)
+    encoder = _encoder_model(model, wiring, states, memories, decoder_name)
+    step = _step_model(model, wiring, states, memories, decoder_name)
     step_output = layer_name(step.outputs[0])
     feedback = _feedback(wiring, decoder_name)
     start = _start_rule(wiring, feedback)
@@ -155,6 +165,7 @@ def split_seq2seq(model: Any, *, start_token: int = 0) -> Seq2SeqSplit:
         decoder_layers=tuple(n.operation.name for n in wiring.path if _is_recurrent(n.operation)),
         form=wiring.form,
         horizon=wiring.horizon,
+        memories=memories,
     )
 
 
@@ -172,7 +183,7 @@ def _find_wiring(model: Any) -> _Wiring:
             f"{len(outputs)} output(s)"
         )
     steps = _unrolled_steps(outputs[0])
-    path, decoder_input = _decoder_path(steps[0] if steps else outputs[0], where)
+    path, decoder_input, memories = _decoder_path(steps[0] if steps else outputs[0], where)
     (encoder_input,) = [tensor for tensor in inputs if tensor is not decoder_input]
     recurrent = [node for node in path if _is_recurrent(node.operation)]
     if not recurrent:
@@ -191,7 +202,7 @@ def _find_wiring(model: Any) -> _Wiring:
                 f"state tensor(s); expected one per state ({len(_state_sizes(layer))})"
             )
         initial_states[layer.name] = state
-    if all(state is None for state in initial_states.values()):
+    if all(state is None for state in initial_states.values()) and not memories:
         raise ParityError(
             f"{where}: expected a decoder layer called with initial_state from the encoder; "
             f"found decoder layer(s) {', '.join(map(repr, initial_states))} all starting "
@@ -200,9 +211,10 @@ def _find_wiring(model: Any) -> _Wiring:
     if steps:
         _check_unrolled(path, steps, where)
         return _Wiring(
-            encoder_input, decoder_input, tuple(path), initial_states, "unrolled", len(steps)
+            encoder_input, decoder_input, tuple(path), initial_states, (), "unrolled", len(steps)
         )
-    return _Wiring(encoder_input, decoder_input, tuple(path), initial_states)
+    form = "attention" if memories else "teacher_forcing"
+    return _Wiring(encoder_input, decoder_input, tuple(path), initial_states, tuple(memories), form)
 
 
 def _unrolled_steps(output: Any) -> list[Any] | None:
@@ -269,42 +281,140 @@ def _check_unrolled(path: list[Any], steps: list[Any], where: str) -> None:
         previous = current
 
 
-def _decoder_path(output: Any, where: str) -> tuple[list[Any], Any]:
-    """Follow each layer's sequence argument back from ``output`` to a model input."""
-    path = []
+def _decoder_path(output: Any, where: str) -> tuple[list[Any], Any, list[Any]]:
+    """The decoder's layer calls from the decoder input to ``output``, in the
+    order they run, the decoder input, and the memories.
+
+    The decoder input is the model input reached by following each call's
+    first argument back from ``output`` (a recurrent layer's sequence, an
+    attention layer's query, a merge's first part). The decoder's calls are
+    those that read it, directly or not; every tensor they read that does not
+    depend on it was computed by the encoder: a recurrent layer's
+    ``initial_state``, or a *memory* (the sequence an attention layer attends
+    to), which the step model takes as an input, the same at every step."""
     tensor = output
     while not is_input_tensor(tensor):
-        layer, _, tensor_index = producer(tensor)
-        node = producing_node(tensor)
-        kind = type(layer).__name__
-        sequence, found = _sequence_argument(node)
-        if sequence is None:
+        tensor = _primary_argument(producing_node(tensor))
+    decoder_input = tensor
+    reads_decoder: dict[int, bool] = {}
+
+    def depends(value: Any) -> bool:
+        key = id(value)
+        if key not in reads_decoder:
+            if value is decoder_input:
+                reads_decoder[key] = True
+            elif is_input_tensor(value):
+                reads_decoder[key] = False
+            else:
+                reads_decoder[key] = any(map(depends, producing_node(value).input_tensors))
+        return reads_decoder[key]
+
+    nodes: list[Any] = []
+    memories: list[Any] = []
+    seen: set[int] = set()
+
+    def visit(value: Any) -> None:
+        if value is decoder_input:
+            return
+        if not depends(value):
+            if not any(value is memory for memory in memories):
+                memories.append(value)
+            return
+        layer, _, tensor_index = producer(value)
+        node = producing_node(value)
+        if _is_recurrent(layer) and tensor_index != 0:
+            raise ParityError(
+                f"{where}: the decoder reads the state of {layer.name!r}, which holds its "
+                "last step only; expected its sequence output"
+            )
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        initial = _initial_state(node) or ()
+        _check_decoder_call(node, initial, depends, where)
+        for tensor in node.input_tensors:
+            if not any(tensor is state for state in initial):
+                visit(tensor)
+        nodes.append(node)
+
+    visit(output)
+    return nodes, decoder_input, memories
+
+
+def _primary_argument(node: Any) -> Any:
+    """A call's first tensor argument: a recurrent layer's sequence, an
+    attention layer's query, a merge's first part."""
+    tensors = _tensor_arguments(node)
+    if not tensors:
+        raise ParityError(f"layer {node.operation.name!r} is called on no tensor")
+    return tensors[0]
+
+
+def _tensor_arguments(node: Any) -> list[Any]:
+    """A call's tensor arguments in order (positional, then by keyword), each
+    place counted, even where one tensor fills two (``[x, x]``)."""
+    import keras
+
+    return [
+        value
+        for value in keras.tree.flatten((node.arguments.args, node.arguments.kwargs))
+        if is_keras_tensor(value)
+    ]
+
+
+def _check_decoder_call(node: Any, initial: tuple[Any, ...], depends: Any, where: str) -> None:
+    """A call on the decoder's side must compute each step from that step alone
+    (and from the encoder's results): forward recurrent layers, per-step
+    layers, merges of per-step values, attention whose query is the decoder's
+    and whose keys and values are the encoder's."""
+    layer = node.operation
+    kind = type(layer).__name__
+    if kind == "Bidirectional":
+        raise ParityError(
+            f"{where}: decoder layer {layer.name!r} is Bidirectional, so it reads later "
+            "steps and cannot run one step at a time; expected forward recurrent layers"
+        )
+    if _is_recurrent(layer):
+        if any(depends(state) for state in initial):
+            raise ParityError(
+                f"{where}: the initial state of decoder layer {layer.name!r} depends on the "
+                "decoder input; expected it computed from the encoder input alone"
+            )
+        return
+    if kind in _PER_STEP:
+        return
+    if kind in _MERGES:
+        parts = _tensor_arguments(node)
+        from_encoder = [part for part in parts if not depends(part)]
+        if from_encoder:
             raise ParityError(
                 f"{where}: layer {layer.name!r} ({kind}) on the decoder path combines "
-                f"{found} tensors; expected one sequence per layer (attention across time "
-                "and merges are not supported)"
+                f"{len(parts)} tensors, {len(from_encoder)} of them computed by the encoder "
+                "alone; expected merges of the decoder's own per-step values (the encoder "
+                "reaches the decoder through initial_state or attention)"
             )
-        if kind == "Bidirectional":
+        return
+    if kind in _ATTENTION:
+        kwargs = node.arguments.kwargs
+        if kwargs.get("use_causal_mask") or kwargs.get("attention_mask") is not None:
             raise ParityError(
-                f"{where}: decoder layer {layer.name!r} is Bidirectional, so it reads later "
-                "steps and cannot run one step at a time; expected forward recurrent layers"
+                f"{where}: attention layer {layer.name!r} masks across the decoder's steps; "
+                "expected attention from each decoder step to the encoder's sequence"
             )
-        if _is_recurrent(layer):
-            if tensor_index != 0:
-                raise ParityError(
-                    f"{where}: the output is computed from the state of {layer.name!r}, "
-                    "expected its sequence output"
-                )
-        elif kind not in _PER_STEP:
+        query, *attended = _tensor_arguments(node)
+        if not depends(query) or any(map(depends, attended)):
             raise ParityError(
-                f"{where}: layer {layer.name!r} ({kind}) is on the decoder path; expected "
-                "recurrent layers and layers that act on each step alone (Dense, Dropout, "
-                "Embedding, TimeDistributed, ...)"
+                f"{where}: attention layer {layer.name!r} attends to the decoder's own "
+                "sequence (self-attention reads later steps); expected the decoder's query "
+                "over the encoder's sequence"
             )
-        path.append(node)
-        tensor = sequence
-    path.reverse()
-    return path, tensor
+        return
+    raise ParityError(
+        f"{where}: layer {layer.name!r} ({kind}) is on the decoder path; expected "
+        "recurrent layers, layers that act on each step alone (Dense, Dropout, "
+        "Embedding, TimeDistributed, ...), merges (Concatenate, Add, ...) and attention "
+        "over the encoder's sequence (Attention, AdditiveAttention, MultiHeadAttention)"
+    )
 
 
 def _sequence_argument(node: Any) -> tuple[Any, int]:
@@ -390,8 +500,21 @@ def _state_specs(wiring: _Wiring) -> tuple[StateSpec, ...]:
     return tuple(specs)
 
 
+def _memory_specs(wiring: _Wiring) -> tuple[MemorySpec, ...]:
+    specs = []
+    for tensor in wiring.memories:
+        layer, _, index = producer(tensor)
+        name = layer.name if index == 0 else f"{layer.name}_{index}"
+        specs.append(MemorySpec(name, f"{name}_memory", f"{name}_memory"))
+    return tuple(specs)
+
+
 def _encoder_model(
-    model: Any, wiring: _Wiring, states: tuple[StateSpec, ...], decoder_name: str
+    model: Any,
+    wiring: _Wiring,
+    states: tuple[StateSpec, ...],
+    memories: tuple[MemorySpec, ...],
+    decoder_name: str,
 ) -> keras.Model:
     import keras
 
@@ -400,6 +523,10 @@ def _encoder_model(
     outputs = [
         keras.layers.Identity(name=spec.encoder_output)(tensor)
         for spec, tensor in zip(named, tensors, strict=True)
+    ]
+    outputs += [
+        keras.layers.Identity(name=spec.encoder_output)(tensor)
+        for spec, tensor in zip(memories, wiring.memories, strict=True)
     ]
     try:
         return keras.Model(wiring.encoder_input, outputs, name=f"{model.name}_encoder")
@@ -412,12 +539,17 @@ def _encoder_model(
 
 
 def _step_model(
-    model: Any, wiring: _Wiring, states: tuple[StateSpec, ...], decoder_name: str
+    model: Any,
+    wiring: _Wiring,
+    states: tuple[StateSpec, ...],
+    memories: tuple[MemorySpec, ...],
+    decoder_name: str,
 ) -> keras.Model:
-    """The decoder path once more, on one step, with every recurrent layer's
-    states as explicit inputs and outputs. A decoder layer may have been built
-    without ``return_state``, so each runs as a new ``RNN`` over the same cell
-    object: the weights are the trained ones, and shared."""
+    """The decoder's calls once more, on one step, with every recurrent layer's
+    states and every memory as explicit inputs. A decoder layer may have been
+    built without ``return_state``, so each runs as a new ``RNN`` over the same
+    cell object; every other layer is the trained layer itself, called again:
+    the weights are the trained ones, and shared."""
     import keras
 
     decoder_input = wiring.decoder_input
@@ -428,24 +560,39 @@ def _step_model(
         spec.name: keras.Input(shape=(spec.size,), dtype="float32", name=spec.step_input)
         for spec in states
     }
+    memory_inputs = [
+        keras.Input(shape=tensor.shape[1:], dtype=tensor.dtype, name=spec.step_input)
+        for spec, tensor in zip(memories, wiring.memories, strict=True)
+    ]
+    tensors = {id(decoder_input): step_input}
+    tensors.update(
+        {id(tensor): x for tensor, x in zip(wiring.memories, memory_inputs, strict=True)}
+    )
     new_states = []
-    x = step_input
     for node in wiring.path:
         layer = node.operation
         if not _is_recurrent(layer):
-            x = layer(x)
+            args, kwargs = node.arguments.fill_in(tensors)
+            kwargs.pop("mask", None)
+            outputs = keras.tree.flatten(layer(*args, **kwargs))
+            tensors.update({id(t): y for t, y in zip(node.output_tensors, outputs, strict=False)})
             continue
         mine = [spec for spec in states if spec.layer == layer.name]
         one_step = keras.layers.RNN(
             layer.cell, return_sequences=True, return_state=True, name=layer.name
         )
-        x, *layer_states = one_step(x, initial_state=[state_inputs[s.name] for s in mine])
+        sequence = tensors[id(_sequence_argument(node)[0])]
+        y, *layer_states = one_step(sequence, initial_state=[state_inputs[s.name] for s in mine])
+        tensors[id(node.output_tensors[0])] = y
         new_states += [
             keras.layers.Identity(name=spec.step_output)(tensor)
             for spec, tensor in zip(mine, layer_states, strict=True)
         ]
+    output = tensors[id(wiring.path[-1].output_tensors[0])]
     return keras.Model(
-        [step_input, *state_inputs.values()], [x, *new_states], name=f"{model.name}_step"
+        [step_input, *state_inputs.values(), *memory_inputs],
+        [output, *new_states],
+        name=f"{model.name}_step",
     )
 
 

@@ -97,6 +97,8 @@ def generate(
             feeds[state.step_input] = encoded[state.encoder_output]
         else:
             feeds[state.step_input] = np.zeros((batch, state.size), np.float32)
+    for memory in spec.memories:  # read again at every step, unchanged
+        feeds[memory.step_input] = encoded[memory.encoder_output]
     feeds = check_feeds(step_graph, feeds)
     session = bundle.session(spec.step_graph)
     names = [spec.step_output, *(state.step_output for state in spec.states)]

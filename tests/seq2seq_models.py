@@ -89,17 +89,6 @@ def sine_like() -> keras.Model:
     return keras.Model([encoder_input, decoder_input], output, name="sine_like")
 
 
-FITTING = {
-    "gru_stack": gru_stack,
-    "token_lstm": token_lstm,
-    "zeros_below": zeros_below,
-    "onehot_simple_rnn": onehot_simple_rnn,
-}
-
-
-# --- models that do not fit ---------------------------------------------------
-
-
 def attention_decoder() -> keras.Model:
     encoder_input = keras.Input((None, 4), name="source")
     sequence, h, c = layers.LSTM(8, return_sequences=True, return_state=True, name="enc")(
@@ -111,6 +100,18 @@ def attention_decoder() -> keras.Model:
     y = layers.Concatenate(name="merge")([y, context])
     output = layers.Dense(4, name="out")(y)
     return keras.Model([encoder_input, decoder_input], output, name="attention_decoder")
+
+
+FITTING = {
+    "gru_stack": gru_stack,
+    "token_lstm": token_lstm,
+    "zeros_below": zeros_below,
+    "onehot_simple_rnn": onehot_simple_rnn,
+    "attention_decoder": attention_decoder,
+}
+
+
+# --- models that do not fit ---------------------------------------------------
 
 
 def bidirectional_decoder() -> keras.Model:
@@ -168,10 +169,9 @@ def classifier() -> keras.Model:
 
 # name -> (builder, a phrase of the refusal)
 MISFITS = {
-    "attention_decoder": (attention_decoder, "combines 2 tensors"),
     "bidirectional_decoder": (bidirectional_decoder, "is Bidirectional"),
     "repeated_context": (repeated_context, "combines 2 tensors"),
-    "state_from_decoder": (state_from_decoder, "depend on the decoder input"),
+    "state_from_decoder": (state_from_decoder, "depends on the decoder input"),
     "last_step_decoder": (last_step_decoder, "return_sequences=False"),
     "classifier": (classifier, "found 1 input(s)"),
 }

@@ -103,3 +103,96 @@ def test_a_step_that_does_not_feed_back_is_refused_with_what_differed():
     joined = keras.layers.Concatenate(axis=1)([out1, dense(y)])
     with pytest.raises(ParityError, match="does not read step 0's output"):
         split_seq2seq(keras.Model([history, first], joined))
+
+
+# --- attention decoders --------------------------------------------------------
+
+VOCAB, SOURCE_LENGTH, TARGET_LENGTH = 11, 7, 4
+
+
+def attention_translator(cell: str, attention: str, tokens: bool) -> keras.Model:
+    """Luong-style attention: an encoder returning its sequence and states, a
+    decoder starting from those states, attention from each decoder step to
+    the encoder's sequence, the two concatenated, a softmax over the vocabulary.
+    ``tokens``: the decoder reads token ids through an Embedding, else one-hot."""
+    keras.utils.set_random_seed(0)
+    rnn = getattr(keras.layers, cell)
+    source = keras.Input((None,), dtype="int32", name="source")
+    embedded = keras.layers.Embedding(VOCAB, 5)(source)
+    encoded, *states = rnn(UNITS, return_sequences=True, return_state=True)(embedded)
+    if tokens:
+        target = keras.Input((None,), dtype="int32", name="target")
+        decoder_x = keras.layers.Embedding(VOCAB, 5)(target)
+    else:
+        target = keras.Input((None, VOCAB), name="target")
+        decoder_x = target
+    decoded = rnn(UNITS, return_sequences=True)(decoder_x, initial_state=states)
+    if attention == "MultiHeadAttention":
+        context = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3)(decoded, encoded)
+    else:
+        context = getattr(keras.layers, attention)()([decoded, encoded])
+    joined = keras.layers.Concatenate()([decoded, context])
+    probs = keras.layers.Dense(VOCAB, activation="softmax", name="probs")(joined)
+    return keras.Model([source, target], probs)
+
+
+ATTENTION_CASES = [
+    ("LSTM", "Attention", True),
+    ("GRU", "AdditiveAttention", False),
+    ("LSTM", "MultiHeadAttention", False),
+    ("GRU", "Attention", True),
+]
+
+
+@pytest.mark.parametrize(("cell", "attention", "tokens"), ATTENTION_CASES)
+def test_attention_decoder_steps_compute_what_the_model_computes(tmp_path, cell, attention, tokens):
+    """The step graph, fed the teacher's tokens one at a time with the encoder's
+    sequence as a memory, gives the model's own output at every step; the
+    generation agrees with TensorFlow's; source and target lengths differ."""
+    from parity import verify
+
+    model = attention_translator(cell, attention, tokens)
+    model.save(tmp_path / "m.keras")
+    manifest = export_keras(tmp_path / "m.keras", tmp_path / "bundle", steps=6)
+    spec = manifest.seq2seq
+    assert spec.form == "attention" and len(spec.memories) == 1
+    assert spec.feedback == ("argmax_token" if tokens else "argmax_onehot")
+
+    rng = np.random.default_rng(2)
+    source = rng.integers(1, VOCAB, (3, SOURCE_LENGTH)).astype("int32")
+    ids = rng.integers(1, VOCAB, (3, TARGET_LENGTH))
+    target = ids.astype("int32") if tokens else np.eye(VOCAB, dtype="float32")[ids]
+    expected = np.asarray(model([source, target], training=False))
+
+    bundle = runtime.load_bundle(tmp_path / "bundle")
+    feeds = {spec.encoder_input: source.astype(_dtype(manifest, "encoder", spec.encoder_input))}
+    encoded = bundle.run(feeds, graph="encoder")
+    step_dtype = _dtype(manifest, "step", spec.step_input)
+    state = {s.step_input: encoded[s.encoder_output] for s in spec.states}
+    memory = {m.step_input: encoded[m.encoder_output] for m in spec.memories}
+    for t in range(TARGET_LENGTH):
+        out = bundle.run(
+            {spec.step_input: target[:, t : t + 1].astype(step_dtype), **state, **memory},
+            graph="step",
+        )
+        np.testing.assert_allclose(out[spec.step_output][:, 0], expected[:, t], atol=1e-6)
+        state = {s.step_input: out[s.step_output] for s in spec.states}
+
+    report = verify.check(tmp_path / "bundle", tmp_path / "m.keras", batches=(2,))
+    assert report.passed, report.table()
+
+
+def _dtype(manifest, graph, name):
+    return manifest.graph(graph).input(name).dtype
+
+
+def test_self_attention_in_the_decoder_is_refused():
+    keras.utils.set_random_seed(0)
+    source = keras.Input((None, 3), name="source")
+    _, h, c = keras.layers.LSTM(UNITS, return_state=True)(source)
+    target = keras.Input((None, 3), name="target")
+    decoded = keras.layers.LSTM(UNITS, return_sequences=True)(target, initial_state=[h, c])
+    context = keras.layers.Attention()([decoded, decoded])
+    y = keras.layers.Dense(3)(keras.layers.Concatenate()([decoded, context]))
+    with pytest.raises(ParityError, match="self-attention"):
+        split_seq2seq(keras.Model([source, target], y))

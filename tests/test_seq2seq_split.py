@@ -127,7 +127,10 @@ def test_rules_of_the_test_models(built):
         "token_lstm": ("argmax_token", "token"),
         "zeros_below": ("identity", "last_encoder_step"),
         "onehot_simple_rnn": ("argmax_onehot", "token"),
+        "attention_decoder": ("identity", "last_encoder_step"),
     }
+    attention = built["attention_decoder"][1]
+    assert (attention.form, [m.name for m in attention.memories]) == ("attention", ["enc"])
     inits = [(s.name, s.init) for s in built["zeros_below"][1].states]
     assert inits == [
         ("lower_1_h", "zeros"),
@@ -188,7 +191,6 @@ def test_misfits_are_refused_with_the_reason(name):
 def test_is_seq2seq():
     looks = {name: is_seq2seq(build()) for name, (build, _) in seq2seq_models.MISFITS.items()}
     assert looks == {
-        "attention_decoder": True,
         "bidirectional_decoder": True,
         "repeated_context": False,
         "state_from_decoder": True,

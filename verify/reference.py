@@ -105,6 +105,7 @@ def _generation_body(split: Seq2SeqSplit):
             else tf.zeros((batch, spec.size), tf.float32)
             for spec in split.states
         ]
+        memories = [encoded[spec.encoder_output] for spec in split.memories]
         output_shape = split.step.outputs[0].shape[1:]
         last = tf.zeros((batch, *output_shape), split.step.outputs[0].dtype)
         outputs = tf.TensorArray(last.dtype, size=0, dynamic_size=True)
@@ -114,7 +115,7 @@ def _generation_body(split: Seq2SeqSplit):
             return tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(stopped)))
 
         def step(t, x, states, last, stopped, outputs):
-            output, *states = split.step([x, *states], training=False)
+            output, *states = split.step([x, *states, *memories], training=False)
             if stop_token is not None:
                 held = tf.reshape(stopped, [-1] + [1] * (len(output.shape) - 1))
                 output = tf.where(held, last, output)

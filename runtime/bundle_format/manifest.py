@@ -32,8 +32,9 @@ Init = Literal["encoder", "zeros"]
 Padding = Literal["post", "pre"]
 MaskSource = Literal["Masking", "Embedding"]
 # How a seq2seq model was written: a decoder fed the target sequence at once
-# (teacher forcing), or a decoder unrolled by hand, one call per output step.
-SourceForm = Literal["teacher_forcing", "unrolled"]
+# (teacher forcing), the same with attention over the encoder's sequence, or a
+# decoder unrolled by hand, one call per output step.
+SourceForm = Literal["teacher_forcing", "attention", "unrolled"]
 DomainKind = Literal["uniform", "tokens"]
 DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
 
@@ -116,6 +117,19 @@ class StateSpec:
 
 
 @dataclass(frozen=True)
+class MemorySpec:
+    """A tensor the encoder computes once and the decoder reads, unchanged, at
+    every step (the sequence an attention layer attends to).
+
+    ``encoder_output`` is its name in the encoder graph, ``step_input`` in
+    the step graph."""
+
+    name: str
+    encoder_output: str
+    step_input: str
+
+
+@dataclass(frozen=True)
 class Seq2SeqSpec:
     """How the encoder graph and the step graph make a generation.
 
@@ -126,7 +140,9 @@ class Seq2SeqSpec:
     gives none: "last_encoder_step" (the last observed point, as in the sine
     forecaster), "zeros", or "token" (``start_token``, one-hot or id as the
     step input expects). ``steps`` is the horizon the model was made for.
-    ``form`` is how the source model was written (see :data:`SourceForm`)."""
+    ``form`` is how the source model was written (see :data:`SourceForm`);
+    ``memories`` are what the step graph reads from the encoder besides the
+    states."""
 
     encoder_graph: str
     step_graph: str
@@ -141,6 +157,7 @@ class Seq2SeqSpec:
     stop_token: int | None = None
     loop_graph: str | None = None
     form: SourceForm = "teacher_forcing"
+    memories: tuple[MemorySpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -337,7 +354,7 @@ class _Schema:
     def seq2seq(self, data: Any, graphs: dict[str, GraphSpec]) -> Seq2SeqSpec:
         required = {"encoder_graph", "step_graph", "encoder_input", "step_input"}
         required |= {"step_output", "states", "feedback", "steps"}
-        optional = {"start", "start_token", "stop_token", "loop_graph", "form"}
+        optional = {"start", "start_token", "stop_token", "loop_graph", "form", "memories"}
         data = self.fields(data, "seq2seq", required, optional)
 
         def graph_key(field_name: str) -> str:
@@ -379,8 +396,27 @@ class _Schema:
             start=start,
             loop_graph=loop,
             form=self.choice(data.get("form", "teacher_forcing"), "seq2seq.form", SourceForm),
+            memories=self.memories(data.get("memories", []), encoder, step),
             **tokens,
         )
+
+    def memories(self, data: Any, encoder: GraphSpec, step: GraphSpec) -> tuple[MemorySpec, ...]:
+        if not isinstance(data, list):
+            raise self.fail("seq2seq.memories", "expected a list")
+        found = []
+        for index, item in enumerate(data):
+            where = f"seq2seq.memories[{index}]"
+            item = self.fields(item, where, {"name", "encoder_output", "step_input"}, set())
+            found.append(
+                MemorySpec(
+                    name=self.text(item["name"], f"{where}.name", name=True),
+                    encoder_output=self.member(
+                        item["encoder_output"], encoder.outputs, f"{where}.encoder_output"
+                    ),
+                    step_input=self.member(item["step_input"], step.inputs, f"{where}.step_input"),
+                )
+            )
+        return tuple(found)
 
     def state(self, data: Any, where: str, encoder: GraphSpec, step: GraphSpec) -> StateSpec:
         required = {"name", "layer", "kind", "size", "step_input", "step_output", "init"}
