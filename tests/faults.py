@@ -25,18 +25,69 @@ from parity.runtime.npy import load_arrays
 Fault = Callable[[onnx.ModelProto], None]
 
 
-def damaged_copy(bundle: Path, out: Path, fault: Fault) -> Path:
-    """A copy of ``bundle`` at ``out`` whose graph ``fault`` has changed."""
+def damaged_copy(bundle: Path, out: Path, fault: Fault, graph: str = "model") -> Path:
+    """A copy of ``bundle`` at ``out`` whose graph ``graph`` ``fault`` has
+    changed (the other graphs copied as they are), its hashes updated."""
     manifest = read_manifest(bundle)
-    graph = manifest.graph("model")
-    proto = onnx.load(bundle / graph.file)
-    before = proto.SerializeToString()
+    data = {key: (bundle / spec.file).read_bytes() for key, spec in manifest.graphs.items()}
+    proto = onnx.load_from_string(data[graph])
     fault(proto)
     after = proto.SerializeToString()
-    assert after != before, "the fault changed nothing"
+    assert after != data[graph], "the fault changed nothing"
+    data[graph] = after
     golden = load_arrays(bundle / manifest.golden["file"]) if manifest.golden else None
-    write_bundle(out, manifest, {"model": after}, golden)
+    write_bundle(out, manifest, data, golden)
     return out
+
+
+def float_initializers(proto: onnx.ModelProto) -> list[str]:
+    """The names of a graph's float initializers that are not all zeros (a
+    scaled zero changes nothing), in the graph's order."""
+    return [
+        init.name
+        for init in proto.graph.initializer
+        if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE)
+        and np.any(numpy_helper.to_array(init))
+    ]
+
+
+def scale_initializer(name: str, factor: float) -> Fault:
+    """Multiply one initializer by ``factor``."""
+
+    def fault(proto):
+        _replace(proto, name, numpy_helper.to_array(_initializer(proto, name)) * factor)
+
+    return fault
+
+
+def _fused(proto: onnx.ModelProto) -> onnx.NodeProto:
+    return next(node for node in proto.graph.node if node.op_type in ("LSTM", "GRU", "RNN"))
+
+
+def zero_fused_bias(proto: onnx.ModelProto) -> None:
+    """Set the fused recurrent op's bias (input 3) to zero."""
+    name = _fused(proto).input[3]
+    _replace(proto, name, np.zeros_like(numpy_helper.to_array(_initializer(proto, name))))
+
+
+def swap_fused_gates(proto: onnx.ModelProto) -> None:
+    """Swap the first two gates' weights of the fused LSTM or GRU op
+    (W, R: (1, gates * u, n); B: (1, 2 * gates * u))."""
+    node = _fused(proto)
+    gates = {"LSTM": 4, "GRU": 3}[node.op_type]
+    for index, role in ((1, "kernel"), (2, "recurrent"), (3, "bias")):
+        value = numpy_helper.to_array(_initializer(proto, node.input[index])).copy()
+        blocks = np.split(value, gates * (2 if role == "bias" else 1), axis=1)
+        for offset in (0, gates) if role == "bias" else (0,):
+            blocks[offset], blocks[offset + 1] = blocks[offset + 1], blocks[offset]
+        _replace(proto, node.input[index], np.concatenate(blocks, axis=1))
+
+
+def drop_sequence_lens(proto: onnx.ModelProto) -> None:
+    """Run the fused recurrent op without the rows' lengths: padded steps count."""
+    node = _fused(proto)
+    assert len(node.input) > 4 and node.input[4], "the op has no sequence_lens"
+    node.input[4] = ""
 
 
 def _initializer(proto: onnx.ModelProto, name: str) -> onnx.TensorProto:

@@ -1,8 +1,6 @@
 """A lone recurrent layer (LSTM, GRU, SimpleRNN), masked or not, exported as
 ONNX's fused op written from its weights; masked, with sequence lengths."""
 
-import time
-
 import keras
 import numpy as np
 import onnx
@@ -85,31 +83,16 @@ def test_last_output_with_states_and_a_mask_value_other_than_zero():
     _fused_equals_keras(keras.Model(x, [out, state_h, state_c]))
 
 
-def test_seed_classifier_with_dropout_fuses_and_is_faster():
-    """The seed's shape and dropout (inactive at inference). Prints the timing."""
+def test_seed_classifier_with_dropout_fuses_and_equals_keras():
+    """The seed's shape and dropout (inactive at inference) become the fused
+    LSTM op, equal to Keras on post-padded rows; the general export keeps a
+    ``Loop`` (speed is measured by ``parity bench``, not here)."""
     model = models.get("masked_lstm").build("seed")
-    mask = find_mask(model)
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(20, 46, 256)
+    lengths = np.random.default_rng(0).integers(20, 46, 16)
     fused = _fused_equals_keras(model, batch_lengths=lengths)
-    (spec,) = fused.inputs
-    data = _post_padded(mask, spec, lengths, spec.shape[1], seed=1)
+    assert any(node.op_type == "LSTM" for node in fused.proto.graph.node)
     general = keras_to_onnx(model, opset=17)
     assert any(node.op_type == "Loop" for node in general.proto.graph.node)
-    timings = {}
-    for label, proto in (("Loop", general.proto), ("fused LSTM", fused.proto)):
-        session = _session(proto)
-        session.run(None, {spec.name: data})
-        runs = []
-        for _ in range(20):
-            start = time.perf_counter()
-            session.run(None, {spec.name: data})
-            runs.append(time.perf_counter() - start)
-        timings[label] = float(np.median(runs))
-    print(
-        "seed masked classifier, batch 256, 20-45 valid of 100 steps, median of 20: "
-        + ", ".join(f"{label} {seconds * 1e3:.1f} ms" for label, seconds in timings.items())
-    )
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

@@ -329,7 +329,7 @@ def test_toy_loop_equals_the_python_step_loop(toys, feedback, batch, steps):
     bundle, model, weights = toys[feedback]
     inputs = encoder_inputs(bundle.manifest, batch, seed=batch + steps)
     start = runtime.start_input(bundle.manifest, inputs)
-    expected = runtime.generate(bundle, inputs, start=start, steps=steps)
+    expected = runtime.generate(bundle, inputs, start=start, steps=steps, use_loop_graph=False)
     actual = run_loop(model, inputs, start, steps)
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-6)
@@ -351,7 +351,7 @@ def test_a_start_other_than_the_rule(toys):
     bundle, model, _ = toys["identity"]
     inputs = encoder_inputs(bundle.manifest, 3, seed=7)
     start = np.random.default_rng(7).normal(size=(3, 1, 2)).astype(np.float32)
-    expected = runtime.generate(bundle, inputs, start=start, steps=4)
+    expected = runtime.generate(bundle, inputs, start=start, steps=4, use_loop_graph=False)
     np.testing.assert_allclose(run_loop(model, inputs, start, 4), expected, rtol=0, atol=1e-6)
 
 
@@ -561,7 +561,7 @@ def test_exported_loop_equals_the_python_step_loop(exported, name, batch):
     bundle, model = exported[name]
     inputs = encoder_inputs(bundle.manifest, batch, seed=batch)
     start = runtime.start_input(bundle.manifest, inputs)
-    expected = runtime.generate(bundle, inputs, start=start, steps=REAL_STEPS)
+    expected = runtime.generate(bundle, inputs, start=start, steps=REAL_STEPS, use_loop_graph=False)
     actual = run_loop(model, inputs, start, REAL_STEPS)
     assert actual.shape == expected.shape == (batch, REAL_STEPS, *expected.shape[2:])
     np.testing.assert_allclose(actual, expected, rtol=0, atol=REAL_ATOL)
@@ -585,3 +585,76 @@ def test_exported_sine_body_is_smaller_than_the_step_graph(exported):
     assert len(ops) <= layers + 6, ops
     assert not {"Shape", "Gather", "Concat", "Cast", "Squeeze", "Unsqueeze"} & set(ops)
     assert all(node.output[0] == "" for node in body.node if node.op_type == "LSTM")
+
+
+# --- stop token -----------------------------------------------------------------
+
+
+def write_counting_toy(path: Path, vocab: int = 12) -> Manifest:
+    """A token decoder that counts: the encoder's state is the mean of its
+    input, and step ``t`` emits the token nearest ``state + t``, so a row whose
+    input averages ``k`` emits token ``s`` at step ``s - k`` exactly."""
+    encoder = _model(
+        [helper.make_node("ReduceMean", ["source"], ["offset"], axes=[1], keepdims=0)],
+        [_float("source", ["batch", "time", 1])],
+        [_float("offset", ["batch", 1])],
+        [],
+    )
+    ids = numpy_helper.from_array(np.arange(vocab, dtype=np.float32), "ids")
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    step = _model(
+        [
+            helper.make_node("Unsqueeze", ["count", "axes"], ["count3"]),
+            helper.make_node("Sub", ["count3", "ids"], ["distance"]),
+            helper.make_node("Mul", ["distance", "distance"], ["squared"]),
+            helper.make_node("Neg", ["squared"], ["logits"]),
+            helper.make_node("Add", ["count", "one"], ["count_next"]),
+        ],
+        [
+            helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", 1]),
+            _float("count", ["batch", 1]),
+        ],
+        [_float("logits", ["batch", 1, vocab]), _float("count_next", ["batch", 1])],
+        [ids, one, axes],
+    )
+    spec = Seq2SeqSpec(
+        encoder_graph="encoder",
+        step_graph="step",
+        encoder_input="source",
+        step_input="tokens",
+        step_output="logits",
+        states=(StateSpec("count", "cell", "h", 1, "count", "count_next", "encoder", "offset"),),
+        feedback="argmax_token",
+        steps=6,
+        start="token",
+        start_token=0,
+    )
+    graphs = {
+        key: placeholder_graph(f"{key}.onnx", *signature(data))
+        for key, data in (("encoder", encoder), ("step", step))
+    }
+    manifest = Manifest(
+        FORMAT_VERSION, "counting_toy", "seq2seq", SOURCE, OPSET, VERSIONS, graphs, seq2seq=spec
+    )
+    return write_bundle(path, manifest, {"encoder": encoder, "step": step})
+
+
+def test_a_stopped_row_repeats_its_output(tmp_path):
+    """Rows starting at 0 and 1 emit the stop token 3 at steps 3 and 2 and then
+    repeat that output; the row starting at 5 never emits it, so the
+    generation runs its whole horizon."""
+    write_counting_toy(tmp_path / "toy")
+    bundle = runtime.load_bundle(tmp_path / "toy", device="cpu")
+    source = np.array([0.0, 1.0, 5.0], np.float32).reshape(3, 1, 1) * np.ones((1, 4, 1))
+    source = source.astype(np.float32)
+    free = runtime.generate(bundle, source, steps=6).argmax(-1)
+    np.testing.assert_array_equal(free, [[0, 1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 6],
+                                         [5, 6, 7, 8, 9, 10]])  # fmt: skip
+    stopped = runtime.generate(bundle, source, steps=6, stop_token=3)
+    assert stopped.shape == (3, 6, 12)
+    np.testing.assert_array_equal(stopped.argmax(-1), [[0, 1, 2, 3, 3, 3], [1, 2, 3, 3, 3, 3],
+                                                       [5, 6, 7, 8, 9, 10]])  # fmt: skip
+    for row, first in ((0, 3), (1, 2)):
+        np.testing.assert_array_equal(stopped[row, first:], np.repeat(stopped[row, first:][:1],
+                                                                      6 - first, 0))  # fmt: skip

@@ -10,6 +10,7 @@ the generation checks of :mod:`verify.seq2seq`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from parity.runtime.bundle_format.golden import (
 )
 from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
 from parity.runtime.errors import ParameterError, ParityError, RunError
+from parity.runtime.inputs import check_array, check_feeds, check_prefix_mask
 from parity.runtime.sampling import sample_inputs
 from parity.runtime.versions import tool_versions
 from parity.verify.compare import Check, compare_outputs, failed_check
@@ -45,11 +47,10 @@ from parity.verify.report import Report, StepErrors
 from parity.verify.runners import (
     KerasRunner,
     OnnxRuntimeRunner,
-    Runner,
     TensorFlowDevice,
     select_device,
 )
-from parity.verify.seq2seq import check_generation, check_graph_against_keras, generation_paths
+from parity.verify.stored import GraphDraw, TensorFlowRun, generation_paths, replay
 from parity.verify.tolerance import TolerancePolicy
 
 DEFAULT_BATCHES = (1, 3, 8)
@@ -109,6 +110,19 @@ def check(
     say = progress or (lambda message: None)
     loaded = load_bundle(bundle, device=device, tf32=tf32)
     manifest = loaded.manifest
+    # every refusal comes before either runtime runs
+    if manifest.kind != "seq2seq":
+        if steps is not None:
+            raise ParameterError("steps", "applies to seq2seq bundles only (a horizon)")
+        if policy.growth is not None:
+            raise ParameterError("growth", "applies to seq2seq bundles only (generations)")
+    policy.check_outputs(spec.name for graph in manifest.graphs.values() for spec in graph.outputs)
+    if inputs is not None:
+        if model is None:
+            raise ParameterError(
+                "inputs", "needs the Keras model: without it there is nothing to compare"
+            )
+        inputs = checked_user_inputs(loaded, inputs)
     checks: list[Check] = []
     notes: list[str] = []
     curves: list[StepErrors] = []
@@ -119,32 +133,29 @@ def check(
     curves += golden_curves
     tensorflow_label = None
     model_label = None
+    float64 = ""
     if model is not None:
         keras_model, model_label = _load_model(model, manifest, unsafe)
         tf_device = select_device(device, tf32)
         tensorflow_label = tf_device.label
-        if manifest.kind == "seq2seq":
-            checks_, curves_ = _guarded(
-                "seq2seq",
-                lambda: _seq2seq_checks(
-                    loaded, keras_model, batches, steps, policy, tf_device, seed, say
-                ),
-            )
-            checks += checks_
-            curves += curves_
-        else:
+        run = tensorflow_run(
+            loaded, keras_model, tf_device, inputs=inputs, batches=batches, times=times,
+            steps=steps, seed=seed, progress=say,
+        )  # fmt: skip
+        float64 = run.float64
+        say("onnxruntime against tensorflow")
+        checks_, curves_ = _guarded("outputs", lambda: replay(loaded, run, policy))
+        checks += checks_
+        curves += curves_
+        if manifest.mask is not None and manifest.kind != "seq2seq" and inputs is None:
             checks_, notes_ = _guarded(
-                "outputs",
-                lambda: _single_checks(
-                    loaded, keras_model, inputs, batches, times, policy, tf_device, seed, say
-                ),
+                "masked",
+                lambda: _masked_checks(loaded, keras_model, policy, tf_device, seed, say),
             )
             checks += checks_
             notes += notes_
-    elif inputs is not None:
-        raise ParameterError(
-            "inputs", "needs the Keras model: without it there is nothing to compare"
-        )
+        if manifest.mask is not None and inputs is not None and manifest.kind != "seq2seq":
+            notes += steps_equal_to_mask(inputs, manifest.mask)
     if loaded.device == "gpu":
         say("onnxruntime CPU against GPU")
         checks += _guarded("cpu vs gpu", lambda: (check_cpu_against_gpu(loaded, policy), []))[0]
@@ -161,7 +172,126 @@ def check(
         checks=tuple(checks),
         notes=tuple(notes),
         generations=tuple(curves),
+        float64=float64,
     )
+
+
+def tensorflow_run(
+    bundle: Bundle,
+    keras_model: Any,
+    tf_device: TensorFlowDevice,
+    *,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    batches: Sequence[int] = DEFAULT_BATCHES,
+    times: Sequence[int] = DEFAULT_TIMES,
+    steps: int | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> TensorFlowRun:
+    """TensorFlow's side of a verification, in float32 and (where the model
+    can be rebuilt so) float64: every draw of every graph and, for seq2seq,
+    whole generations. :func:`parity.verify.stored.replay` holds a bundle to it
+    with ONNX Runtime alone, as often as needed.
+
+    Args:
+        bundle: the loaded bundle (its manifest says what to draw).
+        keras_model: the trained Keras model the bundle was exported from.
+        tf_device: where TensorFlow runs (:func:`parity.verify.runners.select_device`).
+        inputs: the caller's arrays, checked by :func:`checked_user_inputs`, in
+            place of the random draws.
+        batches: the batch sizes of the random draws.
+        times: the time lengths of the random draws, where time is dynamic.
+        steps: the horizon of a seq2seq generation; the manifest's when None.
+        seed: the seed of the random draws.
+        progress: called with a short line as each stage starts.
+    """
+    say = progress or (lambda message: None)
+    manifest = bundle.manifest
+    if manifest.kind == "seq2seq":
+        from parity.verify.seq2seq import seq2seq_run
+
+        horizon = steps or manifest.seq2seq.steps
+        return seq2seq_run(bundle, keras_model, batches, horizon, tf_device, seed, say, inputs)
+    from parity.verify.noise import float64_model
+
+    exact_model, reason = float64_model(keras_model)
+    graph = manifest.graph("model")
+    mask = manifest.mask
+    plan: list[tuple[str, dict[str, np.ndarray]]] = []
+    if inputs is not None:
+        plan.append(("on your inputs", dict(inputs)))
+    else:
+        dynamic_time = _has_dynamic_time(graph)
+        sizes = [(b, t) for b in batches for t in (times if dynamic_time else (None,))]
+        for index, (batch, time) in enumerate(sizes):
+            label = f"batch={batch}" + (f" time={time}" if time else "")
+            sample = sample_inputs(graph.inputs, batch, time=time, seed=seed + index, mask=mask)
+            plan.append((label, sample.inputs))
+        if mask is not None:
+            padded = _masked_batch(graph, mask, seed, dynamic_time)
+            empty = dict(padded.inputs)
+            empty[mask.input] = padded.inputs[mask.input].copy()
+            empty[mask.input][0] = mask.value
+            plan.append(("with an all-padding row", empty))
+    draws = []
+    for label, feeds in plan:
+        say(f"tensorflow: outputs {label}")
+        expected = KerasRunner(keras_model, tf_device).run(feeds)
+        exact = None if exact_model is None else KerasRunner(exact_model, tf_device).run(feeds)
+        draws.append(GraphDraw("model", "output", label, feeds, expected, exact))
+    return TensorFlowRun(tuple(draws), (), reason)
+
+
+def checked_user_inputs(bundle: Bundle, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The caller's arrays, checked against the bundle before either runtime runs.
+
+    A single-graph bundle takes one array per input of its graph; a seq2seq
+    bundle one per encoder input and, optionally, the decoder input (named as
+    the step graph's input: its first step starts the generation). Every array
+    must be named after an input and fit it (dtype, rank, fixed sizes, finite
+    values, token ids inside the vocabulary; a fused masked graph needs
+    post-padding).
+
+    Args:
+        bundle: the loaded bundle.
+        inputs: the caller's arrays, by input name.
+
+    Raises:
+        ParameterError: an array named after no input, or a missing one.
+        InputError: an array that does not fit its input.
+    """
+    manifest = bundle.manifest
+    spec = manifest.seq2seq
+    graph = manifest.graph("encoder" if spec is not None else "model")
+    required = [s.name for s in graph.inputs]
+    optional = [spec.step_input] if spec is not None else []
+    for name in required:
+        _user_input(inputs, name)
+    unknown = sorted(set(inputs) - set(required) - set(optional))
+    if unknown:
+        raise ParameterError(
+            "inputs",
+            f"array {unknown[0]!r} is named after no input of the bundle "
+            f"(inputs: {', '.join(required + optional)})",
+        )
+    checked = check_feeds(graph, {name: inputs[name] for name in required})
+    if spec is None and manifest.mask is not None and manifest.mask.fused:
+        check_prefix_mask(checked[manifest.mask.input], manifest.mask)
+    if spec is not None and spec.step_input in inputs:
+        step = manifest.graph("step").input(spec.step_input)
+        decoder = np.asarray(inputs[spec.step_input])
+        first = check_array(step, decoder[:, :1] if decoder.ndim >= 2 else decoder)
+        batch = next(iter(checked.values())).shape[0]
+        if first.shape[0] != batch:
+            raise ParameterError(
+                "inputs",
+                f"decoder input {spec.step_input!r} has batch {first.shape[0]}, "
+                f"the encoder's {batch}",
+            )
+        check_array(dataclasses.replace(step, shape=(*step.shape[:1], "time", *step.shape[2:])),
+                    decoder)  # fmt: skip
+        checked[spec.step_input] = decoder.astype(step.dtype)
+    return checked
 
 
 def _guarded(stage: str, run: Callable[[], tuple[list, list]]) -> tuple[list, list]:
@@ -257,67 +387,6 @@ def check_cpu_against_gpu(bundle: Bundle, policy: TolerancePolicy) -> list[Check
     return checks
 
 
-def _single_checks(
-    bundle: Bundle,
-    keras_model: Any,
-    user_inputs: Mapping[str, np.ndarray] | None,
-    batches: Sequence[int],
-    times: Sequence[int],
-    policy: TolerancePolicy,
-    tf_device: TensorFlowDevice,
-    seed: int,
-    say: Progress,
-) -> tuple[list[Check], list[str]]:
-    graph = bundle.manifest.graph("model")
-    mask = bundle.manifest.mask
-    tensorflow = KerasRunner(keras_model, tf_device)
-    onnxruntime = OnnxRuntimeRunner(bundle, "model")
-    checks: list[Check] = []
-    notes: list[str] = []
-
-    def compare_all(label: str, feeds: Mapping[str, np.ndarray]) -> None:
-        checks.extend(
-            compare_outputs(
-                tensorflow.run(feeds),
-                onnxruntime.run(feeds),
-                [spec.name for spec in graph.outputs],
-                policy,
-                kind="output",
-                check_name=lambda output: f"{output} {label}",
-            )
-        )
-
-    if user_inputs is not None:
-        feeds = {spec.name: _user_input(user_inputs, spec.name) for spec in graph.inputs}
-        if mask is not None:
-            notes += steps_equal_to_mask(feeds, mask)
-        say("your inputs")
-        compare_all("on your inputs", feeds)
-        return checks, notes
-
-    dynamic_time = _has_dynamic_time(graph)
-    plan = [(b, t) for b in batches for t in (times if dynamic_time else (None,))]
-    for index, (batch, time) in enumerate(plan):
-        label = f"batch={batch}" + (f" time={time}" if time else "")
-        say(f"outputs {label}")
-        sample = sample_inputs(graph.inputs, batch, time=time, seed=seed + index, mask=mask)
-        compare_all(label, sample.inputs)
-
-    if mask is not None:
-        say("masked: all-padding row")
-        padded = _masked_batch(graph, mask, seed, dynamic_time)
-        empty = dict(padded.inputs)
-        empty[mask.input] = padded.inputs[mask.input].copy()
-        empty[mask.input][0] = mask.value
-        compare_all("with an all-padding row", empty)
-        checks_, notes_ = _masked_checks(
-            graph, mask, tensorflow, onnxruntime, padded, policy, dynamic_time, say
-        )
-        checks += checks_
-        notes += notes_
-    return checks, notes
-
-
 def _masked_batch(graph: GraphSpec, mask: MaskSpec, seed: int, dynamic_time: bool) -> MaskedBatch:
     """A padded batch with lengths 1..full and, where the model allows it, a
     row that is all padding."""
@@ -327,17 +396,21 @@ def _masked_batch(graph: GraphSpec, mask: MaskSpec, seed: int, dynamic_time: boo
 
 
 def _masked_checks(
-    graph: GraphSpec,
-    mask: MaskSpec,
-    tensorflow: Runner,
-    onnxruntime: Runner,
-    batch: MaskedBatch,
+    bundle: Bundle,
+    keras_model: Any,
     policy: TolerancePolicy,
-    dynamic_time: bool,
+    tf_device: TensorFlowDevice,
+    seed: int,
     say: Progress,
 ) -> tuple[list[Check], list[str]]:
     """Padding invariance in each runtime, the last valid step against the
     state, and each runtime's convention at padded steps."""
+    graph = bundle.manifest.graph("model")
+    mask = bundle.manifest.mask
+    dynamic_time = _has_dynamic_time(graph)
+    batch = _masked_batch(graph, mask, seed, dynamic_time)
+    tensorflow = KerasRunner(keras_model, tf_device)
+    onnxruntime = OnnxRuntimeRunner(bundle, "model")
     checks: list[Check] = []
     notes: list[str] = []
     for runner in (tensorflow, onnxruntime):
@@ -370,39 +443,6 @@ def _masked_checks(
                 + ("" if keras_rule == onnx_rule else " - they DIFFER at padded steps")
             )
     return checks, notes
-
-
-def _seq2seq_checks(
-    bundle: Bundle,
-    keras_model: Any,
-    batches: Sequence[int],
-    steps: int | None,
-    policy: TolerancePolicy,
-    tf_device: TensorFlowDevice,
-    seed: int,
-    say: Progress,
-) -> tuple[list[Check], list[StepErrors]]:
-    from parity.exporter.split import split_seq2seq
-
-    split = split_seq2seq(keras_model)
-    checks: list[Check] = []
-    for key, keras_graph in (("encoder", split.encoder), ("step", split.step)):
-        say(f"{key} graph")
-        checks += check_graph_against_keras(
-            key,
-            KerasRunner(keras_graph, tf_device),
-            OnnxRuntimeRunner(bundle, key),
-            bundle.manifest.graph(key),
-            batches,
-            policy,
-            seed,
-        )
-    horizon = steps or bundle.manifest.seq2seq.steps
-    generation_batches = sorted({min(batches), max(batches)})
-    generation_checks, curves = check_generation(
-        bundle, split, generation_batches, horizon, policy, tf_device, seed, say
-    )
-    return checks + generation_checks, curves
 
 
 def _has_dynamic_time(graph: GraphSpec) -> bool:

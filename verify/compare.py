@@ -4,7 +4,10 @@
 output by output, under each output's tolerance; :func:`compare_arrays` is one
 such comparison. A comparison never raises for a numerical disagreement: it
 returns a :class:`Check` that says how far apart the arrays are and whether
-they pass numpy's allclose rule ``|actual - expected| <= atol + rtol * |expected|``.
+they pass their rule: the noise rule where a float64 reference is given
+(``|actual - exact|`` at most ``factor`` times ``|expected - exact|``, the
+float32 noise floor, see :mod:`verify.tolerance`), else numpy's allclose rule
+``|actual - expected| <= atol + rtol * |expected|``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from parity.verify.agreement import argmax_agreement
 from parity.verify.tolerance import Tolerance, TolerancePolicy
 
 
@@ -23,7 +27,18 @@ class Check:
 
     ``needed_atol`` is the smallest atol that passes at this rtol, and
     ``needed_rtol`` the smallest rtol that passes at this atol (``inf`` where
-    no rtol can, because the expected value is zero)."""
+    no rtol can, because the expected value is zero).
+
+    ``rule`` is "noise" or "allclose". Under the noise rule ``noise_floor`` is
+    the float32 reference's largest error against float64 (at least one
+    float32 ulp of the largest value), ``error`` the compared side's largest
+    error against float64, ``ratio`` their quotient and ``limit`` the largest
+    ratio that passes; ``atol`` is then ``limit * noise_floor`` and ``rtol`` 0.
+    Under the allclose rule ``error`` is ``max_abs``, ``ratio`` the largest
+    ``|error| / (atol + rtol * |expected|)`` and ``limit`` 1. ``agreement`` is
+    the share of positions whose argmax agrees (outputs that are probability
+    distributions), ``first_divergence`` the first step where a generated
+    token differs."""
 
     name: str
     kind: str
@@ -40,7 +55,19 @@ class Check:
     worst_actual: float | None = None
     detail: str = ""
     error_histogram: tuple[int, ...] = ()
+    rule: str = "allclose"
+    noise_floor: float | None = None
+    error: float | None = None
+    ratio: float | None = None
+    limit: float | None = None
+    agreement: float | None = None
+    first_divergence: int | None = None
 
+
+# One float32 ulp at 1: the noise floor is never below this much of the largest value.
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+# The smallest noise floor, for outputs that are zero everywhere.
+TINY_FLOOR = 1e-12
 
 # Bin edges of ``Check.error_histogram``: absolute errors from 1e-12 to 1 on a log scale
 # (errors below 1e-12 fall into the first bin, above 1 into the last).
@@ -55,9 +82,12 @@ def compare_outputs(
     *,
     kind: str,
     check_name: Callable[[str], str],
+    exact: Mapping[str, np.ndarray] | None = None,
+    factor: float | None = None,
 ) -> list[Check]:
     """One check per output: ``actual[output]`` against ``expected[output]``
-    under the policy's tolerance for that output.
+    under the policy's rule for that output: the noise rule where ``exact``
+    holds the output and the policy leaves the output to it, else allclose.
 
     Args:
         expected: the reference runner's outputs, by output name.
@@ -66,26 +96,49 @@ def compare_outputs(
         policy: gives each output its tolerance.
         kind: the kind of every check in the report.
         check_name: the check's name for an output's name.
+        exact: the float64 reference's outputs, by output name; None where
+            float64 did not run.
+        factor: the noise rule's largest ratio; the policy's when None.
     """
     return [
         compare_arrays(
-            check_name(output), kind, expected[output], actual[output], policy.for_output(output)
+            check_name(output),
+            kind,
+            expected[output],
+            actual[output],
+            policy.for_output(output),
+            exact=exact.get(output) if exact is not None and policy.uses_noise(output) else None,
+            factor=policy.noise_factor if factor is None else factor,
         )
         for output in outputs
     ]
 
 
 def compare_arrays(
-    name: str, kind: str, expected: np.ndarray, actual: np.ndarray, tolerance: Tolerance
+    name: str,
+    kind: str,
+    expected: np.ndarray,
+    actual: np.ndarray,
+    tolerance: Tolerance,
+    *,
+    exact: np.ndarray | None = None,
+    factor: float = 10.0,
+    noise_floor: float | None = None,
 ) -> Check:
     """Compare ``actual`` with ``expected`` (the reference).
 
     Args:
         name: the check's name in the report.
         kind: the check's kind in the report.
-        expected: the reference array.
+        expected: the reference array (TensorFlow in float32).
         actual: the array held to it; a different shape or dtype fails the check.
-        tolerance: the allclose rule's atol and rtol.
+        tolerance: the allclose rule's atol and rtol, where it applies.
+        exact: the reference in float64: given, the noise rule applies.
+        factor: the noise rule's largest ratio of ``actual``'s error against
+            ``exact`` to ``expected``'s.
+        noise_floor: the floor to hold ``actual``'s error to, in place of
+            ``expected``'s own error against ``exact`` (a generation's floor
+            grows over the steps).
     """
     expected = np.asarray(expected)
     actual = np.asarray(actual)
@@ -99,6 +152,14 @@ def compare_arrays(
         )
     if expected.size == 0:
         return Check(name, kind, True, 0.0, 0.0, 0.0, tolerance.atol, tolerance.rtol)
+    noise = None
+    if exact is not None and expected.dtype.kind == "f":
+        floor, measured = noise_of(expected, exact, actual)
+        noise = (floor if noise_floor is None else noise_floor, measured)
+        if not np.isfinite(measured):
+            noise = None  # non-finite values are judged below, as in the allclose rule
+        if noise is not None:
+            tolerance = Tolerance(factor * noise[0], 0.0)
     a = actual.astype(np.float64)
     b = expected.astype(np.float64)
     nonfinite = _nonfinite_mismatch(a, b)
@@ -127,10 +188,20 @@ def compare_arrays(
     norm = float(np.linalg.norm(b))
     diff_norm = float(np.linalg.norm(a - b))
     rel_l2 = diff_norm / norm if norm > 0 else (0.0 if diff_norm == 0 else float("inf"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        allowed = tolerance.atol + tolerance.rtol * magnitude
+        scaled = np.where(error == 0, 0.0, error / allowed)
+    if noise is not None:
+        rule = dict(rule="noise", noise_floor=noise[0], error=noise[1],
+                    ratio=noise[1] / noise[0], limit=factor)  # fmt: skip
+        passed = noise[1] / noise[0] <= factor
+    else:
+        rule = dict(rule="allclose", error=float(error.max()), ratio=float(scaled.max()), limit=1.0)
+        passed = bool(excess.max() <= 0)
     return Check(
         name=name,
         kind=kind,
-        passed=bool(excess.max() <= 0),
+        passed=bool(passed),
         max_abs=float(error.max()),
         max_rel=float(relative.max()),
         rel_l2=rel_l2,
@@ -145,7 +216,31 @@ def compare_arrays(
             int(count)
             for count in np.histogram(np.clip(error, 1e-12, 1.0), bins=HISTOGRAM_EDGES)[0]
         ),
+        agreement=argmax_agreement(expected, actual),
+        **rule,
     )
+
+
+def noise_of(expected: np.ndarray, exact: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
+    """The float32 noise floor and ``actual``'s error against float64.
+
+    The floor is the float32 reference's largest error against float64, and
+    never less than one float32 ulp of the largest value (a result that float32
+    happens to get exactly right does not make every rounding a failure).
+
+    Args:
+        expected: the reference in float32.
+        exact: the reference in float64.
+        actual: the array held to them.
+    """
+    exact64 = np.asarray(exact, np.float64)
+    finite = np.isfinite(exact64)
+    scale = float(np.max(np.abs(exact64[finite]))) if finite.any() else 0.0
+    own = np.abs(np.asarray(expected, np.float64) - exact64)
+    own = float(np.max(own[finite])) if finite.any() else 0.0
+    floor = max(own, FLOAT32_EPS * scale, TINY_FLOOR)
+    measured = np.abs(np.asarray(actual, np.float64) - exact64)
+    return floor, float(np.max(np.where(np.isnan(measured), np.inf, measured)))
 
 
 def _nonfinite_mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:

@@ -1,9 +1,9 @@
 """The verification report: a frozen record of every check, as a table and as JSON.
 
-JSON schema (``schema`` = 1)::
+JSON schema (``schema`` = 2)::
 
     {
-      "schema": 1,
+      "schema": 2,
       "passed": bool,               # every check passed
       "bundle": str,                # the bundle folder
       "model": str | null,          # the Keras file, when TensorFlow took part
@@ -11,12 +11,24 @@ JSON schema (``schema`` = 1)::
                  "tensorflow": str | null, "precision": "fp32|tf32"},
       "versions": {package: version},
       "notes": [str],               # warnings and conventions found (padded steps, ...)
+      "float64": str,               # "" when TensorFlow's float64 reference ran, else why not
       "checks": [{"name", "kind", "passed", "max_abs", "max_rel", "rel_l2",
                   "atol", "rtol", "needed_atol", "needed_rtol", "worst_index",
                   "worst_expected", "worst_actual", "detail",
-                  "error_histogram": [int]}],   # counts over verify.compare.HISTOGRAM_EDGES
+                  "error_histogram": [int],     # counts over verify.compare.HISTOGRAM_EDGES
+                  "rule": "noise" | "allclose",
+                  "noise_floor": float | null,  # float32's error against float64 (noise rule)
+                  "error": float | null,        # the judged error (against float64 under
+                                                # the noise rule, else max_abs)
+                  "ratio": float | null,        # error / noise_floor; allclose: the largest
+                                                # |error| / (atol + rtol * |expected|)
+                  "limit": float | null,        # the largest ratio that passes
+                  "agreement": float | null,    # share of positions whose argmax agrees
+                  "first_divergence": int | null}],  # first step whose tokens differ
       "generations": [{"name", "atol", "rtol", "max_abs_per_step": [float],
-                       "first_failing_step": int | null, "growth": float}]
+                       "first_failing_step": int | null, "growth": float,
+                       "rule": "noise" | "allclose", "noise_per_step": [float],
+                       "error_per_step": [float], "allowed_per_step": [float]}]
     }
 
 Non-finite numbers are written as the strings "inf", "-inf" and "nan".
@@ -34,7 +46,7 @@ from typing import Any
 from parity.runtime.paths import replaced_atomically
 from parity.verify.compare import Check
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -46,7 +58,11 @@ class StepErrors:
     rtol: float
     max_abs_per_step: tuple[float, ...]
     first_failing_step: int | None
-    growth: float = 0.0  # the tolerance at step t is (atol, rtol) * (1 + growth * t)
+    growth: float = 0.0  # allclose rule: the tolerance at step t is (atol, rtol) * (1 + growth * t)
+    rule: str = "allclose"
+    noise_per_step: tuple[float, ...] = ()  # noise rule: each step's float32 noise floor
+    error_per_step: tuple[float | None, ...] = ()  # the judged error of each step
+    allowed_per_step: tuple[float, ...] = ()  # noise rule: the largest error that passes
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,7 @@ class Report:
     checks: tuple[Check, ...]
     notes: tuple[str, ...] = ()
     generations: tuple[StepErrors, ...] = field(default_factory=tuple)
+    float64: str = ""  # why TensorFlow's float64 reference did not run; "" when it ran
 
     @property
     def passed(self) -> bool:
@@ -77,6 +94,7 @@ class Report:
                 "device": self.device,
                 "versions": self.versions,
                 "notes": list(self.notes),
+                "float64": self.float64,
                 "checks": [dataclasses.asdict(check) for check in self.checks],
                 "generations": [dataclasses.asdict(g) for g in self.generations],
             }
@@ -108,16 +126,23 @@ def _number(value: float) -> str:
 
 
 def format_table(report: Report) -> str:
-    """One row per check, then the failures' details and a summary line."""
-    header = ("check", "max abs", "max rel", "rel L2", "atol", "rtol", "result")
+    """One row per check, then the failures' details and a summary line.
+
+    ``noise`` is the float32 noise floor, ``error`` the judged error (against
+    float64 under the noise rule), ``ratio`` their quotient and ``limit`` the
+    largest ratio that passes: the margin is ``limit / ratio``. ``argmax`` is
+    the share of positions whose predicted class or token agrees."""
+    header = ("check", "max abs", "rel L2", "noise", "error", "ratio", "limit", "argmax", "result")
     rows = [
         (
             check.name,
             _number(check.max_abs),
-            _number(check.max_rel),
             _number(check.rel_l2),
-            _number(check.atol),
-            _number(check.rtol),
+            "-" if check.noise_floor is None else _number(check.noise_floor),
+            "-" if check.error is None else _number(check.error),
+            "-" if check.ratio is None else _ratio(check.ratio),
+            _limit(check),
+            "-" if check.agreement is None else f"{100 * check.agreement:.1f}%",
             "PASS" if check.passed else "FAIL",
         )
         for check in report.checks
@@ -130,8 +155,16 @@ def format_table(report: Report) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     for check in report.failures:
         lines.append(f"FAIL {check.name}: {describe_failure(check)}")
+    for check in report.checks:
+        if check.first_divergence is not None:
+            lines.append(
+                f"tokens: {check.name}: {100 * (check.agreement or 0):.1f}% identical, "
+                f"first divergence at step {check.first_divergence}"
+            )
     for note in report.notes:
         lines.append(f"note: {note}")
+    if report.float64:
+        lines.append(f"note: fixed tolerances (allclose rule): {report.float64}")
     providers = ", ".join(report.device.get("onnxruntime", ())) or "none"
     verdict = "PASSED" if report.passed else "FAILED"
     lines.append(
@@ -141,10 +174,30 @@ def format_table(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _ratio(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.2g}"
+
+
+def _limit(check: Check) -> str:
+    if check.limit is None:
+        return "-"
+    if check.rule == "noise":
+        return f"{check.limit:g}"
+    return f"1 (atol {_number(check.atol)}, rtol {_number(check.rtol)})"
+
+
 def describe_failure(check: Check) -> str:
     """What went wrong, and the smallest tolerances that would have passed."""
     if check.detail:
         return check.detail
+    if check.rule == "noise":
+        return (
+            f"error against float64 {_number(check.error)} is {_ratio(check.ratio)} times "
+            f"the float32 noise floor {_number(check.noise_floor)} (allowed: {check.limit:g} "
+            f"times); worst element {check.worst_index}: expected {check.worst_expected!r}, "
+            f"got {check.worst_actual!r}; would pass with atol >= {_number(check.max_abs)} "
+            f"(--atol: the allclose rule against float32)"
+        )
     return (
         f"worst element {check.worst_index}: expected {check.worst_expected!r}, "
         f"got {check.worst_actual!r}; would pass with atol >= {_number(check.needed_atol)} "

@@ -1,138 +1,126 @@
-"""Checks for seq2seq bundles: encoder, step, and the whole generation.
+"""TensorFlow's side for seq2seq bundles: encoder, step, and whole generations.
 
-The encoder and step graphs are each held against the Keras models that the
-splitter builds from the same trained layers, on random inputs and random
-states; then ONNX Runtime's free-running generation is held against
-TensorFlow's reference generation over the whole horizon.
+The encoder and step graphs each get draws of their own, held against the
+Keras models that the splitter builds from the same trained layers (random
+inputs and random states, or the caller's inputs with the states the encoder
+gives them); whole generations are TensorFlow's reference generation over the
+horizon. Each is computed in float32 and, where the models can be rebuilt so,
+in float64 (:mod:`verify.noise`). :func:`parity.verify.stored.replay` then holds
+ONNX Runtime's encoder, step and loop graphs to them, each on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from parity.runtime.bundle import Bundle
-from parity.runtime.bundle_format.manifest import GraphSpec
 from parity.runtime.sampling import sample_inputs
-from parity.verify.compare import Check, compare_outputs
-from parity.verify.generation import compare_generation
-from parity.verify.report import StepErrors
-from parity.verify.runners import Runner, TensorFlowDevice, on_device
-from parity.verify.tolerance import TolerancePolicy
-
-if TYPE_CHECKING:  # the exporter's package imports onnx, which bundle-only checks do not need
-    from parity.exporter.split import Seq2SeqSplit
+from parity.verify.runners import KerasRunner, TensorFlowDevice, on_device
+from parity.verify.stored import GenerationDraw, GraphDraw, TensorFlowRun
 
 Progress = Callable[[str], None]
 
 
-def check_graph_against_keras(
-    label: str,
-    tensorflow: Runner,
-    onnxruntime: Runner,
-    graph: GraphSpec,
-    batches: Sequence[int],
-    policy: TolerancePolicy,
-    seed: int,
-) -> list[Check]:
-    """One graph of the bundle against its Keras counterpart on random inputs
-    (states included: they are inputs of the step graph like any other).
-
-    Args:
-        label: the graph's name in the checks ("encoder", "step"), also their kind.
-        tensorflow: the Keras counterpart, the reference.
-        onnxruntime: the bundle's graph.
-        graph: the graph's signature, from the manifest.
-        batches: one random draw per batch size.
-        policy: the tolerances.
-        seed: the seed of the first draw; each later draw adds one.
-    """
-    checks = []
-    for index, batch in enumerate(batches):
-        sample = sample_inputs(graph.inputs, batch, seed=seed + index)
-        checks += compare_outputs(
-            tensorflow.run(sample.inputs),
-            onnxruntime.run(sample.inputs),
-            [spec.name for spec in graph.outputs],
-            policy,
-            kind=label,
-            check_name=lambda output, batch=batch: f"{label}/{output} batch={batch}",
-        )
-    return checks
-
-
-def check_generation(
+def seq2seq_run(
     bundle: Bundle,
-    split: Seq2SeqSplit,
+    keras_model: Any,
     batches: Sequence[int],
     steps: int,
-    policy: TolerancePolicy,
     device: TensorFlowDevice,
     seed: int,
     progress: Progress,
-) -> tuple[list[Check], list[StepErrors]]:
-    """ONNX Runtime's generation against TensorFlow's reference, step by step,
-    along each of :func:`generation_paths`.
+    user_inputs: Mapping[str, np.ndarray] | None = None,
+) -> TensorFlowRun:
+    """TensorFlow's encoder, step and generation outputs for a seq2seq bundle.
 
     Args:
-        bundle: the loaded seq2seq bundle.
-        split: the Keras encoder and step models split from the trained model.
-        batches: one generation per batch size, from random encoder inputs.
+        bundle: the loaded seq2seq bundle (its manifest gives the graphs' inputs).
+        keras_model: the trained Keras model the bundle was exported from.
+        batches: one random draw of each graph per batch size; generations run
+            at the smallest and the largest.
         steps: the horizon of each generation.
-        policy: the tolerances and their growth over the steps.
-        device: where TensorFlow generates.
-        seed: the seed of the random encoder inputs (offset by 100 and the batch's index).
-        progress: called with a short line as each generation starts.
+        device: where TensorFlow runs.
+        seed: the seed of the random draws.
+        progress: called with a short line as each stage starts.
+        user_inputs: the caller's arrays (already checked): the encoder's inputs
+            and, optionally, the decoder input, whose first step starts the
+            generation and feeds the step graph. Replaces the random draws.
     """
-    from parity.runtime import generate
-    from parity.verify.reference import reference_generate
+    from parity.exporter.split import split_seq2seq
+    from parity.verify.noise import float64_split
 
     spec = bundle.manifest.seq2seq
-    encoder = bundle.manifest.graph("encoder")
-    checks, curves = [], []
-    for index, batch in enumerate(batches):
-        progress(f"generation: batch {batch}, {steps} steps")
-        sample = sample_inputs(encoder.inputs, batch, seed=seed + 100 + index)
-        start = _start_input(bundle, sample.inputs)
+    split = split_seq2seq(keras_model, start_token=spec.start_token or 0)
+    exact_split, reason = float64_split(split)
+    models = {"encoder": split.encoder, "step": split.step}
+    exact_models = {} if exact_split is None else {"encoder": exact_split.encoder,
+                                                    "step": exact_split.step}  # fmt: skip
+
+    def graph_draw(key: str, label: str, inputs: dict[str, np.ndarray]) -> GraphDraw:
+        def run(model: Any) -> dict[str, np.ndarray]:
+            return KerasRunner(model, device).run(inputs)
+
+        exact = run(exact_models[key]) if exact_models else None
+        return GraphDraw(key, key, label, inputs, run(models[key]), exact)
+
+    def generation_draw(label: str, encoder_inputs: dict, start: np.ndarray) -> GenerationDraw:
+        from parity.verify.reference import reference_generate
+
+        progress(f"generation: {label}, {steps} steps")
         with on_device(device):
-            expected = reference_generate(split, sample.inputs, start, steps)
-        for path in generation_paths(bundle):
-            actual = generate(
-                bundle,
-                sample.inputs,
-                start=start,
-                steps=steps,
-                use_loop_graph=path == "loop graph",
+            expected = reference_generate(split, encoder_inputs, start, steps)
+            exact = (
+                None
+                if exact_split is None
+                else reference_generate(exact_split, encoder_inputs, start, steps)
             )
-            check, curve = compare_generation(
-                f"generation/{spec.step_output} ({path}) batch={batch} steps={steps}",
-                spec.step_output,
-                np.asarray(expected),
-                np.asarray(actual),
-                policy,
+        return GenerationDraw(label, dict(encoder_inputs), start, steps, expected, exact)
+
+    encoder = bundle.manifest.graph("encoder")
+    step = bundle.manifest.graph("step")
+    draws: list[GraphDraw] = []
+    generations: list[GenerationDraw] = []
+    if user_inputs is not None:
+        progress("your inputs")
+        encoder_inputs = {s.name: user_inputs[s.name] for s in encoder.inputs}
+        draws.append(graph_draw("encoder", "on your inputs", encoder_inputs))
+        start = _start(bundle, encoder_inputs, user_inputs.get(spec.step_input))
+        encoded = draws[0].expected
+        step_inputs = {spec.step_input: start}
+        for state in spec.states:
+            step_inputs[state.step_input] = (
+                encoded[state.encoder_output]
+                if state.init == "encoder"
+                else np.zeros((start.shape[0], state.size), np.float32)
             )
-            checks.append(check)
-            curves.append(curve)
-    return checks, curves
+        draws.append(graph_draw("step", "on your inputs", step_inputs))
+        generations.append(generation_draw("on your inputs", encoder_inputs, start))
+        return TensorFlowRun(tuple(draws), tuple(generations), reason)
+    for key, graph in (("encoder", encoder), ("step", step)):
+        progress(f"{key} graph")
+        for index, batch in enumerate(batches):
+            sample = sample_inputs(graph.inputs, batch, seed=seed + index)
+            draws.append(graph_draw(key, f"batch={batch}", sample.inputs))
+    for index, batch in enumerate(sorted({min(batches), max(batches)})):
+        sample = sample_inputs(encoder.inputs, batch, seed=seed + 100 + index)
+        start = _start(bundle, sample.inputs, None)
+        generations.append(generation_draw(f"batch={batch}", sample.inputs, start))
+    return TensorFlowRun(tuple(draws), tuple(generations), reason)
 
 
-def _start_input(bundle: Bundle, encoder_inputs: dict[str, np.ndarray]) -> np.ndarray:
-    """The first step's input as the manifest's start rule gives it, so that
-    both runtimes start from the same array."""
+def _start(
+    bundle: Bundle, encoder_inputs: Mapping[str, np.ndarray], decoder: np.ndarray | None
+) -> np.ndarray:
+    """The first step input: the decoder input's first step where the caller
+    gives one, else the manifest's start rule, so that both runtimes start from
+    the same array."""
     from parity.runtime.generate import start_input
 
+    if decoder is not None:
+        spec = bundle.manifest.seq2seq
+        dtype = bundle.manifest.graph("step").input(spec.step_input).dtype
+        return np.ascontiguousarray(np.asarray(decoder)[:, :1], dtype=dtype)
     return start_input(bundle.manifest, encoder_inputs)
-
-
-def generation_paths(bundle: Bundle) -> tuple[str, ...]:
-    """The ways the runtime can generate from a bundle: the Python step loop,
-    and the one-call loop graph when the bundle has one. Each is checked.
-
-    Args:
-        bundle: the loaded seq2seq bundle.
-    """
-    if bundle.manifest.seq2seq.loop_graph is None:
-        return ("step loop",)
-    return ("step loop", "loop graph")

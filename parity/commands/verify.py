@@ -68,7 +68,7 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
     from parity.runtime.npy import load_arrays
     from parity.verify.check import DEFAULT_BATCHES, check
     from parity.verify.report import write_json
-    from parity.verify.tolerance import DEFAULT_GROWTH, policy_from_options
+    from parity.verify.tolerance import policy_from_options
 
     if len(paths) == 1:
         model, bundle = None, paths[0]
@@ -76,7 +76,7 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
         model, bundle = paths
     else:
         raise click.UsageError("give BUNDLE, or SRC.keras BUNDLE")
-    policy = policy_from_options(atol, rtol, DEFAULT_GROWTH if growth is None else growth)
+    policy = policy_from_options(atol, rtol, growth)
     inputs = load_arrays(inputs_file) if inputs_file else None
 
     def progress(message: str) -> None:
