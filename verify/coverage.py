@@ -50,6 +50,11 @@ class CoverageRow:
     reason: str = ""
 
 
+# From this heading on, COVERAGE.md holds what the test suite measures (fault
+# injection); regenerating the matrix keeps it.
+KEPT_SECTION = "## Fault injection"
+
+
 def write_matrix(
     output: Path,
     command: str,
@@ -75,8 +80,13 @@ def write_matrix(
         for case in cases() if configurations is None else configurations:
             progress(case.name)
             rows.append(run_case(case, Path(work)))
+    kept = ""
+    if output.is_file():  # sections measured by other means stay as they are
+        text = output.read_text(encoding="utf-8")
+        kept = text[text.index(KEPT_SECTION) :] if KEPT_SECTION in text else ""
     with replaced_atomically(output) as temporary:
-        temporary.write_text(to_markdown(rows, command), encoding="utf-8")
+        markdown = to_markdown(rows, command)
+        temporary.write_text(markdown + ("\n" + kept if kept else ""), encoding="utf-8")
     return tuple(rows)
 
 
