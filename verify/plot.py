@@ -30,14 +30,18 @@ def plot_report(report: Report, path: Path) -> None:
     figure, (curve_axes, histogram_axes) = plt.subplots(1, 2, figsize=(12, 4.5))
     curves = [g for g in report.generations if g.max_abs_per_step]
     for curve in curves:
-        steps = range(len(curve.max_abs_per_step))
-        errors = [max(value, 1e-12) for value in curve.max_abs_per_step]
-        curve_axes.semilogy(steps, errors, label=curve.name)
+        judged = curve.error_per_step if curve.allowed_per_step else curve.max_abs_per_step
+        errors = [max(value or 0.0, 1e-12) for value in judged]
+        curve_axes.semilogy(range(len(errors)), errors, label=curve.name)
     if curves:
         first = curves[0]
-        n = len(first.max_abs_per_step)
-        tolerance = [first.atol * (1 + first.growth * t) for t in range(n)]
-        curve_axes.semilogy(range(n), tolerance, "k--", label="atol at step (rtol adds)")
+        if first.allowed_per_step:  # the noise rule: what each step may reach
+            allowed, label = list(first.allowed_per_step), "allowed (noise rule)"
+        else:
+            n = len(first.max_abs_per_step)
+            allowed = [first.atol * (1 + first.growth * t) for t in range(n)]
+            label = "atol at step (rtol adds)"
+        curve_axes.semilogy(range(len(allowed)), allowed, "k--", label=label)
         curve_axes.legend(fontsize=7)
     else:
         curve_axes.text(0.5, 0.5, "no generation in this bundle", ha="center", va="center")
