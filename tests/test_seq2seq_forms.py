@@ -196,3 +196,13 @@ def test_self_attention_in_the_decoder_is_refused():
     y = keras.layers.Dense(3)(keras.layers.Concatenate()([decoded, context]))
     with pytest.raises(ParityError, match="self-attention"):
         split_seq2seq(keras.Model([source, target], y))
+
+
+def test_verify_holds_the_rerolled_graphs_to_the_unrolled_model_itself(tmp_path):
+    from parity import verify
+
+    unrolled_forecaster().save(tmp_path / "m.keras")
+    export_keras(tmp_path / "m.keras", tmp_path / "bundle")
+    report = verify.check(tmp_path / "bundle", tmp_path / "m.keras", batches=(1, 3))
+    own = [c for c in report.checks if "your unrolled model" in c.name]
+    assert own and report.passed, report.table()

@@ -96,6 +96,8 @@ def seq2seq_run(
                 if state.init == "encoder"
                 else np.zeros((start.shape[0], state.size), np.float32)
             )
+        for memory in spec.memories:
+            step_inputs[memory.step_input] = encoded[memory.encoder_output]
         draws.append(graph_draw("step", "on your inputs", step_inputs))
         generations.append(generation_draw("on your inputs", encoder_inputs, start))
         return TensorFlowRun(tuple(draws), tuple(generations), reason)
@@ -108,6 +110,19 @@ def seq2seq_run(
         sample = sample_inputs(encoder.inputs, batch, seed=seed + 100 + index)
         start = _start(bundle, sample.inputs, None)
         generations.append(generation_draw(f"batch={batch}", sample.inputs, start))
+    if spec.form == "unrolled" and steps == spec.steps:
+        # The user's own model computes the whole horizon: the re-rolled
+        # graphs must give what it gives, not only what the split gives.
+        last = generations[-1]
+        progress("your unrolled model")
+        feeds = {**last.encoder_inputs, spec.step_input: last.start}
+        (expected,) = KerasRunner(keras_model, device).run(feeds).values()
+        generations.append(
+            GenerationDraw(
+                f"{last.label}, your unrolled model", last.encoder_inputs, last.start, steps,
+                expected, None,  # no float64 twin of the user's model: the allclose rule
+            )
+        )  # fmt: skip
     return TensorFlowRun(tuple(draws), tuple(generations), reason)
 
 
