@@ -103,7 +103,9 @@ def _generation_body(split: Seq2SeqSplit):
             encoded[spec.encoder_output]
             if spec.init == "encoder"
             else tf.zeros((batch, spec.size), state_input.dtype)
-            for spec, state_input in zip(split.states, split.step.inputs[1:], strict=True)
+            for spec, state_input in zip(
+                split.states, split.step.inputs[1 : 1 + len(split.states)], strict=True
+            )
         ]
         memories = [encoded[spec.encoder_output] for spec in split.memories]
         output_shape = split.step.outputs[0].shape[1:]
