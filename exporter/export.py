@@ -13,6 +13,8 @@ from parity.exporter.fused import fuse_recurrent
 from parity.exporter.golden import golden_data
 from parity.exporter.load import load_keras, source_info
 from parity.exporter.rewrite import needs_repair
+from parity.exporter.saved_model import NOTE as SAVED_MODEL_NOTE
+from parity.exporter.saved_model import is_wrapped_saved_model
 from parity.exporter.seq2seq import export_seq2seq, is_seq2seq
 from parity.exporter.signature import find_mask
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest
@@ -37,7 +39,8 @@ def export_keras(
     seed: int = 0,
     fuse: bool = True,
 ) -> Manifest:
-    """Load the ``.keras`` file ``src`` and export it to the bundle ``out_dir``."""
+    """Load the model ``src`` (a ``.keras`` or ``.h5`` file, or a SavedModel
+    folder; see :func:`load_keras`) and export it to the bundle ``out_dir``."""
     check_opset(opset)
     src = as_path(src)
     model = load_keras(src, unsafe=unsafe)
@@ -91,7 +94,7 @@ def export_model(
     else:
         converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
     graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
-    notes = []
+    notes = [SAVED_MODEL_NOTE] if is_wrapped_saved_model(model) else []
     if needs_repair(model):
         notes.append(
             "TimeDistributed layers were folded into the batch axis before conversion "
