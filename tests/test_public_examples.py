@@ -301,6 +301,30 @@ def test_saved_model_from_keras_export(tmp_path):
     np.testing.assert_allclose(bundle.run({"series": x})["output_0"], model(x), atol=1e-5)
 
 
+def test_saved_model_from_tf_saved_model_save(tmp_path):
+    """``tf.saved_model.save`` of a ``tf.Module`` whose signature returns a
+    dict: its argument and key names become the graph's."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+
+    class Forecaster(tf.Module):
+        def __init__(self):
+            self.lstm, self.head = keras.layers.LSTM(4), keras.layers.Dense(2)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, None, FEATURES), name="history")])
+        def serve(self, history):
+            return {"forecast": self.head(self.lstm(history))}
+
+    module = Forecaster()
+    module.serve(tf.zeros((1, 2, FEATURES)))
+    tf.saved_model.save(module, str(tmp_path / "saved"), signatures=module.serve)
+    manifest = export_keras(tmp_path / "saved", tmp_path / "bundle")
+    assert _shapes(manifest) == {"history": ("batch", "time", FEATURES), "forecast": ("batch", 2)}
+    report = verify.check(tmp_path / "bundle", load_keras(tmp_path / "saved"), batches=(1, 3))
+    assert report.passed, report.table()
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=IsADirectoryError,
