@@ -30,6 +30,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from math import prod
@@ -88,13 +90,30 @@ def load_keras(path: str | os.PathLike[str], *, unsafe: bool = False) -> Any:
             head = handle.read(len(HDF5_SIGNATURE))
     except OSError as exc:
         raise ParityError(f"{path}: unreadable ({exc.strerror})") from None
-    config = _checked_h5(path, unsafe) if head == HDF5_SIGNATURE else _checked_archive(path)
+    if head != HDF5_SIGNATURE:
+        return _keras_load(path, path, _checked_archive(path), unsafe)
+    config = _checked_h5(path, unsafe)
+    if not _keras2_options_dropped(path, config):
+        return _keras_load(path, path, config, unsafe)
+    with tempfile.TemporaryDirectory(prefix="parity-h5-") as folder:
+        readable = Path(folder) / f"model{path.suffix}"
+        shutil.copyfile(path, readable)
+        import h5py
+
+        with h5py.File(readable, "r+") as h5:
+            h5.attrs["model_config"] = json.dumps(config)
+        return _keras_load(path, readable, config, unsafe)
+
+
+def _keras_load(path: Path, readable: Path, config: Any, unsafe: bool) -> Any:
+    """Keras' loader on ``readable`` (``path`` itself, or a copy of it),
+    its failures told as one line about ``path``."""
     import keras
 
     from parity import models  # noqa: F401  (the zoo's layers, should it register any)
 
     try:
-        return keras.saving.load_model(path, safe_mode=not unsafe, compile=False)
+        return keras.saving.load_model(readable, safe_mode=not unsafe, compile=False)
     except Exception as exc:
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # Keras' bold terminal escapes
         message = " ".join(text.split())[:300] or type(exc).__name__
@@ -180,6 +199,29 @@ def _checked_h5(path: Path, unsafe: bool) -> Any:
     if lambdas and not unsafe:
         raise _lambda_refusal(path, lambdas[0])
     return config
+
+
+def _keras2_options_dropped(path: Path, config: Any) -> bool:
+    """Drop from ``config``, in place, the options a Keras 2 (``tf.keras``)
+    file writes that Keras 3 refuses although they change nothing: every
+    recurrent layer's ``time_major: false``. Whether any was dropped.
+
+    Raises:
+        ParityError: a time-major layer (``time_major: true``), which Keras 3 lacks.
+    """
+    dropped = False
+    for node in _dicts(config):
+        settings = node.get("config")
+        if not isinstance(settings, dict) or "time_major" not in settings:
+            continue
+        if settings["time_major"]:
+            raise ParityError(
+                f"{path}: layer {settings.get('name')!r} is time-major (time_major=True), "
+                "which Keras 3 cannot load; rebuild it batch-major"
+            )
+        del settings["time_major"]
+        dropped = True
+    return dropped
 
 
 def _h5_data_bytes(h5: Any) -> int:

@@ -57,6 +57,36 @@ def test_second_seed_classifier_saved_as_hdf5(tmp_path):
     assert manifest.source["file"] == "keras_rnn_epochend.hdf5"
 
 
+def _as_keras_2_wrote_it(path: Path, time_major: bool) -> None:
+    """Give every recurrent layer in the HDF5 file ``path`` the option
+    ``time_major``, which Keras 2 (``tf.keras``) writes and Keras 3 refuses."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "r+") as h5:
+        config = json.loads(h5.attrs["model_config"])
+        for layer in config["config"]["layers"]:
+            if layer["class_name"] in ("LSTM", "GRU"):
+                layer["config"]["time_major"] = time_major
+        h5.attrs["model_config"] = json.dumps(config)
+
+
+def test_keras_2_hdf5_recurrent_options_keras_3_refuses(tmp_path):
+    """A Keras 2 file's ``time_major: false`` is dropped (Keras 3 fails on
+    it: "Unrecognized keyword arguments passed to LSTM"); ``true`` is refused."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 4)), keras.layers.LSTM(5), keras.layers.Dense(2)])
+    model.save(tmp_path / "m.h5")
+    _as_keras_2_wrote_it(tmp_path / "m.h5", time_major=False)
+    export_keras(tmp_path / "m.h5", tmp_path / "bundle")
+    report = verify.check(tmp_path / "bundle", tmp_path / "m.h5", batches=(2,))
+    assert report.passed, report.table()
+    _as_keras_2_wrote_it(tmp_path / "m.h5", time_major=True)
+    with pytest.raises(ParityError, match="layer 'lstm.*' is time-major"):
+        load_keras(tmp_path / "m.h5")
+
+
 def test_first_seed_type_1_conv_rows_saved_as_h5(tmp_path):
     """Sequential Conv2D, Conv2D, MaxPooling2D, Reshape into (rows, features),
     Dropout, LSTM, Dense, Dense, softmax; compiled with ``loss="mse"`` (which
@@ -341,9 +371,9 @@ def test_saved_model_verifies_from_its_folder(tmp_path):
 def test_lambda_in_an_h5_file_is_refused_unless_unsafe(tmp_path):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((5, FEATURES), name="sequence")
-    x = keras.layers.Lambda(lambda t: t * 2.0, output_shape=(5, FEATURES))(inputs)
+    x = keras.layers.Lambda(lambda t: t * 2.0, output_shape=(5, FEATURES), name="double")(inputs)
     keras.Model(inputs, keras.layers.LSTM(3)(x)).save(tmp_path / "m.h5")
-    with pytest.raises(ParityError, match="Lambda layer 'lambda'.*--unsafe"):
+    with pytest.raises(ParityError, match="Lambda layer 'double'.*--unsafe"):
         export_keras(tmp_path / "m.h5", tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
     export_keras(tmp_path / "m.h5", tmp_path / "bundle", unsafe=True)
