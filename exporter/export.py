@@ -75,8 +75,14 @@ def export_model(
     check_opset(opset)
     model = as_functional(model)
     source = dict(source or {"name": model.name, "file": "", "sha256": ""})
+    saved_model = is_wrapped_saved_model(model)
+    if seq2seq and saved_model:
+        raise ParityError(
+            "a SavedModel has no Keras layers to split into encoder and step graphs; export "
+            "the Keras model itself (.keras or .h5) for a seq2seq bundle"
+        )
     if seq2seq is None:
-        seq2seq = is_seq2seq(model)
+        seq2seq = not saved_model and is_seq2seq(model)
     if seq2seq:
         if not dynamic_batch:
             raise ParityError("a seq2seq bundle keeps its batch axis dynamic")
@@ -94,7 +100,7 @@ def export_model(
     else:
         converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
     graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
-    notes = [SAVED_MODEL_NOTE] if is_wrapped_saved_model(model) else []
+    notes = [SAVED_MODEL_NOTE] if saved_model else []
     if needs_repair(model):
         notes.append(
             "TimeDistributed layers were folded into the batch axis before conversion "

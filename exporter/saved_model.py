@@ -84,6 +84,12 @@ def load_saved_model(
         keras.Input(batch_shape=tuple(spec.shape), dtype=spec.dtype.name, name=name)
         for name, spec in specs.items()
     ]
+    clash = sorted(set(specs) & set(layer.call_endpoint_fn.structured_outputs))
+    if clash:
+        raise ParityError(
+            f"{path}: the signature's input and output {clash[0]!r} share a name, which "
+            "the graph's inputs and outputs cannot"
+        )
     values = layer({tensor.name: tensor for tensor in inputs})
     outputs = [keras.layers.Identity(name=key)(value) for key, value in values.items()]
     return keras.Model(

@@ -326,6 +326,8 @@ def test_saved_model_from_keras_export(tmp_path):
     signature = load_keras(tmp_path / "saved")
     report = verify.check(tmp_path / "bundle", signature, batches=(1, 3))
     assert report.passed, report.table()
+    with pytest.raises(ParityError, match="no Keras layers to split"):
+        export_keras(tmp_path / "saved", tmp_path / "refused", seq2seq=True)
     bundle = runtime.load_bundle(tmp_path / "bundle")
     x = np.random.default_rng(0).normal(size=(2, 9, FEATURES)).astype("float32")
     np.testing.assert_allclose(bundle.run({"series": x})["output_0"], model(x), atol=1e-5)
