@@ -13,6 +13,8 @@ from parity.exporter.fused import fuse_recurrent
 from parity.exporter.golden import golden_data
 from parity.exporter.load import load_keras, source_info
 from parity.exporter.rewrite import needs_repair
+from parity.exporter.saved_model import NOTE as SAVED_MODEL_NOTE
+from parity.exporter.saved_model import is_wrapped_saved_model
 from parity.exporter.seq2seq import export_seq2seq, is_seq2seq
 from parity.exporter.signature import find_mask
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest
@@ -40,7 +42,8 @@ def export_keras(
     """Load the saved model ``src`` (safely) and export it to the bundle ``out_dir``.
 
     Args:
-        src: the saved Keras model.
+        src: a ``.keras`` or legacy ``.h5``/``.hdf5`` file, or a TensorFlow
+            SavedModel folder (see :func:`parity.exporter.load.load_keras`).
         out_dir: the bundle folder to write: missing, empty, or a bundle (then
             replaced whole); any other folder, or one that holds ``src``, is
             refused before the model is loaded.
@@ -111,8 +114,14 @@ def export_model(
     check_opset(opset)
     model = as_functional(model)
     source = dict(source or {"name": model.name, "file": "", "sha256": ""})
+    saved_model = is_wrapped_saved_model(model)
+    if seq2seq and saved_model:
+        raise ParityError(
+            "a SavedModel has no Keras layers to split into encoder and step graphs; export "
+            "the Keras model itself (.keras or .h5) for a seq2seq bundle"
+        )
     if seq2seq is None:
-        seq2seq = is_seq2seq(model)
+        seq2seq = not saved_model and is_seq2seq(model)
     if seq2seq:
         if not dynamic_batch:
             raise ParityError("a seq2seq bundle keeps its batch axis dynamic")
@@ -130,7 +139,7 @@ def export_model(
     else:
         converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
     graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
-    notes = []
+    notes = [SAVED_MODEL_NOTE] if saved_model else []
     if needs_repair(model):
         notes.append(
             "TimeDistributed layers were folded into the batch axis before conversion "

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from parity.exporter.keras_graph import input_names, model_outputs, producer
+from parity.exporter.keras_graph import input_names, model_inputs, model_outputs, producer
+from parity.exporter.signature import input_domain
 from parity.runtime.errors import ParityError
+from parity.runtime.inputs import check_token_ids
 
 
 def keras_output_names(model: Any) -> list[str]:
@@ -39,12 +41,24 @@ def _output_name(tensor: Any) -> str:
 def keras_outputs(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Call ``model`` eagerly in inference mode on named inputs; outputs named
     as in the exported graph. (Eager, not ``predict``: inside ``tf.function``
-    Keras 3's ``TimeDistributed`` is wrong over a dynamic time axis.)"""
+    Keras 3's ``TimeDistributed`` is wrong over a dynamic time axis.)
+
+    Token ids (inputs that feed an ``Embedding``) are checked against the
+    vocabulary first, as the ONNX side checks them (TensorFlow fails with a
+    traceback on an id beyond it), and cast to the ``Input``'s dtype.
+
+    Raises:
+        ParityError: an input is missing; :class:`InputError` for a token id
+            outside the vocabulary.
+    """
     names = input_names(model)
     missing = [name for name in names if name not in inputs]
     if missing:
         raise ParityError(f"Keras model input {missing[0]!r} is not among the inputs given")
-    arrays = [inputs[name] for name in names]
+    arrays = [
+        _checked_tokens(model, tensor, name, inputs[name])
+        for name, tensor in zip(names, model_inputs(model), strict=True)
+    ]
     values = model(arrays[0] if len(arrays) == 1 else arrays, training=False)
     if isinstance(values, dict):
         values = list(values.values())
@@ -53,3 +67,14 @@ def keras_outputs(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, np.
         name: np.asarray(value)
         for name, value in zip(keras_output_names(model), values, strict=True)
     }
+
+
+def _checked_tokens(model: Any, tensor: Any, name: str, value: Any) -> Any:
+    """``value`` as the ``Input``'s dtype once its token ids are checked, if
+    the input feeds an ``Embedding``; else ``value`` as it is."""
+    domain = input_domain(model, tensor)
+    if domain.get("kind") != "tokens":
+        return value
+    array = np.asarray(value)
+    check_token_ids(name, array, domain["vocab"])
+    return array.astype(str(tensor.dtype), copy=False)

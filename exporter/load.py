@@ -1,18 +1,25 @@
-"""Loading a ``.keras`` file that the user may not have made: safely, with
+"""Loading a Keras model that the user may not have made: safely, with
 errors that say what is wrong with the file, and within memory limits.
+
+Three forms load: Keras 3's ``.keras`` archive, the legacy HDF5 file
+(``.h5``/``.hdf5``, Keras 2's ``model.save``; loaded by Keras 3's legacy
+loader without compiling) and a TensorFlow SavedModel folder
+(:mod:`parity.exporter.saved_model`).
 
 Keras builds every layer (and initialises its weights) before it reads a
 single weight, so a 24 KB file declaring ``LSTM(units=20000)`` takes tens of
 gigabytes to load. Before Keras sees the file, the archive's declared sizes
-and its ``config.json`` (read as JSON, without Keras) are checked against:
+and its ``config.json`` (an HDF5 file's datasets and its ``model_config``
+attribute, read with h5py), read as JSON without Keras, are checked against:
 
-- :data:`MAX_CONFIG_BYTES` (64 MiB): the uncompressed ``config.json``; a real
+- :data:`MAX_CONFIG_BYTES` (64 MiB): the uncompressed config; a real
   model's is a few hundred KB. Not raisable.
 - :data:`MAX_MODEL_BYTES` (4 GiB): the weights the config declares (counted
   from each layer's ``units``, ``filters``, ``kernel_size``, ``input_dim`` x
   ``output_dim`` and input width, see :func:`declared_weights`); loading takes
   a few times this in memory while Keras initialises the layers. The whole
-  archive, uncompressed, may take :data:`ARCHIVE_FACTOR` times this limit.
+  archive, uncompressed (an HDF5 file's arrays, a SavedModel folder), may
+  take :data:`ARCHIVE_FACTOR` times this limit.
   Set the environment variable ``PARITY_MAX_MODEL_BYTES`` (a number of bytes)
   to raise both.
 """
@@ -23,6 +30,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from math import prod
@@ -38,25 +47,101 @@ MAX_MODEL_BYTES = 4 * 2**30
 MAX_MODEL_BYTES_VARIABLE = "PARITY_MAX_MODEL_BYTES"
 ARCHIVE_FACTOR = 2
 CONFIG_NAME = "config.json"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def load_keras(path: str | os.PathLike[str], *, unsafe: bool = False) -> Any:
-    """Load a Keras 3 model with ``safe_mode`` on unless ``unsafe``: a model
-    with a ``Lambda`` layer (it runs arbitrary code when loaded) is refused
-    with a message naming ``--unsafe``. A file beyond the module's limits is
-    refused before Keras reads it."""
+    """Load a Keras model: a Keras 3 ``.keras`` file, a legacy HDF5 file
+    (``.h5``/``.hdf5``) or a TensorFlow SavedModel folder (its serving
+    signature, see :mod:`parity.exporter.saved_model`).
+
+    Keras files load with ``safe_mode`` on unless ``unsafe``: a model with a
+    ``Lambda`` layer (it runs arbitrary code when loaded) is refused with a
+    message naming ``--unsafe``. A file beyond the module's limits is refused
+    before Keras reads it.
+
+    Args:
+        path: the model file or SavedModel folder.
+        unsafe: allow ``Lambda`` layers (and SavedModel graphs that touch files).
+
+    Raises:
+        ParityError: a missing, unreadable, corrupt or oversized model, or one
+            that needs ``unsafe``.
+    """
     path = as_path(path)
     if not path.exists():
         raise ParityError(f"{path}: no such file")
     if path.is_dir():
-        raise ParityError(f"{path}: is a folder, expected a .keras file")
+        from parity.exporter.saved_model import is_saved_model, load_saved_model
+
+        if not is_saved_model(path):
+            raise ParityError(
+                f"{path}: is a folder without saved_model.pb, expected a .keras or .h5 file "
+                "or a TensorFlow SavedModel folder"
+            )
+        return load_saved_model(
+            path,
+            unsafe=unsafe,
+            limit_variable=MAX_MODEL_BYTES_VARIABLE,
+            default_limit=ARCHIVE_FACTOR * MAX_MODEL_BYTES,
+        )
     try:
         with open(path, "rb") as handle:
-            handle.read(1)
+            head = handle.read(len(HDF5_SIGNATURE))
     except OSError as exc:
         raise ParityError(f"{path}: unreadable ({exc.strerror})") from None
+    if head != HDF5_SIGNATURE:
+        return _keras_load(path, path, _checked_archive(path), unsafe)
+    config = _checked_h5(path, unsafe)
+    if not _keras2_options_dropped(path, config):
+        return _keras_load(path, path, config, unsafe)
+    with tempfile.TemporaryDirectory(prefix="parity-h5-") as folder:
+        readable = Path(folder) / f"model{path.suffix}"
+        shutil.copyfile(path, readable)
+        import h5py
+
+        with h5py.File(readable, "r+") as h5:
+            h5.attrs["model_config"] = json.dumps(config)
+        return _keras_load(path, readable, config, unsafe)
+
+
+def _keras_load(path: Path, readable: Path, config: Any, unsafe: bool) -> Any:
+    """Keras' loader on ``readable`` (``path`` itself, or a copy of it),
+    its failures told as one line about ``path``."""
+    import keras
+
+    from parity import models  # noqa: F401  (the zoo's layers, should it register any)
+
+    try:
+        return keras.saving.load_model(readable, safe_mode=not unsafe, compile=False)
+    except Exception as exc:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # Keras' bold terminal escapes
+        message = " ".join(text.split())[:300] or type(exc).__name__
+        lambdas = _lambdas(config)
+        refused = "safe_mode" in message or "unsafe" in message.lower()
+        if lambdas and not unsafe and (refused or "lambda" in message.lower()):
+            raise _lambda_refusal(path, lambdas[0]) from None
+        raise ParityError(f"{path}: cannot load Keras model: {message}") from None
+
+
+def _lambdas(config: Any) -> list[str]:
+    return [layer.name for layer in declared_layers(config) if layer.class_name == "Lambda"]
+
+
+def _lambda_refusal(path: Path, name: str) -> ParityError:
+    return ParityError(
+        f"{path}: the model needs unsafe deserialization (Lambda layer {name!r} runs Python "
+        "code when loaded); pass --unsafe only if you trust this file"
+    )
+
+
+def _checked_archive(path: Path) -> Any:
+    """The parsed ``config.json`` of the ``.keras`` archive at ``path``, once
+    the archive is whole and within the module's limits."""
     if not zipfile.is_zipfile(path):
-        raise ParityError(f"{path}: not a Keras 3 model file (.keras is a zip archive)")
+        raise ParityError(
+            f"{path}: not a Keras 3 model file (.keras is a zip archive, .h5 an HDF5 file)"
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             config = _checked_config(path, archive)
@@ -65,24 +150,92 @@ def load_keras(path: str | os.PathLike[str], *, unsafe: bool = False) -> Any:
                 raise ParityError(f"{path}: corrupt archive (member {bad!r} is damaged)")
     except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as exc:
         raise ParityError(f"{path}: corrupt archive ({exc})") from None
-    import keras
+    return config
 
-    from parity import models  # noqa: F401  (the zoo's layers, should it register any)
 
+def _checked_h5(path: Path, unsafe: bool) -> Any:
+    """The parsed ``model_config`` of the legacy HDF5 model at ``path``, read
+    with h5py before Keras sees the file, once it is within the module's
+    limits; a ``Lambda`` layer is refused here unless ``unsafe``.
+
+    Keras' legacy loader names the format by the file's suffix, so an HDF5
+    model file must be named ``.h5`` or ``.hdf5``."""
+    import h5py
+
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        raise ParityError(f"{path}: an HDF5 model file must be named .h5 or .hdf5")
     try:
-        return keras.saving.load_model(path, safe_mode=not unsafe, compile=False)
-    except Exception as exc:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # Keras' bold terminal escapes
-        message = " ".join(text.split())[:300] or type(exc).__name__
-        lambdas = [layer.name for layer in declared_layers(config) if layer.class_name == "Lambda"]
-        refused = "safe_mode" in message or "unsafe" in message.lower()
-        if lambdas and not unsafe and (refused or "lambda" in message.lower()):
+        with h5py.File(path, "r") as h5:
+            if "model_config" not in h5.attrs:
+                raise ParityError(
+                    f"{path}: an HDF5 file without a model_config (saved with "
+                    "save_weights? parity needs the whole model, saved with model.save)"
+                )
+            size = h5py.h5a.open(h5.id, b"model_config").get_storage_size()
+            if size > MAX_CONFIG_BYTES:
+                raise ParityError(
+                    f"{path}: model_config takes {describe_bytes(size)}, beyond the limit of "
+                    f"{describe_bytes(MAX_CONFIG_BYTES)}"
+                )
+            text = h5.attrs["model_config"]
+            weights = _h5_data_bytes(h5)
+    except ParityError:
+        raise
+    except Exception as exc:  # h5py raises OSError, KeyError, ValueError on damaged files
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ParityError(f"{path}: corrupt HDF5 file ({reason})") from None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    config = _parsed(path, "model_config", text)
+    limit = byte_limit(MAX_MODEL_BYTES_VARIABLE, MAX_MODEL_BYTES)
+    if weights > ARCHIVE_FACTOR * limit:
+        raise ParityError(
+            f"{path}: the file's arrays take {describe_bytes(weights)} uncompressed, beyond "
+            f"{ARCHIVE_FACTOR} x the model limit of {describe_bytes(limit)} "
+            f"(set {MAX_MODEL_BYTES_VARIABLE} to raise it)"
+        )
+    _check_declared(path, config, limit)
+    lambdas = _lambdas(config)
+    if lambdas and not unsafe:
+        raise _lambda_refusal(path, lambdas[0])
+    return config
+
+
+def _keras2_options_dropped(path: Path, config: Any) -> bool:
+    """Drop from ``config``, in place, the options a Keras 2 (``tf.keras``)
+    file writes that Keras 3 refuses although they change nothing: every
+    recurrent layer's ``time_major: false``. Whether any was dropped.
+
+    Raises:
+        ParityError: a time-major layer (``time_major: true``), which Keras 3 lacks.
+    """
+    dropped = False
+    for node in _dicts(config):
+        settings = node.get("config")
+        if not isinstance(settings, dict) or "time_major" not in settings:
+            continue
+        if settings["time_major"]:
             raise ParityError(
-                f"{path}: the model needs unsafe deserialization (Lambda layer "
-                f"{lambdas[0]!r} runs Python code when loaded); pass --unsafe only if you "
-                "trust this file"
-            ) from None
-        raise ParityError(f"{path}: cannot load Keras model: {message}") from None
+                f"{path}: layer {settings.get('name')!r} is time-major (time_major=True), "
+                "which Keras 3 cannot load; rebuild it batch-major"
+            )
+        del settings["time_major"]
+        dropped = True
+    return dropped
+
+
+def _h5_data_bytes(h5: Any) -> int:
+    """The bytes of every dataset in ``h5`` once decompressed (as declared)."""
+    import h5py
+
+    sizes = []
+
+    def visit(_: str, item: Any) -> None:
+        if isinstance(item, h5py.Dataset):
+            sizes.append(prod(item.shape or ()) * item.dtype.itemsize)
+
+    h5.visititems(visit)
+    return sum(sizes)
 
 
 def _checked_config(path: Path, archive: zipfile.ZipFile) -> Any:
@@ -105,11 +258,21 @@ def _checked_config(path: Path, archive: zipfile.ZipFile) -> Any:
             f"{ARCHIVE_FACTOR} x the model limit of {describe_bytes(limit)} "
             f"(set {MAX_MODEL_BYTES_VARIABLE} to raise it)"
         )
+    config = _parsed(path, CONFIG_NAME, archive.read(config_info))
+    _check_declared(path, config, limit)
+    return config
+
+
+def _parsed(path: Path, what: str, text: str | bytes) -> Any:
     try:
-        config = json.loads(archive.read(config_info))
+        return json.loads(text)
     except (ValueError, RecursionError) as exc:
         reason = str(exc)[:200] or type(exc).__name__
-        raise ParityError(f"{path}: config.json is not valid JSON ({reason})") from None
+        raise ParityError(f"{path}: {what} is not valid JSON ({reason})") from None
+
+
+def _check_declared(path: Path, config: Any, limit: int) -> None:
+    """Refuse a config whose layers declare more weights than ``limit`` bytes."""
     layers = declared_layers(config)
     weights = sum(layer.weight_bytes for layer in layers)
     if weights > limit:
@@ -120,7 +283,6 @@ def _checked_config(path: Path, archive: zipfile.ZipFile) -> Any:
             f"), beyond the limit of {describe_bytes(limit)} "
             f"(set {MAX_MODEL_BYTES_VARIABLE} to raise it)"
         )
-    return config
 
 
 @dataclass(frozen=True)
@@ -208,7 +370,7 @@ def _width_hint(node: dict) -> int:
     """The widest width ``node`` declares itself: units, filters, an output
     width or the last dim of a shape."""
     hints = [_size(node.get(key)) for key in ("units", "filters", "output_dim")]
-    for key in ("batch_shape", "input_shape", "shape"):
+    for key in ("batch_shape", "batch_input_shape", "input_shape", "shape"):
         shape = node.get(key)
         if isinstance(shape, list) and shape:
             hints.append(_size(shape[-1]))
@@ -236,5 +398,16 @@ def _itemsize(dtype: Any) -> int:
 
 def source_info(path: Path, model: Any) -> dict[str, str]:
     """What the manifest records about the model a bundle came from."""
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return {"name": model.name, "file": Path(path).name, "sha256": digest}
+    return {"name": model.name, "file": Path(path).name, "sha256": model_digest(Path(path))}
+
+
+def model_digest(path: Path) -> str:
+    """The sha256 of a model file; for a SavedModel folder, of every file in
+    it (relative path and contents, in sorted order)."""
+    if not path.is_dir():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for item in sorted(item for item in path.rglob("*") if item.is_file()):
+        digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(item.read_bytes()).digest())
+    return digest.hexdigest()

@@ -19,7 +19,8 @@ from parity.runtime.errors import InputError
 def check_feeds(graph: GraphSpec, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Validate ``feeds`` for ``graph`` and return them as arrays of the graph's
     dtypes. Within a kind, dtypes are converted (float64 to float32, int32 to
-    int64); across kinds (a float array for token ids) they are refused.
+    int64); across kinds (a float array for token ids) they are refused, except
+    integer token ids for a graph that takes them as floats.
     A symbolic dim (``batch``, ``time``) must have one size across inputs."""
     expected = {spec.name for spec in graph.inputs}
     unknown = sorted(set(feeds) - expected)
@@ -52,14 +53,21 @@ def check_array(spec: TensorSpec, value: Any) -> np.ndarray:
     """One input: dtype kind, rank, fixed dims, no empty axis; then, as the
     graph's dtype, finite values (a float64 beyond float32's range is refused,
     not turned into Inf), and token ids (an input whose domain is
-    ``{"kind": "tokens", "vocab": N}``) whole numbers in ``[0, N)``."""
+    ``{"kind": "tokens", "vocab": N}``) whole numbers in ``[0, N)``. Token ids
+    may be integers where the graph takes floats (Keras' ``Input`` is float32
+    unless told otherwise, also in front of an ``Embedding``): they are cast
+    after the range check."""
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"input {spec.name!r}: not an array ({reason})") from None
     want = np.dtype(spec.dtype)
-    if _kind(array.dtype) != _kind(want):
+    domain = spec.domain or {}
+    vocab = domain.get("vocab") if domain.get("kind") == "tokens" else None
+    vocab = vocab if isinstance(vocab, int) else None
+    ids_for_floats = vocab is not None and want.kind == "f" and array.dtype.kind in "iu"
+    if _kind(array.dtype) != _kind(want) and not ids_for_floats:
         raise InputError(
             f"input {spec.name!r}: dtype {array.dtype} does not fit, expected {want} "
             f"(shape {describe_shape(spec.shape)})"
@@ -78,6 +86,8 @@ def check_array(spec: TensorSpec, value: Any) -> np.ndarray:
         if size == 0:
             what = dim if isinstance(dim, str) else f"axis {axis}"
             raise InputError(f"input {spec.name!r}: {what} is 0 (shape {array.shape})")
+    if ids_for_floats:  # checked before the cast: a huge id would round to one in range
+        check_token_ids(spec.name, array, vocab)
     if want.kind in "iu" and array.dtype != want:
         info = np.iinfo(want)
         if array.size and (array.min() < info.min or array.max() > info.max):
@@ -86,9 +96,8 @@ def check_array(spec: TensorSpec, value: Any) -> np.ndarray:
         cast = np.asarray(array, dtype=want, order="C")
     if want.kind == "f":
         _check_finite(spec.name, array, cast)
-    domain = spec.domain or {}
-    if domain.get("kind") == "tokens" and isinstance(domain.get("vocab"), int):
-        _check_tokens(spec.name, cast, domain["vocab"])
+    if vocab is not None:
+        check_token_ids(spec.name, cast, vocab)
     return cast
 
 
@@ -106,9 +115,19 @@ def _check_finite(name: str, array: np.ndarray, cast: np.ndarray) -> None:
     raise InputError(f"input {name!r}: holds NaN or Inf (first at index {index})")
 
 
-def _check_tokens(name: str, ids: np.ndarray, vocab: int) -> None:
+def check_token_ids(name: str, ids: np.ndarray, vocab: int) -> None:
     """Token ids must be whole numbers in ``[0, vocab)``: ONNX Runtime reads
-    an id outside the embedding table silently (a negative one from its end)."""
+    an id outside the embedding table silently (a negative one from its end),
+    TensorFlow fails with a traceback.
+
+    Args:
+        name: the input's name, for the message.
+        ids: the ids, integer or float.
+        vocab: the vocabulary size of the embedding the input feeds.
+
+    Raises:
+        InputError: an id that is not a whole number or is outside the vocabulary.
+    """
     if ids.dtype.kind == "f":
         fractional = ids != np.floor(ids)
         if fractional.any():

@@ -11,7 +11,6 @@ the generation checks of :mod:`verify.seq2seq`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -460,10 +459,11 @@ def _load_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str]:
     if not isinstance(model, str | Path):
         return model, getattr(model, "name", "keras model")
     from parity.exporter import load_keras
+    from parity.exporter.load import model_digest
 
     path = Path(model)
     keras_model = load_keras(path, unsafe=unsafe)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = model_digest(path)
     expected = manifest.source.get("sha256")
     if expected and digest != expected:
         raise ParityError(
