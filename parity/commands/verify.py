@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from parity.options import device_option, json_option, plot_option, seed_option, unsafe_option
+from parity.options import (
+    device_option,
+    json_option,
+    output_file_option,
+    plot_option,
+    seed_option,
+    unsafe_option,
+)
 
 
 @click.command("verify")
@@ -55,13 +62,40 @@ from parity.options import device_option, json_option, plot_option, seed_option,
 @json_option("Write the report as JSON.")
 @plot_option("Write error plots (PNG).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    help="Check every row of a dataset: an .npz or Parquet file, or a folder of them.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rows per batch with --data (default: from the model's size).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="With --data: run in this process, or on Ray (pip install 'parity[ray]').",
+)
+@click.option("--ray-address", default=None, help="With --data: join this Ray cluster.")
+@output_file_option(
+    "--failures",
+    "failures_path",
+    help="With --data: write the worst failing rows' inputs here (.npz; default: beside --json).",
+)
 def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed, tf32, unsafe,
-            json_path, plot_path, quiet) -> None:  # fmt: skip
+            json_path, plot_path, quiet, data_path, batch_size, engine, ray_address,
+            failures_path) -> None:  # fmt: skip
     """Verify BUNDLE, or verify SRC.keras BUNDLE side by side.
 
     \b
     parity verify BUNDLE              golden data only, no TensorFlow needed
     parity verify SRC.keras BUNDLE    TensorFlow and ONNX Runtime side by side
+    parity verify SRC.keras BUNDLE --data PATH    ... on every row of a dataset
 
     Exits 0 when every check passes, 1 when one fails, 2 on bad input.
     """
@@ -83,6 +117,12 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
         if not quiet:
             click.echo(f"... {message}", err=True)
 
+    if data_path is not None:
+        if model is None or inputs_file or plot_path or batches:
+            raise click.UsageError("--data needs SRC.keras BUNDLE and no --inputs, --plot, --batch")
+        _verify_dataset(model, bundle, data_path, policy, progress, device, tf32, unsafe, steps,
+                        batch_size, "ray" if ray_address else engine, ray_address, json_path,
+                        failures_path)  # fmt: skip
     report = check(
         bundle,
         model,
@@ -103,4 +143,34 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
         from parity.verify.plot import plot_report
 
         plot_report(report, plot_path)
+    raise SystemExit(0 if report.passed else 1)
+
+
+def _verify_dataset(model, bundle, data_path, policy, progress, device, tf32, unsafe, steps,
+                    batch_size, engine, ray_address, json_path, failures_path) -> None:  # fmt: skip
+    """``--data``: every row of a dataset; the worst failing rows' inputs go to
+    ``--failures``, or beside the JSON report."""
+    from parity.verify.dataset import check_dataset
+    from parity.verify.dataset_report import write_failures, write_json
+
+    report = check_dataset(
+        bundle,
+        model,
+        data_path,
+        batch_size=batch_size,
+        engine=engine,
+        ray_address=ray_address,
+        policy=policy,
+        progress=progress,
+        device=device,
+        tf32=tf32,
+        unsafe=unsafe,
+        steps=steps,
+    )
+    failures = failures_path or (json_path.with_suffix(".failures.npz") if json_path else None)
+    if failures and report.failed_inputs:
+        report = write_failures(report, failures)
+    click.echo(report.table())
+    if json_path:
+        write_json(report, json_path)
     raise SystemExit(0 if report.passed else 1)

@@ -1,0 +1,292 @@
+"""The report of a whole dataset: a frozen record, as a table and as JSON.
+
+JSON schema (``schema`` = 1, ``kind`` = "dataset")::
+
+    {
+      "schema": 1, "kind": "dataset",
+      "passed": bool,                 # every row of every output within tolerance
+      "bundle": str, "model": str, "data": str,
+      "engine": "local|ray", "workers": int, "batch_size": int,
+      "shards": int, "rows": int, "rows_failed": int,
+      "seconds": float,               # from the first batch's start to the last's end
+      "rows_per_second": float,
+      "device": {"requested", "onnxruntime": [providers...], "tensorflow"},
+      "versions": {package: version},
+      "generation": {"steps": int, "path": "loop graph|step loop"} | null,
+      "outputs": [{"name", "kind": "output|generation", "atol", "rtol", "growth",
+                   "rows_failed", "p50", "p99", "max_abs",   # of each row's max abs error
+                   "first_failing_step": int | null,
+                   "agreement": {"per": "row|step", "agree", "total", "share",
+                                 "rows_differing", "first_divergent_step": int | null,
+                                 "rows": [int]} | null}],    # the first rows that differ
+      "worst": [{"row", "shard", "shard_row", "output", "step", "max_abs", "ratio",
+                 "index", "expected", "actual"}],           # worst first, at most 20
+      "failures_file": str | null,    # the worst rows' inputs, for --inputs
+      "notes": [str]
+    }
+
+``ratio`` is the row's largest ``|onnx - tf| / (atol + rtol * |tf|)``: a row
+fails when it is above 1. Non-finite numbers are written as the strings
+"inf", "-inf" and "nan".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from parity.runtime.paths import replaced_atomically
+from parity.verify.row_errors import FailedRow
+
+SCHEMA_VERSION = 1
+# The array of a failures file that holds each row's index in the dataset.
+DATASET_ROW = "dataset_row"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often both runtimes pick the same class (or token): the argmax over
+    the output's last axis, per row or per step."""
+
+    per: str  # "row" or "step"
+    agree: int
+    total: int
+    rows_differing: int
+    first_divergent_step: int | None  # the earliest step where a row differs
+    rows: tuple[int, ...]  # the first rows that differ, by dataset index
+
+    @property
+    def share(self) -> float:
+        return self.agree / self.total if self.total else 1.0
+
+
+@dataclass(frozen=True)
+class OutputSummary:
+    """One output over the whole dataset."""
+
+    name: str
+    kind: str  # "output", or "generation" for a seq2seq bundle's generated output
+    atol: float
+    rtol: float
+    growth: float  # a generation's tolerance at step t is (atol, rtol) * (1 + growth * t)
+    rows_failed: int
+    p50: float  # percentiles of the rows' largest absolute errors
+    p99: float
+    max_abs: float
+    first_failing_step: int | None
+    agreement: Agreement | None
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    """Every row of a dataset through both runtimes. ``failed_inputs`` holds the
+    worst failing rows' inputs (those of the worst row's shapes) and
+    ``row_max_abs`` every row's largest error per output; neither is in the JSON."""
+
+    bundle: str
+    model: str
+    data: str
+    engine: str
+    workers: int
+    batch_size: int
+    shards: int
+    rows: int
+    rows_failed: int
+    outputs: tuple[OutputSummary, ...]
+    worst: tuple[FailedRow, ...]
+    seconds: float
+    device: dict[str, Any]
+    versions: dict[str, str]
+    generation: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+    failures_file: str | None = None
+    failed_inputs: Mapping[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    row_max_abs: Mapping[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return self.rows > 0 and self.rows_failed == 0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else math.inf
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(
+            {
+                "schema": SCHEMA_VERSION,
+                "kind": "dataset",
+                "passed": self.passed,
+                "bundle": self.bundle,
+                "model": self.model,
+                "data": self.data,
+                "engine": self.engine,
+                "workers": self.workers,
+                "batch_size": self.batch_size,
+                "shards": self.shards,
+                "rows": self.rows,
+                "rows_failed": self.rows_failed,
+                "seconds": self.seconds,
+                "rows_per_second": self.rows_per_second,
+                "device": self.device,
+                "versions": self.versions,
+                "generation": self.generation,
+                "outputs": [_output_dict(output) for output in self.outputs],
+                "worst": [dataclasses.asdict(row) for row in self.worst],
+                "failures_file": self.failures_file,
+                "notes": list(self.notes),
+            }
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def table(self) -> str:
+        return format_table(self)
+
+
+def _output_dict(output: OutputSummary) -> dict[str, Any]:
+    data = dataclasses.asdict(output)
+    if output.agreement is not None:
+        data["agreement"]["share"] = output.agreement.share
+    return data
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.2e}"
+
+
+def format_table(report: DatasetReport) -> str:
+    """One row per output, the worst failing rows, then a summary line."""
+    lines = [
+        f"dataset {report.data}: {report.rows:,} rows in {report.shards} shard(s), "
+        f"batches of {report.batch_size}, {report.engine} with {report.workers} worker(s)"
+    ]
+    if report.generation:
+        lines.append(
+            f"generation: {report.generation['steps']} steps from each row's encoder input "
+            f"({report.generation['path']})"
+        )
+    header = ("output", "rows failed", "p50 abs", "p99 abs", "max abs", "atol", "rtol",
+              "agreement", "result")  # fmt: skip
+    rows = [
+        (
+            output.name,
+            f"{output.rows_failed}/{report.rows}",
+            _number(output.p50),
+            _number(output.p99),
+            _number(output.max_abs),
+            _number(output.atol),
+            _number(output.rtol),
+            _describe_agreement(output.agreement),
+            "FAIL" if output.rows_failed else "PASS",
+        )
+        for output in report.outputs
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    table = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    table.insert(1, "  ".join("-" * width for width in widths))
+    lines += table
+    for output in report.outputs:
+        agreement = output.agreement
+        if agreement is not None and agreement.rows_differing:
+            step = agreement.first_divergent_step
+            lines.append(
+                f"note: {output.name}: the argmax differs in {agreement.rows_differing} row(s)"
+                + ("" if step is None else f", first at step {step}")
+                + f" (rows {', '.join(map(str, agreement.rows))})"
+            )
+        if output.first_failing_step is not None:
+            lines.append(
+                f"note: {output.name}: the earliest step that leaves tolerance is "
+                f"step {output.first_failing_step}"
+            )
+    if report.worst:
+        lines.append(f"worst failing rows ({len(report.worst)} of {report.rows_failed}):")
+        lines += [f"  {describe_row(row)}" for row in report.worst]
+    if report.failures_file:
+        lines.append(f"failing rows' inputs: {report.failures_file}")
+    lines += [f"note: {note}" for note in report.notes]
+    verdict = "PASSED" if report.passed else "FAILED"
+    lines.append(
+        f"{verdict}: {report.rows - report.rows_failed:,}/{report.rows:,} rows within tolerance "
+        f"({report.rows_per_second:,.0f} rows/s)"
+    )
+    return "\n".join(lines)
+
+
+def _describe_agreement(agreement: Agreement | None) -> str:
+    if agreement is None:
+        return "-"
+    return f"argmax per {agreement.per} {agreement.agree}/{agreement.total} ({agreement.share:.4%})"
+
+
+def describe_row(row: FailedRow) -> str:
+    """One failing row: where it is, its worst output and element, and by how much.
+
+    Args:
+        row: the row.
+    """
+    step = "" if row.step is None else f" (first failing step {row.step})"
+    element = (
+        f"element {row.index}: expected {row.expected!r}, got {row.actual!r}; "
+        if math.isfinite(row.max_abs)
+        else ""
+    )
+    return (
+        f"row {row.row} ({row.shard} row {row.shard_row}): {row.output}{step}: {element}"
+        f"max abs {_number(row.max_abs)}, {_number(row.ratio)} x the tolerance"
+    )
+
+
+def write_json(report: DatasetReport, path: Path) -> None:
+    """Write the JSON report atomically.
+
+    Args:
+        report: the report.
+        path: the file to write or replace.
+    """
+    with replaced_atomically(path) as temporary:
+        temporary.write_text(report.to_json(), encoding="utf-8")
+
+
+def write_failures(report: DatasetReport, path: Path) -> DatasetReport:
+    """Write the worst failing rows' inputs to an ``.npz`` (one array per input
+    name, as ``parity verify --inputs`` reads it, and :data:`DATASET_ROW`, each
+    row's index in the dataset), atomically.
+
+    Args:
+        report: a report with failing rows.
+        path: the ``.npz`` to write or replace.
+
+    Returns:
+        The report, naming the file.
+    """
+    arrays = dict(report.failed_inputs)
+    with replaced_atomically(path) as temporary, open(temporary, "xb") as stream:
+        np.savez(stream, **arrays)
+    return dataclasses.replace(report, failures_file=str(path))
