@@ -134,7 +134,7 @@ def check(
     model_label = None
     float64 = ""
     if model is not None:
-        keras_model, model_label = _load_model(model, manifest, unsafe)
+        keras_model, model_label = load_source_model(model, manifest, unsafe)
         tf_device = select_device(device, tf32)
         tensorflow_label = tf_device.label
         run = tensorflow_run(
@@ -454,8 +454,9 @@ def _user_input(inputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     return np.asarray(inputs[name])
 
 
-def _load_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str]:
-    """Load the Keras model and make sure the bundle was exported from it."""
+def load_source_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str]:
+    """Load the Keras model (a path or a model in memory) and, for a path, make
+    sure the bundle was exported from it: ``(model, label for reports)``."""
     if not isinstance(model, str | Path):
         return model, getattr(model, "name", "keras model")
     from parity.exporter import load_keras

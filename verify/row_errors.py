@@ -115,11 +115,11 @@ class RowComparer:
         policy: TolerancePolicy | None = None,
         steps: int | None = None,
     ) -> None:
-        from parity.verify.check import _load_model
+        from parity.verify.check import load_source_model
 
         self.bundle = load_bundle(bundle, device=device, tf32=tf32)
         manifest = self.bundle.manifest
-        keras_model, self.model_label = _load_model(model, manifest, unsafe)
+        keras_model, self.model_label = load_source_model(model, manifest, unsafe)
         self.tf_device = select_device(device, tf32)
         self.policy = policy or TolerancePolicy()
         self.mask = manifest.mask
