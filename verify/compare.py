@@ -64,8 +64,16 @@ class Check:
     first_divergence: int | None = None
 
 
-# One float32 ulp at 1: the noise floor is never below this much of the largest value.
+# One float32 ulp at 1.
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
+# The noise floor is never below this many FLOAT32_EPS of the largest value.
+# ONNX Runtime's recurrent kernels compute tanh and sigmoid by approximations
+# good to a few ulps, while TensorFlow's float32 can sit far closer to float64
+# on small activations: measured on the coverage models, SimpleRNN over
+# Embedding(mask_zero) reached 24 times TensorFlow's own error at about
+# 1.5e-7 on outputs near 0.035 (every other configuration stayed within 3.3
+# times). A weight scaled by 1.001 still moves outputs by hundreds of times this.
+MIN_FLOOR_EPS = 16
 # The smallest noise floor, for outputs that are zero everywhere.
 TINY_FLOOR = 1e-12
 
@@ -225,8 +233,9 @@ def noise_of(expected: np.ndarray, exact: np.ndarray, actual: np.ndarray) -> tup
     """The float32 noise floor and ``actual``'s error against float64.
 
     The floor is the float32 reference's largest error against float64, and
-    never less than one float32 ulp of the largest value (a result that float32
-    happens to get exactly right does not make every rounding a failure).
+    never less than :data:`MIN_FLOOR_EPS` float32 epsilons of the largest value
+    (a result that float32 happens to get exactly right does not make every
+    rounding a failure).
 
     Args:
         expected: the reference in float32.
@@ -238,7 +247,7 @@ def noise_of(expected: np.ndarray, exact: np.ndarray, actual: np.ndarray) -> tup
     scale = float(np.max(np.abs(exact64[finite]))) if finite.any() else 0.0
     own = np.abs(np.asarray(expected, np.float64) - exact64)
     own = float(np.max(own[finite])) if finite.any() else 0.0
-    floor = max(own, FLOAT32_EPS * scale, TINY_FLOOR)
+    floor = max(own, MIN_FLOOR_EPS * FLOAT32_EPS * scale, TINY_FLOOR)
     measured = np.abs(np.asarray(actual, np.float64) - exact64)
     return floor, float(np.max(np.where(np.isnan(measured), np.inf, measured)))
 
