@@ -6,6 +6,7 @@ import pytest
 
 from parity.runtime.errors import ParityError
 from parity.verify.coverage import Case, cases, run_case, write_matrix
+from parity.verify.forms import form_cases, run_form
 
 CASES = {case.name: case for case in cases()}
 REFUSED = {"LSTM stateful=True (batch 1) mask=none": "stateful"}
@@ -61,3 +62,14 @@ def test_write_matrix_refuses_a_missing_folder_before_running_a_case(tmp_path):
         with pytest.raises(ParityError, match=message):
             write_matrix(output, "parity coverage", [case])
     assert list(tmp_path.iterdir()) == []
+
+
+FORMS = {case.name: case for case in form_cases()}
+
+
+@pytest.mark.parametrize("name", list(FORMS))
+def test_model_form(name, tmp_path):
+    row = run_form(FORMS[name], tmp_path)
+    assert row.result == "exports", row.reason
+    if FORMS[name].form == "seq2seq":
+        assert row.kind.startswith("seq2seq (")

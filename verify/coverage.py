@@ -75,17 +75,22 @@ def write_matrix(
         raise ParityError(f"{output}: is a folder, expected a file name")
     if not folder.is_dir():
         raise ParityError(f"{output}: folder {folder} does not exist")
-    rows = []
+    from parity.verify.forms import form_cases, run_form
+
+    rows, form_rows = [], []
     with tempfile.TemporaryDirectory(prefix="parity-coverage-") as work:
         for case in cases() if configurations is None else configurations:
             progress(case.name)
             rows.append(run_case(case, Path(work)))
+        for form in form_cases() if configurations is None else ():
+            progress(form.name)
+            form_rows.append(run_form(form, Path(work)))
     kept = ""
     if output.is_file():  # sections measured by other means stay as they are
         text = output.read_text(encoding="utf-8")
         kept = text[text.index(KEPT_SECTION) :] if KEPT_SECTION in text else ""
     with replaced_atomically(output) as temporary:
-        markdown = to_markdown(rows, command)
+        markdown = to_markdown(rows, command, form_rows)
         temporary.write_text(markdown + ("\n" + kept if kept else ""), encoding="utf-8")
     return tuple(rows)
 
@@ -155,7 +160,10 @@ def _has_lengths(node: Any) -> bool:
     return node.op_type in ("LSTM", "GRU", "RNN") and len(node.input) > 4 and bool(node.input[4])
 
 
-def to_markdown(rows: list[CoverageRow], command: str) -> str:
+def to_markdown(rows: list[CoverageRow], command: str, form_rows: Sequence = ()) -> str:
+    """The matrix as Markdown: the layer table, then the model-forms table."""
+    from parity.verify.forms import forms_markdown
+
     lines = [
         "# Conversion coverage",
         "",
@@ -179,6 +187,8 @@ def to_markdown(rows: list[CoverageRow], command: str) -> str:
             f"| {row.layer} | {row.options} | {row.mask} | {row.result} | {row.graph} | "
             f"{max_abs} | {rel_l2} | {note} |"
         )
+    if form_rows:
+        lines += ["", *forms_markdown(list(form_rows))]
     return "\n".join(lines) + "\n"
 
 
