@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from parity.cli import cli
 from parity.runtime.errors import InputError, ParityError
+from parity.verify.check import DATASET_ROW
 from parity.verify.dataset import check_dataset
-from parity.verify.dataset_report import DATASET_ROW
 from parity.verify.row_errors import compare_output
 from parity.verify.shards import list_shards, plan_units, read_batches
 from parity.verify.tolerance import Tolerance, TolerancePolicy

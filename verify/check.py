@@ -53,6 +53,9 @@ from parity.verify.stored import GraphDraw, TensorFlowRun, generation_paths, rep
 from parity.verify.tolerance import TolerancePolicy
 
 DEFAULT_BATCHES = (1, 3, 8)
+# The array of a dataset check's failures file that holds each row's index in
+# the dataset; ``--inputs`` takes such a file as it is.
+DATASET_ROW = "dataset_row"
 DEFAULT_TIMES = (5, 17)
 Progress = Callable[[str], None]
 
@@ -264,6 +267,7 @@ def checked_user_inputs(bundle: Bundle, inputs: Mapping[str, np.ndarray]) -> dic
     graph = manifest.graph("encoder" if spec is not None else "model")
     required = [s.name for s in graph.inputs]
     optional = [spec.step_input] if spec is not None else []
+    optional.append(DATASET_ROW)  # a dataset check's failures file: the rows' indices
     for name in required:
         _user_input(inputs, name)
     unknown = sorted(set(inputs) - set(required) - set(optional))

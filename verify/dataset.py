@@ -27,8 +27,8 @@ from parity.runtime.bundle_format.manifest import Manifest, read_manifest
 from parity.runtime.errors import ParameterError, ParityError
 from parity.runtime.paths import as_path
 from parity.runtime.versions import tool_versions
+from parity.verify.check import DATASET_ROW
 from parity.verify.dataset_report import (
-    DATASET_ROW,
     Agreement,
     DatasetReport,
     OutputSummary,

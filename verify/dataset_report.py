@@ -47,7 +47,6 @@ from parity.verify.row_errors import FailedRow
 
 SCHEMA_VERSION = 1
 # The array of a failures file that holds each row's index in the dataset.
-DATASET_ROW = "dataset_row"
 
 
 @dataclass(frozen=True)
