@@ -33,7 +33,7 @@ class Unconvertible(Exception):
 def litert_call(model: Any, arrays: list[np.ndarray]) -> Callable[[], np.ndarray]:
     """``model`` on ``arrays`` (its inputs, in order) as a LiteRT call that
     returns the first output."""
-    run = _runner(model, [a.shape for a in arrays])
+    run = _runner(_without_dropout(model), [a.shape for a in arrays])
     feeds = [np.ascontiguousarray(a) for a in arrays]
     return lambda: run(*feeds)[0]
 
@@ -68,6 +68,31 @@ def litert_generate(
     return generate
 
 
+def _without_dropout(model: Any) -> Any:
+    """``model``, or a copy with the same weights whose recurrent layers have
+    no dropout. Dropout does nothing at inference, but a recurrent layer with
+    dropout updates its seed generator's variable even then, and a graph that
+    assigns a variable cannot be frozen for the converter."""
+    import keras
+
+    def dropout(layer: Any) -> bool:
+        config = layer.get_config()
+        return bool(config.get("dropout") or config.get("recurrent_dropout"))
+
+    if not any(dropout(layer) for layer in model.layers):
+        return model
+
+    def clone(layer: Any) -> Any:
+        config = layer.get_config()
+        if dropout(layer):
+            config.update(dropout=0.0, recurrent_dropout=0.0)
+        return type(layer).from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def _runner(model: Any, shapes: list[tuple[int, ...]]) -> Callable[..., list[np.ndarray]]:
     """``model`` converted for ``shapes``, as a function of its inputs (in
     order) that returns its outputs (in order). The variables are frozen into
@@ -91,8 +116,9 @@ def _runner(model: Any, shapes: list[tuple[int, ...]]) -> Callable[..., list[np.
     def forward(*xs):
         return model(list(xs) if len(xs) > 1 else xs[0], training=False)
 
-    frozen = convert_variables_to_constants_v2(tf.function(forward).get_concrete_function(*specs))
     try:
+        function = tf.function(forward).get_concrete_function(*specs)
+        frozen = convert_variables_to_constants_v2(function)
         converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
         interpreter = Interpreter(model_content=converter.convert(), num_threads=_cores())
         interpreter.allocate_tensors()
