@@ -77,7 +77,7 @@ def generate(
         else:
             feeds[state.step_input] = np.zeros((batch, state.size), np.float32)
     feeds = check_feeds(step_graph, feeds)
-    session = bundle.session(spec.step_graph)
+    session = bundle.session(spec.step_graph, batch)
     names = [spec.step_output, *(state.step_output for state in spec.states)]
     state_inputs = [state.step_input for state in spec.states]
     feed_back = _feedback(spec.feedback, feeds[spec.step_input])
