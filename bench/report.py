@@ -1,9 +1,9 @@
 """A benchmark result as a table, as JSON and as a bar chart.
 
-JSON schema (``schema`` = "parity-bench/1")::
+JSON schema (``schema`` = "parity-bench/2")::
 
     {
-      "schema": "parity-bench/1",
+      "schema": "parity-bench/2",
       "date": str,                  # ISO 8601, UTC
       "command": str,               # the command line that repeats the run
       "settings": {"preset": str, "batches": [int] | null, "repeats": int,
@@ -40,7 +40,7 @@ from typing import Any
 
 from parity.bench.result import BenchResult, Row, best_tensorflow, versus_tensorflow
 
-SCHEMA = "parity-bench/1"
+SCHEMA = "parity-bench/2"
 HEADER = (
     "model",
     "batch",

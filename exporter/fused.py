@@ -45,7 +45,7 @@ from onnx import helper, numpy_helper
 
 from parity.exporter.convert import ConvertedGraph, checked, keras_to_onnx
 from parity.exporter.keras_graph import calls, layer_name
-from parity.exporter.onnx_nodes import read_by, without_dead
+from parity.exporter.onnx_nodes import axes_op, read_by, readers_of, without_dead
 from parity.exporter.rnn_weights import fused_op, unsupported
 from parity.runtime.bundle_format.manifest import MaskSpec
 
@@ -276,6 +276,7 @@ def _with_sequence_lengths(graph: onnx.GraphProto, node: onnx.NodeProto, mask: M
     inputs[0] = out("x_run")
     inputs[4] = out("lengths")
     node.input[:] = inputs
+    _last_step_from_state(graph, node)
     y = node.output[0] if node.output else ""
     if y:  # Y is read: padded steps repeat the last valid output, as in Keras
         outputs = list(node.output) + [""] * (2 - len(node.output))
@@ -301,6 +302,53 @@ def _with_sequence_lengths(graph: onnx.GraphProto, node: onnx.NodeProto, mask: M
         ]
         for offset, new in enumerate(after):
             graph.node.insert(position + len(nodes) + 1 + offset, new)
+
+
+def _last_step_from_state(graph: onnx.GraphProto, node: onnx.NodeProto) -> None:
+    """When ``Y`` is read only for its last step (tf2onnx's graph of a layer
+    that does not return sequences: a Squeeze of the direction axis, then a
+    Slice of the last step), have those reads take ``Y_h`` and the op write
+    no ``Y``. With the padded steps repeating the last valid output, the
+    last step of ``Y`` is the state at each row's last valid step, which is
+    ``Y_h``, element for element; the op then writes no sequence and nothing
+    fills it."""
+    y = node.output[0] if node.output else ""
+    outputs = {output.name for output in graph.output}
+    if not y or y in outputs:
+        return
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    readers = readers_of(graph.node)
+    last_steps = []
+    for squeeze in readers.get(y, []):
+        if not axes_op(squeeze, "Squeeze", constants):
+            return
+        if constants[squeeze.input[1]].tolist() != [1] or squeeze.output[0] in outputs:
+            return
+        for cut in readers.get(squeeze.output[0], []):
+            if not _slices_last_step(cut, constants) or cut.output[0] in outputs:
+                return
+            last_steps.append(cut)
+    if not last_steps:
+        return
+    if len(node.output) < 2 or not node.output[1]:
+        outputs = list(node.output) + [""] * (2 - len(node.output))
+        outputs[1] = PREFIX + "mask/y_h"
+        node.output[:] = outputs
+    rename = {cut.output[0]: node.output[1] for cut in last_steps}
+    for reader in graph.node:
+        reader.input[:] = [rename.get(name, name) for name in reader.input]
+    node.output[0] = ""
+
+
+def _slices_last_step(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:
+    """A Slice of the last element of axis 0 with constant bounds."""
+    if node.op_type != "Slice" or len(node.input) < 4:
+        return False
+    if any(name not in constants for name in node.input[1:] if name):
+        return False
+    starts, ends, axes = (constants[name].tolist() for name in node.input[1:4])
+    steps = constants[node.input[4]].tolist() if len(node.input) > 4 and node.input[4] else [1]
+    return starts == [-1] and axes == [0] and steps == [1] and ends[0] >= 2**31 - 1
 
 
 def _rebuilt(layer: Any, mask_zero: bool | None) -> Any:

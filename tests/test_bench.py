@@ -148,7 +148,7 @@ def test_bench_smoke_on_the_tiny_preset(tmp_path):
 
     report = json.loads(out_json.read_text())
     assert set(report) == {"schema", "date", "command", "settings", "machine", "floor", "rows"}
-    assert report["schema"] == "parity-bench/1"
+    assert report["schema"] == "parity-bench/2"
     assert {"cpu", "cores", "memory_gib", "versions", "gpu"} <= set(report["machine"])
     assert report["floor"]["peak_gflops"] > 0
     row_keys = {"model", "batch", "device", "method", "skipped", "note", "flops", "median_s"}

@@ -278,3 +278,18 @@ def test_masked_op_runs_the_longest_rows_steps_only_and_equals_the_untrimmed_op(
         full = _session(untrimmed).run(names, {spec.name: data})
         for name, a, b in zip(names, got, full, strict=True):
             np.testing.assert_array_equal(a, b, err_msg=f"{name}, lengths {lengths}")
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+def test_masked_last_output_is_the_state_and_no_sequence_is_written(kind):
+    """A masked layer that returns its last output only: that output is the
+    op's Y_h, so the op writes no Y and nothing fills its padded steps."""
+    keras.utils.set_random_seed(5)
+    x = keras.Input((9, 3), name="steps")
+    last = getattr(keras.layers, kind)(4, name="rnn")(keras.layers.Masking(0.0)(x))
+    model = keras.Model(x, keras.layers.Dense(2, name="scores")(last))
+    op = {"SimpleRNN": "RNN"}.get(kind, kind)
+    fused = _fused_equals_keras(model, batch_lengths=[0, 1, 4, 2, 9], op=op)
+    (node,) = [node for node in fused.proto.graph.node if node.op_type == op]
+    assert node.output[0] == ""
+    assert not {"Where", "Pad"} & {node.op_type for node in fused.proto.graph.node}
