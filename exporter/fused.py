@@ -21,7 +21,8 @@ weights (``exporter.rnn_weights``), and puts the mask back as data:
   the last valid output: ``Y`` becomes ``Where(valid, Y, Y_h)``, which also
   makes the last step of ``Y`` (what a non-``return_sequences`` layer
   returns) the last valid output; ``Y_h``/``Y_c`` (``return_state``) already
-  hold the state at the last valid step;
+  hold the state at the last valid step; where ``Y`` is read for its last
+  step alone, that read takes ``Y_h`` and no ``Y`` is written;
 - a row that is all padding gets zeros for ``Y_h``/``Y_c``, which is Keras'
   answer too because the state starts from zeros (an ``initial_state`` is
   not fused);
