@@ -384,7 +384,8 @@ def _time_ways(
     builds the callable to time (a conversion or a compilation that may fail
     with :class:`bench.litert.Unconvertible`). Each way's first call is
     untimed and its output checked against the first prepared way's (ONNX
-    Runtime's). Returns method -> (Timing or None, note), in ``order``."""
+    Runtime's); a way whose preparation fails is a skipped row that says why.
+    Returns method -> (Timing or None, note), in ``order``."""
     from parity.bench.litert import Unconvertible
 
     notes: dict[str, str] = {}
@@ -396,10 +397,13 @@ def _time_ways(
             continue
         try:
             fn = way() if method in builders else way
+            output = np.asarray(fn())
         except Unconvertible as exc:
             notes[method] = str(exc)
             continue
-        output = np.asarray(fn())
+        except Exception as exc:  # one way failing (an XLA compilation) is one row's note
+            notes[method] = f"failed: {' '.join(str(exc).split())[:160] or type(exc).__name__}"
+            continue
         notes[method] = _agreement(output, reference)
         reference = output if reference is None else reference
         ready[method] = fn

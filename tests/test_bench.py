@@ -175,3 +175,30 @@ def test_bench_refuses_bad_usage_with_one_line(tmp_path):
         assert result.exit_code == 2, (args, result.output)
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert len(errors) == 1, result.output
+
+
+def test_a_way_that_cannot_run_is_a_row_that_says_why():
+    from parity.bench.cases import _time_ways
+    from parity.bench.litert import Unconvertible
+
+    def unconvertible():
+        raise Unconvertible("does not convert to LiteRT: no")
+
+    def broken():
+        raise RuntimeError("XLA compilation failed\nat line 3")
+
+    ways = {
+        "onnxruntime": lambda: np.ones(3),
+        "litert": unconvertible,
+        "tf.function XLA": broken,
+        "tf.function": lambda: np.ones(3) + 1,
+        "keras predict": "no GPU",
+    }
+    order = ("keras predict", "tf.function", "tf.function XLA", "litert", "onnxruntime")
+    rows = _time_ways(ways, order, Settings(repeats=2, warmup=0), builders=("litert",))
+    assert list(rows) == list(order)
+    assert rows["onnxruntime"][0].repeats == 2 and rows["onnxruntime"][1] == ""
+    assert rows["tf.function"][1] == "output differs from onnxruntime's by 1.0e+00"
+    assert rows["tf.function XLA"] == (None, "failed: XLA compilation failed at line 3")
+    assert rows["litert"] == (None, "does not convert to LiteRT: no")
+    assert rows["keras predict"] == (None, "no GPU")
