@@ -13,15 +13,25 @@ Single-graph models (:data:`SINGLE_METHODS`), at batch 1 and a large batch:
 - ``keras predict``: ``model.predict(x, verbose=0)``, as users call it; it
   splits a batch into batches of 32, its default;
 - ``tf.function``: one call of the model in a ``tf.function``;
+- ``tf.function XLA``: the same with ``jit_compile=True`` (:mod:`bench.xla`);
+- ``litert``: the model converted to LiteRT for the call's shapes
+  (:mod:`bench.litert`), where it converts;
 - ``onnxruntime``: ``bundle.run`` on the exported bundle.
+
+A masked model is timed on post-padded rows of 20% to 45% valid steps (the
+second seed's data: 20 to 45 valid of 100 steps), where not computing the
+padding pays.
 
 Seq2seq models (:data:`SEQ2SEQ_METHODS`), a whole generation over the
 preset's horizon from an encoder input of :data:`ENCODER_STEPS` steps:
 
 - ``tf while_loop``: TensorFlow's reference generation, a ``tf.while_loop``
   over the step model (:func:`parity.verify.reference.reference_generate`);
+- ``tf while_loop XLA``: the same loop compiled with XLA (:mod:`bench.xla`);
 - ``tf.function step, Python loop``: the encoder, then a Python loop calling
   the step model in a ``tf.function`` once per step;
+- ``litert step, Python loop``: the encoder and the step model converted to
+  LiteRT, the step model called once per step from Python;
 - ``onnxruntime step loop``: :func:`runtime.generate` looping over the step
   graph from Python;
 - ``onnxruntime io-binding loop``: the same loop with its tensors kept on the
@@ -29,10 +39,14 @@ preset's horizon from an encoder input of :data:`ENCODER_STEPS` steps:
 - ``onnxruntime loop graph``: one call of the bundle's generation graph,
   where the bundle has one.
 
-The 150-step unrolled training model is never called: it takes 90 s to trace.
-A large batch that would not fit in memory is reduced (to a power of two) and
-the row says so. GPU rows run where both a CUDA session and a TensorFlow GPU
-exist; otherwise they are listed with the reason.
+Every way is prepared first; then the ways of one model and batch take
+turns in blocks of calls (:func:`bench.timing.measure_interleaved`), so that
+a drift of the shared machine, or what one runtime leaves behind, does not
+fall on one of them alone. The 150-step unrolled training model is never
+called: it takes 90 s to trace. A large batch that would not fit in memory
+is reduced (to a power of two) and the row says so. GPU rows run where both a
+CUDA session and a TensorFlow GPU exist; otherwise they are listed with the
+reason.
 """
 
 from __future__ import annotations
@@ -49,7 +63,7 @@ import numpy as np
 from parity.bench.flops import activation_bytes, count_flops, recurrent_gemms
 from parity.bench.machine import memory_bytes
 from parity.bench.result import CPU, GPU, Row, Settings
-from parity.bench.timing import measure
+from parity.bench.timing import measure_interleaved
 from parity.runtime.errors import ParityError
 
 BATCHES = {"tiny": (1, 32), "seed": (1, 256)}
@@ -59,14 +73,30 @@ MEMORY_SHARE = 10  # a batch's layer outputs may take this share of the free mem
 
 KERAS_PREDICT = "keras predict"
 TF_FUNCTION = "tf.function"
+TF_XLA = "tf.function XLA"
+LITERT = "litert"
 ORT_RUN = "onnxruntime"
 TF_WHILE = "tf while_loop"
+TF_WHILE_XLA = "tf while_loop XLA"
 TF_STEP_LOOP = "tf.function step, Python loop"
+LITERT_STEP_LOOP = "litert step, Python loop"
 ORT_STEP_LOOP = "onnxruntime step loop"
 ORT_IOBINDING = "onnxruntime io-binding loop"
 ORT_LOOP_GRAPH = "onnxruntime loop graph"
-SINGLE_METHODS = (KERAS_PREDICT, TF_FUNCTION, ORT_RUN)
-SEQ2SEQ_METHODS = (TF_WHILE, TF_STEP_LOOP, ORT_STEP_LOOP, ORT_IOBINDING, ORT_LOOP_GRAPH)
+SINGLE_METHODS = (KERAS_PREDICT, TF_FUNCTION, TF_XLA, LITERT, ORT_RUN)
+SEQ2SEQ_METHODS = (
+    TF_WHILE,
+    TF_WHILE_XLA,
+    TF_STEP_LOOP,
+    LITERT_STEP_LOOP,
+    ORT_STEP_LOOP,
+    ORT_IOBINDING,
+    ORT_LOOP_GRAPH,
+)
+# Valid steps of a masked row, as shares of the time axis: the second seed's
+# data has 20 to 45 valid of 100 steps.
+MASKED_SHARE = (0.20, 0.45)
+LITERT_CPU_ONLY = "LiteRT is timed on the CPU only"
 
 NO_CUDA = "no CUDA device: onnxruntime could not create a CUDA session"
 NO_TF_GPU = "no GPU: TensorFlow lists no GPU device"
@@ -135,7 +165,6 @@ def run_case(name: str, settings: Settings, folder: Path, gpu: Gpu) -> Case:
 
 def _single_case(entry: Any, model: Any, settings: Settings, folder: Path, gpu: Gpu) -> Case:
     from parity.exporter import export_model
-    from parity.runtime.sampling import sample_inputs
 
     manifest = export_model(model, folder, source=_source(entry.name))
     (graph,) = manifest.graphs.values()
@@ -148,7 +177,7 @@ def _single_case(entry: Any, model: Any, settings: Settings, folder: Path, gpu: 
         bundle = _bundle(folder, device, gpu)
         for asked in batches:
             batch, note = _fit(asked, per_row)
-            sample = sample_inputs(graph.inputs, batch, time=time, mask=manifest.mask).inputs
+            sample = masked_sample(graph.inputs, batch, time, manifest.mask)
             flops = count_flops(model, batch, time)
             gemms += recurrent_gemms(model, batch)
             timed = _time_single(tf_model, bundle, sample, device, gpu, settings)
@@ -163,27 +192,42 @@ def _single_case(entry: Any, model: Any, settings: Settings, folder: Path, gpu: 
     return Case(tuple(rows), tuple(gemms))
 
 
+def masked_sample(specs: Any, batch: int, time: int | None, mask: Any) -> dict[str, Any]:
+    """Inputs for a graph; with ``mask``, rows of :data:`MASKED_SHARE` valid steps."""
+    from parity.runtime.sampling import sample_inputs
+
+    if mask is None:
+        return sample_inputs(specs, batch, time=time).inputs
+    spec = next(spec for spec in specs if spec.name == mask.input)
+    steps = spec.shape[1] if isinstance(spec.shape[1], int) else time
+    low, high = (max(1, round(share * steps)) for share in MASKED_SHARE)
+    lengths = np.random.default_rng(1).integers(low, high + 1, batch)
+    return sample_inputs(specs, batch, time=time, mask=mask, lengths=lengths).inputs
+
+
 def _time_single(model, bundle, sample, device, gpu, settings) -> dict[str, tuple]:
-    """Timing and note of each method, ONNX Runtime first (its output is the reference)."""
+    """Timing and note of each method, ONNX Runtime prepared first (its output
+    is the reference)."""
     import tensorflow as tf
+
+    from parity.bench.litert import litert_call
+    from parity.bench.xla import xla_call
 
     arrays = [sample[tensor.name] for tensor in model.inputs]
     x = arrays[0] if len(arrays) == 1 else arrays
-    results: dict[str, tuple] = {}
-    reference = None
-    if bundle is None:
-        results[ORT_RUN] = (None, gpu.onnxruntime)
-    else:
-        results[ORT_RUN], reference = _timed(lambda: _first(bundle.run(sample)), None, settings)
+    ways: dict[str, Callable | str] = {}
+    ways[ORT_RUN] = gpu.onnxruntime if bundle is None else lambda: _first(bundle.run(sample))
     if device == GPU and gpu.tensorflow:
-        results.update({m: (None, gpu.tensorflow) for m in (KERAS_PREDICT, TF_FUNCTION)})
-        return {m: results[m] for m in SINGLE_METHODS}
+        ways.update({m: gpu.tensorflow for m in (KERAS_PREDICT, TF_FUNCTION, TF_XLA, LITERT)})
+        return _time_ways(ways, SINGLE_METHODS, settings)
     with tf.device(_tf_device(device)):
         tensors = [tf.constant(a) for a in arrays]
         call = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
-        results[KERAS_PREDICT], _ = _timed(lambda: model.predict(x, verbose=0), reference, settings)
-        results[TF_FUNCTION], _ = _timed(lambda: np.asarray(call(*tensors)), reference, settings)
-    return {m: results[m] for m in SINGLE_METHODS}
+        ways[KERAS_PREDICT] = lambda: model.predict(x, verbose=0)
+        ways[TF_FUNCTION] = lambda: np.asarray(call(*tensors))
+        ways[TF_XLA] = lambda: xla_call(model, arrays)
+        ways[LITERT] = LITERT_CPU_ONLY if device == GPU else lambda: litert_call(model, arrays)
+        return _time_ways(ways, SINGLE_METHODS, settings, builders=(TF_XLA, LITERT))
 
 
 # --- seq2seq models -----------------------------------------------------------
@@ -223,43 +267,42 @@ def _seq2seq_case(entry: Any, model: Any, settings: Settings, folder: Path, gpu:
 
 
 def _time_seq2seq(split, manifest, bundle, inputs, steps, device, gpu, settings) -> dict:
-    """Timing and note of each method, ONNX Runtime first (its output is the reference)."""
+    """Timing and note of each method, ONNX Runtime prepared first (its output
+    is the reference)."""
     import tensorflow as tf
 
     from parity.bench.iobinding import iobinding_generate
+    from parity.bench.litert import litert_generate
+    from parity.bench.xla import xla_generate
     from parity.runtime.generate import start_input
     from parity.verify.reference import reference_generate
 
-    results: dict[str, tuple] = {}
-    reference = None
+    ways: dict[str, Callable | str] = {}
     if bundle is None:
-        results.update({m: (None, gpu.onnxruntime) for m in SEQ2SEQ_METHODS if _is_ort(m)})
+        ways.update({m: gpu.onnxruntime for m in SEQ2SEQ_METHODS if _is_ort(m)})
     else:
         step_loop, loop_graph, why = _generate_paths(bundle, steps)
-        for method, generate in ((ORT_STEP_LOOP, step_loop), (ORT_LOOP_GRAPH, loop_graph)):
-            if generate is None:
-                results[method] = (None, why)
-            else:
-                results[method], output = _timed(lambda g=generate: g(inputs), reference, settings)
-                reference = output if reference is None else reference
+        ways[ORT_LOOP_GRAPH] = why if loop_graph is None else lambda: loop_graph(inputs)
+        ways[ORT_STEP_LOOP] = why if step_loop is None else lambda: step_loop(inputs)
         if manifest.seq2seq.feedback != "identity":
-            results[ORT_IOBINDING] = (
-                None,
-                f"feedback {manifest.seq2seq.feedback!r} needs the host",
-            )
+            ways[ORT_IOBINDING] = f"feedback {manifest.seq2seq.feedback!r} needs the host"
         else:
-            run = lambda: iobinding_generate(bundle, inputs, steps=steps)  # noqa: E731
-            results[ORT_IOBINDING], _ = _timed(run, reference, settings)
+            ways[ORT_IOBINDING] = lambda: iobinding_generate(bundle, inputs, steps=steps)
     if device == GPU and gpu.tensorflow:
-        results.update({m: (None, gpu.tensorflow) for m in SEQ2SEQ_METHODS if not _is_ort(m)})
-        return {m: results[m] for m in SEQ2SEQ_METHODS}
+        ways.update({m: gpu.tensorflow for m in SEQ2SEQ_METHODS if not _is_ort(m)})
+        return _time_ways(ways, SEQ2SEQ_METHODS, settings)
     start = start_input(manifest, inputs)
     with tf.device(_tf_device(device)):
-        while_loop = lambda: reference_generate(split, inputs, start, steps)  # noqa: E731
-        results[TF_WHILE], _ = _timed(while_loop, reference, settings)
-        python_loop = _tf_step_loop(split, inputs, start, steps, device)
-        results[TF_STEP_LOOP], _ = _timed(python_loop, reference, settings)
-    return {m: results[m] for m in SEQ2SEQ_METHODS}
+        ways[TF_WHILE] = lambda: reference_generate(split, inputs, start, steps)
+        ways[TF_WHILE_XLA] = lambda: xla_generate(split, inputs, start, steps)
+        ways[TF_STEP_LOOP] = lambda: _tf_step_loop(split, inputs, start, steps, device)
+        ways[LITERT_STEP_LOOP] = (
+            LITERT_CPU_ONLY
+            if device == GPU
+            else lambda: litert_generate(split, inputs, start, steps)
+        )
+        builders = (TF_WHILE_XLA, TF_STEP_LOOP, LITERT_STEP_LOOP)
+        return _time_ways(ways, SEQ2SEQ_METHODS, settings, builders=builders)
 
 
 def _generate_paths(bundle: Any, steps: int) -> tuple[Callable | None, Callable | None, str]:
@@ -330,12 +373,42 @@ def _tf_step_loop(split: Any, inputs: dict, start: np.ndarray, steps: int, devic
 # --- helpers -------------------------------------------------------------------
 
 
-def _timed(fn: Callable[[], Any], reference: np.ndarray | None, settings: Settings) -> tuple:
-    """Prepare (one untimed call), check against ``reference``, then measure.
-    Returns ((Timing, note), the first call's output)."""
-    output = np.asarray(fn())
-    timing = measure(fn, settings.warmup, settings.repeats)
-    return (timing, _agreement(output, reference)), output
+def _time_ways(
+    ways: dict[str, Callable | str],
+    order: tuple[str, ...],
+    settings: Settings,
+    builders: tuple[str, ...] = (),
+) -> dict[str, tuple]:
+    """Prepare every way, then time them taking turns. A way is a callable,
+    or the reason it cannot run; for a method in ``builders`` the callable
+    builds the callable to time (a conversion or a compilation that may fail
+    with :class:`bench.litert.Unconvertible`). Each way's first call is
+    untimed and its output checked against the first prepared way's (ONNX
+    Runtime's); a way whose preparation fails is a skipped row that says why.
+    Returns method -> (Timing or None, note), in ``order``."""
+    from parity.bench.litert import Unconvertible
+
+    notes: dict[str, str] = {}
+    ready: dict[str, Callable] = {}
+    reference = None
+    for method, way in ways.items():
+        if isinstance(way, str):
+            notes[method] = way
+            continue
+        try:
+            fn = way() if method in builders else way
+            output = np.asarray(fn())
+        except Unconvertible as exc:
+            notes[method] = str(exc)
+            continue
+        except Exception as exc:  # one way failing (an XLA compilation) is one row's note
+            notes[method] = f"failed: {' '.join(str(exc).split())[:160] or type(exc).__name__}"
+            continue
+        notes[method] = _agreement(output, reference)
+        reference = output if reference is None else reference
+        ready[method] = fn
+    timings = measure_interleaved(ready, settings.warmup, settings.repeats) if ready else {}
+    return {m: (timings.get(m), notes[m]) for m in order if m in notes}
 
 
 def _agreement(output: np.ndarray, reference: np.ndarray | None) -> str:

@@ -6,7 +6,9 @@ parity exports them (the layer as ONNX's fused ``LSTM``/``GRU``/``RNN`` op with
 sequence lengths from the mask) and as tf2onnx alone converts them
 (``parity export --no-fuse``: a general ``Loop``). ONNX Runtime runs both on
 the same post-padded batch; the outputs must agree, so the two rows differ
-only in the graph. Models are untrained, like the rest of the benchmark.
+only in the graph; XLA's row is TensorFlow's fastest run of the same model.
+Rows have the masked zoo rows' lengths (:func:`bench.cases.masked_sample`).
+Models are untrained, like the rest of the benchmark.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from parity.bench.cases import BATCHES, Case, _fit, _join, _timed
+from parity.bench.cases import BATCHES, TF_XLA, Case, _fit, _join, _time_ways, masked_sample
 from parity.bench.flops import activation_bytes, count_flops, recurrent_gemms
 from parity.bench.result import CPU, Row, Settings
 
@@ -69,16 +71,19 @@ def _export_both(model: Any, folder: Path) -> dict[str, tuple[Any, Any]]:
 
 
 def _rows(model: Any, bundles: dict, batch: int, note: str, settings: Settings) -> list[Row]:
-    from parity.runtime.sampling import sample_inputs
+    from parity.bench.xla import xla_call
 
     manifest, _ = bundles[ORT_FUSED]
     (graph,) = manifest.graphs.values()
-    sample = sample_inputs(graph.inputs, batch, seed=0, mask=manifest.mask).inputs
+    sample = masked_sample(graph.inputs, batch, None, manifest.mask)
     flops = count_flops(model, batch)
-    rows, reference = [], None
-    for method, (_, bundle) in bundles.items():
-        run = lambda b=bundle: next(iter(b.run(sample).values()))  # noqa: E731
-        (timing, remark), output = _timed(run, reference, settings)
-        reference = output if reference is None else reference
-        rows.append(Row(model.name, batch, CPU, method, timing, flops, _join(note, remark)))
-    return rows
+    ways = {
+        method: lambda b=bundle: next(iter(b.run(sample).values()))
+        for method, (_, bundle) in bundles.items()
+    }
+    ways[TF_XLA] = lambda: xla_call(model, [sample[graph.inputs[0].name]])
+    timed = _time_ways(ways, (*bundles, TF_XLA), settings, builders=(TF_XLA,))
+    return [
+        Row(model.name, batch, CPU, method, timing, flops, _join(note, remark))
+        for method, (timing, remark) in timed.items()
+    ]

@@ -1,9 +1,9 @@
 """A benchmark result as a table, as JSON and as a bar chart.
 
-JSON schema (``schema`` = "parity-bench/1")::
+JSON schema (``schema`` = "parity-bench/2")::
 
     {
-      "schema": "parity-bench/1",
+      "schema": "parity-bench/2",
       "date": str,                  # ISO 8601, UTC
       "command": str,               # the command line that repeats the run
       "settings": {"preset": str, "batches": [int] | null, "repeats": int,
@@ -23,7 +23,10 @@ JSON schema (``schema`` = "parity-bench/1")::
                 "median_s", "min_s", "max_s": float | null, "repeats": int | null,
                 "gflops": float | null,        # flops / median
                 "floor_s": float | null,       # flops at the peak GEMM rate
-                "floor_multiple": float | null}]   # median / floor_s
+                "floor_multiple": float | null,    # median / floor_s
+                "vs_best_tensorflow": float | null}]
+                # median / the best median among keras, tf.* and litert rows
+                # of the same model, batch and device (below 1: faster)
     }
 
 A skipped row has null timings and says why in ``note``.
@@ -35,15 +38,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-from parity.bench.result import BenchResult, Row
+from parity.bench.result import BenchResult, Row, best_tensorflow, versus_tensorflow
 
-SCHEMA = "parity-bench/1"
-HEADER = ("model", "batch", "device", "method", "median", "min", "max", "GFLOP/s", "x floor")
+SCHEMA = "parity-bench/2"
+HEADER = (
+    "model",
+    "batch",
+    "device",
+    "method",
+    "median",
+    "min",
+    "max",
+    "GFLOP/s",
+    "x floor",
+    "x best TF",
+)
 
 
 def to_dict(result: BenchResult) -> dict[str, Any]:
     peak = result.peak
     settings = result.settings
+    best = best_tensorflow(result.rows)
     return {
         "schema": SCHEMA,
         "date": result.date,
@@ -71,7 +86,7 @@ def to_dict(result: BenchResult) -> dict[str, Any]:
                 for g in result.floor
             ],
         },
-        "rows": [_row(row, peak) for row in result.rows],
+        "rows": [_row(row, peak, best) for row in result.rows],
     }
 
 
@@ -96,10 +111,11 @@ def table(result: BenchResult) -> str:
         "",
     ]
     peak = result.peak
+    best = best_tensorflow(result.rows)
     cells = [HEADER]
     notes = []
     for row in result.rows:
-        cells.append(_cells(row, peak))
+        cells.append(_cells(row, peak, best))
         notes.append(row.note)
     widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER))]
     for index, line in enumerate(cells):
@@ -158,7 +174,7 @@ def plot(result: BenchResult, path: Path) -> None:
     plt.close(figure)
 
 
-def _row(row: Row, peak: float) -> dict[str, Any]:
+def _row(row: Row, peak: float, best: dict) -> dict[str, Any]:
     return {
         "model": row.model,
         "batch": row.batch,
@@ -171,6 +187,7 @@ def _row(row: Row, peak: float) -> dict[str, Any]:
         "gflops": row.gflops,
         "floor_s": row.floor_seconds(peak),
         "floor_multiple": row.floor_multiple(peak),
+        "vs_best_tensorflow": versus_tensorflow(row, best),
     }
 
 
@@ -185,12 +202,13 @@ def _timing(timing: Any) -> dict[str, Any]:
     }
 
 
-def _cells(row: Row, peak: float) -> tuple[str, ...]:
+def _cells(row: Row, peak: float, best: dict) -> tuple[str, ...]:
     batch = "-" if row.batch is None else str(row.batch)
     if row.timing is None:
-        return (row.model, batch, row.device, row.method, "skipped", "", "", "", "")
+        return (row.model, batch, row.device, row.method, "skipped", "", "", "", "", "")
     gflops = row.gflops
     multiple = row.floor_multiple(peak)
+    versus = versus_tensorflow(row, best)
     return (
         row.model,
         batch,
@@ -201,6 +219,7 @@ def _cells(row: Row, peak: float) -> tuple[str, ...]:
         _seconds(row.timing.max),
         "" if gflops is None else f"{gflops:.2f}",
         "" if multiple is None else f"{multiple:.1f}",
+        "" if versus is None else f"{versus:.2f}",
     )
 
 

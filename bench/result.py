@@ -15,6 +15,9 @@ from parity.bench.timing import Timing
 
 CPU = "cpu"
 GPU = "gpu"
+# Methods that run the model with TensorFlow or its runtimes (Keras, tf.function,
+# XLA, LiteRT) begin with one of these: every row is held to the best of them.
+TENSORFLOW_FAMILY = ("keras", "tf", "litert")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,31 @@ class Row:
         """How many times the floor time the row took."""
         floor = self.floor_seconds(peak)
         return self.timing.median / floor if floor and self.timing else None
+
+
+def is_tensorflow_family(method: str) -> bool:
+    return method.startswith(TENSORFLOW_FAMILY)
+
+
+def best_tensorflow(rows: tuple[Row, ...]) -> dict[tuple, Row]:
+    """The fastest timed TensorFlow-family row of each (model, batch, device)."""
+    best: dict[tuple, Row] = {}
+    for row in rows:
+        if row.timing is None or not is_tensorflow_family(row.method):
+            continue
+        key = (row.model, row.batch, row.device)
+        if key not in best or row.timing.median < best[key].timing.median:
+            best[key] = row
+    return best
+
+
+def versus_tensorflow(row: Row, best: dict[tuple, Row]) -> float | None:
+    """``row``'s median over the best TensorFlow-family median of its model,
+    batch and device (below 1: faster than TensorFlow's best), or None."""
+    fastest = best.get((row.model, row.batch, row.device))
+    if row.timing is None or fastest is None:
+        return None
+    return row.timing.median / fastest.timing.median
 
 
 @dataclass(frozen=True)

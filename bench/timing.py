@@ -42,3 +42,37 @@ def measure(fn: Callable[[], Any], warmup: int = 2, repeats: int = 5) -> Timing:
         fn()
         seconds.append(time.perf_counter() - started)
     return Timing(statistics.median(seconds), min(seconds), max(seconds), repeats)
+
+
+def measure_interleaved(
+    calls: dict[str, Callable[[], Any]], warmup: int = 2, repeats: int = 5, rounds: int = 3
+) -> dict[str, Timing]:
+    """Time several callables that compete for the same machine, taking turns.
+
+    Each callable gets ``warmup`` untimed calls first. Then, ``rounds`` times
+    over, each callable runs one block: one untimed lead-in call, then its
+    share of the ``repeats`` timed calls. Taking turns in blocks spreads a
+    drift of the machine over every callable alike, and the lead-in absorbs
+    what the previous block leaves behind (ONNX Runtime's intra-op threads
+    spin after a call and slow whatever runs next). Returns the timing of
+    each callable over its ``repeats`` timed calls."""
+    if warmup < 0:
+        raise ParityError(f"warm-up must be 0 or more calls, got {warmup}")
+    if repeats < 1:
+        raise ParityError(f"repeats must be at least 1, got {repeats}")
+    rounds = max(1, min(rounds, repeats))
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    for index in range(rounds):
+        share = repeats // rounds + (1 if index < repeats % rounds else 0)
+        for name, fn in calls.items():
+            fn()
+            for _ in range(share):
+                started = time.perf_counter()
+                fn()
+                seconds[name].append(time.perf_counter() - started)
+    return {
+        name: Timing(statistics.median(s), min(s), max(s), repeats) for name, s in seconds.items()
+    }

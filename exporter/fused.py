@@ -21,10 +21,18 @@ weights (``exporter.rnn_weights``), and puts the mask back as data:
   the last valid output: ``Y`` becomes ``Where(valid, Y, Y_h)``, which also
   makes the last step of ``Y`` (what a non-``return_sequences`` layer
   returns) the last valid output; ``Y_h``/``Y_c`` (``return_state``) already
-  hold the state at the last valid step;
+  hold the state at the last valid step; where ``Y`` is read for its last
+  step alone, that read takes ``Y_h`` and no ``Y`` is written;
 - a row that is all padding gets zeros for ``Y_h``/``Y_c``, which is Keras'
   answer too because the state starts from zeros (an ``initial_state`` is
-  not fused).
+  not fused);
+- the op runs only as many steps as the longest row has: its input is
+  sliced on the time axis to the largest length (at least 1 step), and
+  ``Y`` is padded back to the input's length before the ``Where`` above
+  fills the padded steps. Steps past every row's length change nothing, so
+  the outputs are those of the untrimmed op; a batch of short rows in a long
+  padded array (the second seed's data: 20 to 45 valid of 100 steps) costs
+  what its longest row costs.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from onnx import helper, numpy_helper
 
 from parity.exporter.convert import ConvertedGraph, checked, keras_to_onnx
 from parity.exporter.keras_graph import calls, layer_name
-from parity.exporter.onnx_nodes import read_by, without_dead
+from parity.exporter.onnx_nodes import axes_op, read_by, readers_of, without_dead
 from parity.exporter.rnn_weights import fused_op, unsupported
 from parity.runtime.bundle_format.manifest import MaskSpec
 
@@ -212,7 +220,8 @@ def _with_sequence_lengths(graph: onnx.GraphProto, node: onnx.NodeProto, mask: M
     source = graph.input[0].name
     value_type = graph.input[0].type.tensor_type.elem_type
     dtype = helper.tensor_dtype_to_np_dtype(value_type)
-    names = {key: PREFIX + "mask/" + key for key in ("value", "features", "zero", "time", "t_axes")}
+    keys = ("value", "features", "zero", "time", "t_axes", "one", "origin", "begin", "end")
+    names = {key: PREFIX + "mask/" + key for key in keys}
     graph.initializer.extend(
         [
             numpy_helper.from_array(np.array(mask.value, dtype), names["value"]),
@@ -220,6 +229,11 @@ def _with_sequence_lengths(graph: onnx.GraphProto, node: onnx.NodeProto, mask: M
             numpy_helper.from_array(np.array(0.0, np.float32), names["zero"]),
             numpy_helper.from_array(np.array([1], np.int64), names["time"]),
             numpy_helper.from_array(np.array([1, 3], np.int64), names["t_axes"]),
+            numpy_helper.from_array(np.array([1], np.int64), names["one"]),
+            numpy_helper.from_array(np.array([0], np.int64), names["origin"]),
+            # Y's pads (time, directions, batch, hidden): begins, then the time end
+            numpy_helper.from_array(np.zeros(4, np.int64), names["begin"]),
+            numpy_helper.from_array(np.zeros(3, np.int64), names["end"]),
         ]
     )
 
@@ -247,25 +261,95 @@ def _with_sequence_lengths(graph: onnx.GraphProto, node: onnx.NodeProto, mask: M
             "ReduceSum", [out("valid_i"), names["time"]], [out("lengths")], keepdims=0
         ),
     ]
+    # the op's X is time-major (layout 0): slice its steps to the longest row's
+    nodes += [
+        helper.make_node("ReduceMax", [out("lengths")], [out("longest_i")], keepdims=1),
+        helper.make_node("Cast", [out("longest_i")], [out("longest")], to=onnx.TensorProto.INT64),
+        helper.make_node("Max", [out("longest"), names["one"]], [out("run_steps")]),
+        helper.make_node(
+            "Slice",
+            [node.input[0], names["origin"], out("run_steps"), names["origin"]],
+            [out("x_run")],
+        ),
+    ]
     inputs = list(node.input) + [""] * (5 - len(node.input))
+    all_steps = inputs[0]
+    inputs[0] = out("x_run")
     inputs[4] = out("lengths")
     node.input[:] = inputs
+    _last_step_from_state(graph, node)
     y = node.output[0] if node.output else ""
     if y:  # Y is read: padded steps repeat the last valid output, as in Keras
         outputs = list(node.output) + [""] * (2 - len(node.output))
         y_h = outputs[1] or out("y_h")
-        outputs[0], outputs[1] = out("y_raw"), y_h
+        outputs[0], outputs[1] = out("y_run"), y_h
         node.output[:] = outputs
         nodes += [
             helper.make_node("Transpose", [out("valid")], [out("valid_tb")], perm=[1, 0]),
             helper.make_node("Unsqueeze", [out("valid_tb"), names["t_axes"]], [out("valid_4d")]),
+            helper.make_node("Shape", [all_steps], [out("steps")], start=0, end=1),
+            helper.make_node("Sub", [out("steps"), out("run_steps")], [out("skipped")]),
+            helper.make_node(
+                "Concat", [names["begin"], out("skipped"), names["end"]], [out("pads")], axis=0
+            ),
         ]
     position = list(graph.node).index(node)
     for offset, new in enumerate(nodes):
         graph.node.insert(position + offset, new)
     if y:
-        where = helper.make_node("Where", [out("valid_4d"), out("y_raw"), y_h], [y])
-        graph.node.insert(position + len(nodes) + 1, where)
+        after = [
+            helper.make_node("Pad", [out("y_run"), out("pads")], [out("y_raw")]),
+            helper.make_node("Where", [out("valid_4d"), out("y_raw"), y_h], [y]),
+        ]
+        for offset, new in enumerate(after):
+            graph.node.insert(position + len(nodes) + 1 + offset, new)
+
+
+def _last_step_from_state(graph: onnx.GraphProto, node: onnx.NodeProto) -> None:
+    """When ``Y`` is read only for its last step (tf2onnx's graph of a layer
+    that does not return sequences: a Squeeze of the direction axis, then a
+    Slice of the last step), have those reads take ``Y_h`` and the op write
+    no ``Y``. With the padded steps repeating the last valid output, the
+    last step of ``Y`` is the state at each row's last valid step, which is
+    ``Y_h``, element for element; the op then writes no sequence and nothing
+    fills it."""
+    y = node.output[0] if node.output else ""
+    outputs = {output.name for output in graph.output}
+    if not y or y in outputs:
+        return
+    constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    readers = readers_of(graph.node)
+    last_steps = []
+    for squeeze in readers.get(y, []):
+        if not axes_op(squeeze, "Squeeze", constants):
+            return
+        if constants[squeeze.input[1]].tolist() != [1] or squeeze.output[0] in outputs:
+            return
+        for cut in readers.get(squeeze.output[0], []):
+            if not _slices_last_step(cut, constants) or cut.output[0] in outputs:
+                return
+            last_steps.append(cut)
+    if not last_steps:
+        return
+    if len(node.output) < 2 or not node.output[1]:
+        outputs = list(node.output) + [""] * (2 - len(node.output))
+        outputs[1] = PREFIX + "mask/y_h"
+        node.output[:] = outputs
+    rename = {cut.output[0]: node.output[1] for cut in last_steps}
+    for reader in graph.node:
+        reader.input[:] = [rename.get(name, name) for name in reader.input]
+    node.output[0] = ""
+
+
+def _slices_last_step(node: onnx.NodeProto, constants: dict[str, np.ndarray]) -> bool:
+    """A Slice of the last element of axis 0 with constant bounds."""
+    if node.op_type != "Slice" or len(node.input) < 4:
+        return False
+    if any(name not in constants for name in node.input[1:] if name):
+        return False
+    starts, ends, axes = (constants[name].tolist() for name in node.input[1:4])
+    steps = constants[node.input[4]].tolist() if len(node.input) > 4 and node.input[4] else [1]
+    return starts == [-1] and axes == [0] and steps == [1] and ends[0] >= 2**31 - 1
 
 
 def _rebuilt(layer: Any, mask_zero: bool | None) -> Any:

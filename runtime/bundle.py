@@ -18,7 +18,12 @@ from parity.runtime.bundle_format.writer import recover_bundle, sha256_bytes, sh
 from parity.runtime.errors import BundleError, InputError, RunError
 from parity.runtime.inputs import check_feeds, check_prefix_mask
 from parity.runtime.paths import as_path
-from parity.runtime.providers import check_device, open_session, session_device
+from parity.runtime.providers import (
+    SINGLE_ROW_THREADS,
+    check_device,
+    open_session,
+    session_device,
+)
 
 
 class Bundle:
@@ -26,19 +31,38 @@ class Bundle:
     called from several threads at once (ONNX Runtime sessions are thread-safe).
 
     ``providers`` maps each graph to the providers its session really got, in
-    priority order; ``device`` is "gpu" when every session runs on CUDA."""
+    priority order; ``device`` is "gpu" when every session runs on CUDA.
+    On the CPU a batch of one row runs on a second session of the graph with
+    :data:`~parity.runtime.providers.SINGLE_ROW_THREADS` threads, opened when
+    first needed (``files`` maps each graph to its file for that)."""
 
-    def __init__(self, path: Path, manifest: Manifest, sessions: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        sessions: Mapping[str, Any],
+        files: Mapping[str, Path] | None = None,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self._sessions = dict(sessions)
+        self._files = dict(files or {})
+        self._single_row: dict[str, Any] = {}
         self.providers = {key: tuple(s.get_providers()) for key, s in self._sessions.items()}
         devices = {session_device(s) for s in self._sessions.values()}
         self.device = "gpu" if devices == {"gpu"} else "cpu"
 
-    def session(self, graph: str | None = None) -> Any:
-        """The ONNX Runtime session of ``graph`` (the only graph when omitted)."""
-        return self._sessions[self._key(graph)]
+    def session(self, graph: str | None = None, batch: int | None = None) -> Any:
+        """The ONNX Runtime session of ``graph`` (the only graph when omitted)
+        for a batch of ``batch`` rows (None: any)."""
+        key = self._key(graph)
+        session = self._sessions[key]
+        if batch != 1 or key not in self._files or session_device(session) != "cpu":
+            return session
+        if key not in self._single_row:
+            file = self._files[key]
+            self._single_row[key] = open_session(file, "cpu", threads=SINGLE_ROW_THREADS)
+        return self._single_row[key]
 
     def run(self, feeds: Mapping[str, Any], graph: str | None = None) -> dict[str, np.ndarray]:
         """Run ``graph`` on named inputs (checked first) and return named outputs."""
@@ -49,8 +73,10 @@ class Bundle:
         if mask is not None and mask.fused and mask.input in checked:
             check_prefix_mask(checked[mask.input], mask)
         names = [output.name for output in spec.outputs]
+        rows = [checked[t.name].shape[0] for t in spec.inputs if t.shape[:1] == ("batch",)]
+        batch = rows[0] if rows else None
         try:
-            values = self._sessions[key].run(names, checked)
+            values = self.session(key, batch).run(names, checked)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise RunError(f"{spec.file}: ONNX Runtime failed: {_first_line(exc)}") from None
         return dict(zip(names, values, strict=True))
@@ -82,7 +108,7 @@ def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -
     if not path.exists():
         recover_bundle(path)
     manifest = read_manifest(path)
-    sessions = {}
+    sessions, files = {}, {}
     for key, graph in manifest.graphs.items():
         file = safe_member(path, graph.file)
         if not file.is_file():
@@ -94,7 +120,8 @@ def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -
         session = open_session(file, device, tf32)
         _check_signature(file, graph, session)
         sessions[key] = session
-    return Bundle(path, manifest, sessions)
+        files[key] = file
+    return Bundle(path, manifest, sessions, files)
 
 
 def _check_external_data(path: Path, graph: GraphSpec, data: bytes) -> None:

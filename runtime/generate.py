@@ -100,7 +100,7 @@ def generate(
     for memory in spec.memories:  # read again at every step, unchanged
         feeds[memory.step_input] = encoded[memory.encoder_output]
     feeds = check_feeds(step_graph, feeds)
-    session = bundle.session(spec.step_graph)
+    session = bundle.session(spec.step_graph, batch)
     names = [spec.step_output, *(state.step_output for state in spec.states)]
     state_inputs = [state.step_input for state in spec.states]
     feed_back = _feedback(spec.feedback, feeds[spec.step_input])

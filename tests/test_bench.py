@@ -11,7 +11,7 @@ from parity.bench.floor import Gemm, measure_floor
 from parity.bench.iobinding import iobinding_generate
 from parity.bench.report import to_dict
 from parity.bench.result import BenchResult, Row, Settings
-from parity.bench.timing import Timing, measure
+from parity.bench.timing import Timing, measure, measure_interleaved
 from parity.cli import cli
 from parity.runtime.errors import ParityError
 from parity.runtime.sampling import sample_inputs
@@ -68,6 +68,17 @@ def test_measure_calls_warmup_then_repeats():
             measure(lambda: None, **bad)
 
 
+def test_interleaved_timing_takes_turns_in_blocks_with_a_lead_in():
+    calls = []
+    ways = {name: (lambda n=name: calls.append(n)) for name in ("a", "b")}
+    timings = measure_interleaved(ways, warmup=1, repeats=4, rounds=2)
+    # warm-up a, warm-up b, then per round: a's block (lead-in + 2), b's block
+    assert "".join(calls) == "ab" + "aaabbb" * 2
+    assert {name: t.repeats for name, t in timings.items()} == {"a": 4, "b": 4}
+    with pytest.raises(ParityError):
+        measure_interleaved(ways, repeats=0)
+
+
 def test_floor_puts_the_square_first_and_each_size_once():
     floor = measure_floor([(4, 3, 2), (4, 3, 2), (1, 3, 2)], warmup=0, repeats=1)
     assert [(g.m, g.k, g.n) for g in floor][1:] == [(1, 3, 2), (4, 3, 2)]
@@ -97,10 +108,15 @@ def test_report_derives_rates_against_the_peak():
         rows=(
             Row("m", 4, "cpu", "onnxruntime", timing, flops=10**9),
             Row("m", None, "gpu", "onnxruntime", None, note="no CUDA device"),
+            Row("m", 4, "cpu", "tf.function XLA", Timing(0.25, 0.2, 0.3, 3), flops=10**9),
+            Row("m", 4, "cpu", "keras predict", Timing(2.0, 2.0, 2.0, 3), flops=10**9),
         ),
     )
     data = to_dict(result)
-    timed, skipped = data["rows"]
+    timed, skipped, xla, predict = data["rows"]
+    assert timed["vs_best_tensorflow"] == pytest.approx(2.0)  # against XLA, the fastest
+    assert (xla["vs_best_tensorflow"], predict["vs_best_tensorflow"]) == (1.0, 8.0)
+    assert skipped["vs_best_tensorflow"] is None
     assert timed["gflops"] == pytest.approx(2.0)
     assert timed["floor_s"] == pytest.approx(0.5)
     assert timed["floor_multiple"] == pytest.approx(1.0)
@@ -118,7 +134,9 @@ def test_bench_smoke_on_the_tiny_preset(tmp_path):
     lines = result.output.splitlines()
     for model, methods in (
         ("conv_rows_lstm", ("keras predict", "tf.function", "onnxruntime")),
+        ("conv_rows_lstm", ("tf.function XLA", "litert")),
         ("sine_seq2seq", ("tf while_loop", "tf.function step, Python loop")),
+        ("sine_seq2seq", ("tf while_loop XLA", "litert step, Python loop")),
         ("sine_seq2seq", ("onnxruntime step loop", "onnxruntime io-binding loop")),
     ):
         for method in methods:
@@ -130,17 +148,19 @@ def test_bench_smoke_on_the_tiny_preset(tmp_path):
 
     report = json.loads(out_json.read_text())
     assert set(report) == {"schema", "date", "command", "settings", "machine", "floor", "rows"}
-    assert report["schema"] == "parity-bench/1"
+    assert report["schema"] == "parity-bench/2"
     assert {"cpu", "cores", "memory_gib", "versions", "gpu"} <= set(report["machine"])
     assert report["floor"]["peak_gflops"] > 0
     row_keys = {"model", "batch", "device", "method", "skipped", "note", "flops", "median_s"}
     row_keys |= {"min_s", "max_s", "repeats", "gflops", "floor_s", "floor_multiple"}
+    row_keys |= {"vs_best_tensorflow"}
     for row in report["rows"]:
         assert set(row) == row_keys
         assert row["skipped"] == (row["median_s"] is None)
         assert row["skipped"] <= bool(row["note"])  # a skipped row says why
         assert "differs" not in row["note"]  # every way computes what ONNX Runtime computes
     timed = [row for row in report["rows"] if not row["skipped"]]
+    assert {"litert", "litert step, Python loop"} <= {row["method"] for row in timed}
     assert all(row["flops"] > 0 and row["gflops"] > 0 for row in timed)
     assert {row["device"] for row in report["rows"]} == {"cpu", "gpu"}
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -155,3 +175,30 @@ def test_bench_refuses_bad_usage_with_one_line(tmp_path):
         assert result.exit_code == 2, (args, result.output)
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert len(errors) == 1, result.output
+
+
+def test_a_way_that_cannot_run_is_a_row_that_says_why():
+    from parity.bench.cases import _time_ways
+    from parity.bench.litert import Unconvertible
+
+    def unconvertible():
+        raise Unconvertible("does not convert to LiteRT: no")
+
+    def broken():
+        raise RuntimeError("XLA compilation failed\nat line 3")
+
+    ways = {
+        "onnxruntime": lambda: np.ones(3),
+        "litert": unconvertible,
+        "tf.function XLA": broken,
+        "tf.function": lambda: np.ones(3) + 1,
+        "keras predict": "no GPU",
+    }
+    order = ("keras predict", "tf.function", "tf.function XLA", "litert", "onnxruntime")
+    rows = _time_ways(ways, order, Settings(repeats=2, warmup=0), builders=("litert",))
+    assert list(rows) == list(order)
+    assert rows["onnxruntime"][0].repeats == 2 and rows["onnxruntime"][1] == ""
+    assert rows["tf.function"][1] == "output differs from onnxruntime's by 1.0e+00"
+    assert rows["tf.function XLA"] == (None, "failed: XLA compilation failed at line 3")
+    assert rows["litert"] == (None, "does not convert to LiteRT: no")
+    assert rows["keras predict"] == (None, "no GPU")

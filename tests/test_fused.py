@@ -233,3 +233,46 @@ def test_bench_times_each_fused_op_against_tf2onnx_loop(tmp_path):
     for kind in LAYERS:
         assert {(f"masked_{kind.lower()}", m) for m in (ORT_FUSED, ORT_GENERAL)} <= found
     assert all(row.timing and row.flops and "differs" not in row.note for row in case.rows)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+def test_masked_op_runs_the_longest_rows_steps_only_and_equals_the_untrimmed_op(kind):
+    keras.utils.set_random_seed(4)
+    x = keras.Input((9, 3), name="steps")
+    h = keras.layers.Masking(0.0)(x)
+    layer = getattr(keras.layers, kind)(5, return_sequences=True, return_state=True, name="rnn")
+    y, *states = layer(h)
+    model = keras.Model(x, [keras.layers.Dense(2, name="scores")(y), *states])
+    op = {"SimpleRNN": "RNN"}.get(kind, kind)
+    fused = _fused_equals_keras(model, batch_lengths=[0, 1, 4, 2], op=op)
+    trimmed, (spec,) = fused.proto, fused.inputs
+    (node,) = [node for node in trimmed.graph.node if node.op_type == op]
+    (cut,) = [n for n in trimmed.graph.node if node.input[0] in n.output]
+    assert cut.op_type == "Slice"
+    # the same graph made to run every step: at least 9 steps instead of at least 1
+    untrimmed = onnx.ModelProto()
+    untrimmed.CopyFrom(trimmed)
+    (least,) = [i for i in untrimmed.graph.initializer if i.name == "parity_fused/mask/one"]
+    least.CopyFrom(onnx.numpy_helper.from_array(np.array([9], np.int64), least.name))
+    names = [output.name for output in trimmed.graph.output]
+    for lengths in ([0, 1, 4, 2], [0, 0], [9, 3]):
+        data = _post_padded(find_mask(model), spec, lengths, 9, seed=len(lengths))
+        got = _session(trimmed).run(names, {spec.name: data})
+        full = _session(untrimmed).run(names, {spec.name: data})
+        for name, a, b in zip(names, got, full, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name}, lengths {lengths}")
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
+def test_masked_last_output_is_the_state_and_no_sequence_is_written(kind):
+    """A masked layer that returns its last output only: that output is the
+    op's Y_h, so the op writes no Y and nothing fills its padded steps."""
+    keras.utils.set_random_seed(5)
+    x = keras.Input((9, 3), name="steps")
+    last = getattr(keras.layers, kind)(4, name="rnn")(keras.layers.Masking(0.0)(x))
+    model = keras.Model(x, keras.layers.Dense(2, name="scores")(last))
+    op = {"SimpleRNN": "RNN"}.get(kind, kind)
+    fused = _fused_equals_keras(model, batch_lengths=[0, 1, 4, 2, 9], op=op)
+    (node,) = [node for node in fused.proto.graph.node if node.op_type == op]
+    assert node.output[0] == ""
+    assert not {"Where", "Pad"} & {node.op_type for node in fused.proto.graph.node}

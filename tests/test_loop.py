@@ -658,3 +658,24 @@ def test_a_stopped_row_repeats_its_output(tmp_path):
     for row, first in ((0, 3), (1, 2)):
         np.testing.assert_array_equal(stopped[row, first:], np.repeat(stopped[row, first:][:1],
                                                                       6 - first, 0))  # fmt: skip
+
+
+def test_one_row_generates_on_a_single_thread_session_with_the_same_outputs(toys):
+    """A batch of one row runs on a one-thread session of the same graph, and
+    computes what the default session computes."""
+    from parity.runtime.bundle import Bundle
+
+    bundle, _, _ = toys["lstm"]
+    spec = bundle.manifest.seq2seq
+    for graph in (spec.encoder_graph, spec.step_graph):
+        assert bundle.session(graph, 1) is not bundle.session(graph)
+        assert bundle.session(graph, 1).get_session_options().intra_op_num_threads == 1
+        assert bundle.session(graph, 2) is bundle.session(graph)
+    # the same sessions without the graphs' files: no one-row session to open
+    sessions = {key: bundle.session(key) for key in bundle.manifest.graphs}
+    default = Bundle(bundle.path, bundle.manifest, sessions)
+    assert default.session(spec.step_graph, 1) is bundle.session(spec.step_graph)
+    inputs = encoder_inputs(bundle.manifest, 1, seed=3)
+    one_row = runtime.generate(bundle, inputs, steps=7, use_loop_graph=False)
+    expected = runtime.generate(default, inputs, steps=7, use_loop_graph=False)
+    np.testing.assert_array_equal(one_row, expected)
