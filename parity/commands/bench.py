@@ -40,7 +40,7 @@ from parity.options import device_option, json_option, only_option, plot_option
 @plot_option("Write a bar chart (PNG).")
 @device_option("auto: CPU, and a GPU where there is one.")
 def command(preset, names, batches, repeats, warmup, json_path, plot_path, device) -> None:
-    """Time Keras, tf.function and ONNX Runtime on every zoo model (untrained,
+    """Time Keras, tf.function, XLA, LiteRT and ONNX Runtime on every zoo model (untrained,
     exported to a temporary folder) and the seq2seq generation loops, with
     achieved GFLOP/s and the multiple of the time numpy's GEMM rate implies."""
     from parity.bench.report import plot, table, write_json
