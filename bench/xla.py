@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from parity.exporter.keras_graph import as_list, layer_name
+from parity.verify.reference import tensorflow_feedback
 
 
 def xla_call(model: Any, arrays: list[np.ndarray]) -> Callable[[], np.ndarray]:
@@ -37,18 +38,10 @@ def xla_generate(
     encoder input and the first step input. Returns ``(batch, steps, ...)``."""
     import tensorflow as tf
 
-    step_input = split.step.inputs[0]
-    features = step_input.shape[-1]
     encoder_names = [layer_name(t) for t in split.encoder.outputs]
     output_dtype = split.step.outputs[0].dtype
 
-    def feed_back(output):
-        if split.feedback == "identity":
-            return output
-        token = tf.argmax(output, axis=-1)
-        if split.feedback == "argmax_onehot":
-            return tf.one_hot(token, features, dtype=step_input.dtype)
-        return tf.cast(token, step_input.dtype)
+    feed_back = tensorflow_feedback(split)
 
     @tf.function(jit_compile=True)
     def generate(encoder_x, first):
@@ -61,10 +54,11 @@ def xla_generate(
             else tf.zeros((batch, spec.size), tf.float32)
             for spec in split.states
         ]
+        memories = [encoded[spec.encoder_output] for spec in split.memories]
         outputs = tf.TensorArray(output_dtype, size=steps)
 
         def body(t, x, states, outputs):
-            output, *states = split.step([x, *states], training=False)
+            output, *states = split.step([x, *states, *memories], training=False)
             return t + 1, feed_back(output), states, outputs.write(t, output[:, 0])
 
         loop_vars = (tf.constant(0), first, states, outputs)

@@ -36,6 +36,24 @@ def as_path(value: Any, parameter: str = "path") -> Path:
     return Path(text)
 
 
+def file_target(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a file that can be written: not a folder, in a folder that exists.
+
+    Args:
+        path: the file to write or replace.
+
+    Raises:
+        ParityError: ``path`` is a folder, or its folder does not exist.
+    """
+    path = as_path(path)
+    folder = path.resolve().parent
+    if path.is_dir():
+        raise ParityError(f"{path}: is a folder, expected a file name")
+    if not folder.is_dir():
+        raise ParityError(f"{path}: its folder {folder} does not exist")
+    return path
+
+
 @contextlib.contextmanager
 def replaced_atomically(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for the caller to write; once the
@@ -48,12 +66,8 @@ def replaced_atomically(path: str | os.PathLike[str]) -> Iterator[Path]:
         ParityError: ``path`` is a folder, its folder does not exist, or the
             file system refused the write (one line, nothing left behind).
     """
-    path = as_path(path)
+    path = file_target(path)
     folder = path.resolve().parent
-    if path.is_dir():
-        raise ParityError(f"{path}: is a folder, expected a file name")
-    if not folder.is_dir():
-        raise ParityError(f"{path}: its folder {folder} does not exist")
     # A hidden name in the same folder: the rename is atomic on one file system.
     temporary = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:

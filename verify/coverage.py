@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from parity.runtime.paths import replaced_atomically
+from parity.runtime.paths import file_target, replaced_atomically
 
 FEATURES = 3
 UNITS = 4
@@ -67,14 +67,7 @@ def write_matrix(
     ``configurations``: the cases to run (None: every one of :func:`cases`). ``progress`` hears each
     case's name as it starts. A missing folder is refused before any case runs.
     """
-    from parity.runtime.errors import ParityError
-
-    output = Path(output)
-    folder = output.resolve().parent
-    if output.is_dir():
-        raise ParityError(f"{output}: is a folder, expected a file name")
-    if not folder.is_dir():
-        raise ParityError(f"{output}: folder {folder} does not exist")
+    output = file_target(output)  # before any case runs
     from parity.verify.forms import form_cases, run_form
 
     rows, form_rows = [], []

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from parity.runtime.paths import replaced_atomically
+from parity.verify.report import format_number, jsonable
 from parity.verify.row_errors import FailedRow
 
 SCHEMA_VERSION = 1
@@ -118,7 +119,7 @@ class DatasetReport:
         return self.rows / self.seconds if self.seconds > 0 else math.inf
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(
+        return jsonable(
             {
                 "schema": SCHEMA_VERSION,
                 "kind": "dataset",
@@ -158,24 +159,6 @@ def _output_dict(output: OutputSummary) -> dict[str, Any]:
     return data
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    return value
-
-
-def _number(value: float) -> str:
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf"
-    return f"{value:.2e}"
-
-
 def format_table(report: DatasetReport) -> str:
     """One row per output, the worst failing rows, then a summary line."""
     lines = [
@@ -193,11 +176,11 @@ def format_table(report: DatasetReport) -> str:
         (
             output.name,
             f"{output.rows_failed}/{report.rows}",
-            _number(output.p50),
-            _number(output.p99),
-            _number(output.max_abs),
-            _number(output.atol),
-            _number(output.rtol),
+            format_number(output.p50),
+            format_number(output.p99),
+            format_number(output.max_abs),
+            format_number(output.atol),
+            format_number(output.rtol),
             _describe_agreement(output.agreement),
             "FAIL" if output.rows_failed else "PASS",
         )
@@ -258,7 +241,7 @@ def describe_row(row: FailedRow) -> str:
     )
     return (
         f"row {row.row} ({row.shard} row {row.shard_row}): {row.output}{step}: {element}"
-        f"max abs {_number(row.max_abs)}, {_number(row.ratio)} x the tolerance"
+        f"max abs {format_number(row.max_abs)}, {format_number(row.ratio)} x the tolerance"
     )
 
 

@@ -80,10 +80,15 @@ def _encoder_array(split: Seq2SeqSplit, encoder_inputs: Any) -> np.ndarray:
     return np.asarray(encoder_inputs).astype(split.encoder.inputs[0].dtype, copy=False)
 
 
-def _generation_body(split: Seq2SeqSplit):
+def tensorflow_feedback(split: Seq2SeqSplit):
+    """The split's feedback rule as a TensorFlow function: a step's output to
+    the next step's input (as it is, or its argmax as a one-hot or a token id).
+
+    Args:
+        split: the seq2seq split whose step model's input the result feeds.
+    """
     import tensorflow as tf
 
-    encoder_names = [layer_name(t) for t in split.encoder.outputs]
     step_input = split.step.inputs[0]
     features = step_input.shape[-1]
 
@@ -94,6 +99,15 @@ def _generation_body(split: Seq2SeqSplit):
         if split.feedback == "argmax_onehot":
             return tf.one_hot(token, features, dtype=step_input.dtype)
         return tf.cast(token, step_input.dtype)
+
+    return feed_back
+
+
+def _generation_body(split: Seq2SeqSplit):
+    import tensorflow as tf
+
+    encoder_names = [layer_name(t) for t in split.encoder.outputs]
+    feed_back = tensorflow_feedback(split)
 
     def generate(encoder_x, start, steps, stop_token):
         encoded = split.encoder(encoder_x, training=False)

@@ -85,7 +85,7 @@ class Report:
         return tuple(check for check in self.checks if not check.passed)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(
+        return jsonable(
             {
                 "schema": SCHEMA_VERSION,
                 "passed": self.passed,
@@ -107,17 +107,19 @@ class Report:
         return format_table(self)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats as the strings "nan", "inf", "-inf" (JSON has none)."""
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
+        return {key: jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     return value
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
+    """A number as the tables print it: two decimals of scientific notation."""
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
@@ -136,10 +138,10 @@ def format_table(report: Report) -> str:
     rows = [
         (
             check.name,
-            _number(check.max_abs),
-            _number(check.rel_l2),
-            "-" if check.noise_floor is None else _number(check.noise_floor),
-            "-" if check.error is None else _number(check.error),
+            format_number(check.max_abs),
+            format_number(check.rel_l2),
+            "-" if check.noise_floor is None else format_number(check.noise_floor),
+            "-" if check.error is None else format_number(check.error),
             "-" if check.ratio is None else _ratio(check.ratio),
             _limit(check),
             "-" if check.agreement is None else f"{100 * check.agreement:.1f}%",
@@ -183,7 +185,7 @@ def _limit(check: Check) -> str:
         return "-"
     if check.rule == "noise":
         return f"{check.limit:g}"
-    return f"1 (atol {_number(check.atol)}, rtol {_number(check.rtol)})"
+    return f"1 (atol {format_number(check.atol)}, rtol {format_number(check.rtol)})"
 
 
 def describe_failure(check: Check) -> str:
@@ -192,17 +194,17 @@ def describe_failure(check: Check) -> str:
         return check.detail
     if check.rule == "noise":
         return (
-            f"error against float64 {_number(check.error)} is {_ratio(check.ratio)} times "
-            f"the float32 noise floor {_number(check.noise_floor)} (allowed: {check.limit:g} "
+            f"error against float64 {format_number(check.error)} is {_ratio(check.ratio)} times "
+            f"the float32 noise floor {format_number(check.noise_floor)} (allowed: {check.limit:g} "
             f"times); worst element {check.worst_index}: expected {check.worst_expected!r}, "
-            f"got {check.worst_actual!r}; would pass with atol >= {_number(check.max_abs)} "
+            f"got {check.worst_actual!r}; would pass with atol >= {format_number(check.max_abs)} "
             f"(--atol: the allclose rule against float32)"
         )
     return (
         f"worst element {check.worst_index}: expected {check.worst_expected!r}, "
-        f"got {check.worst_actual!r}; would pass with atol >= {_number(check.needed_atol)} "
-        f"(at rtol {_number(check.rtol)}) or rtol >= {_number(check.needed_rtol)} "
-        f"(at atol {_number(check.atol)})"
+        f"got {check.worst_actual!r}; would pass with atol >= {format_number(check.needed_atol)} "
+        f"(at rtol {format_number(check.rtol)}) or rtol >= {format_number(check.needed_rtol)} "
+        f"(at atol {format_number(check.atol)})"
     )
 
 
