@@ -9,7 +9,8 @@ and the oneDNN notice is printed whatever ``TF_ENABLE_ONEDNN_OPTS`` says
 changes results). So :func:`quiet_tensorflow` sets the log levels for what
 comes later (a failed ``cuInit`` is logged at the first operation) and points
 file descriptor 2 at the null device while ``tensorflow`` itself is imported,
-wherever that import happens, and nowhere else.
+wherever that import happens, and nowhere else; TensorFlow's Python logger
+is then set to errors only.
 """
 
 from __future__ import annotations
@@ -94,3 +95,6 @@ class _QuietLoader(importlib.abc.Loader):
         module.__spec__.loader = module.__loader__ = self._loader
         with stderr_to_null():
             self._loader.exec_module(module)
+        # Python-side notes too, such as tf.function's retracing warning: the
+        # reference generation traces one loop per model it checks, on purpose.
+        module.get_logger().setLevel("ERROR")
