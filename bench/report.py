@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.bench.result import BenchResult, Row, best_tensorflow, versus_tensorflow
+from parity.runtime.paths import replaced_atomically
 
 SCHEMA = "parity-bench/2"
 HEADER = (
@@ -91,7 +92,9 @@ def to_dict(result: BenchResult) -> dict[str, Any]:
 
 
 def write_json(result: BenchResult, path: Path) -> None:
-    Path(path).write_text(json.dumps(to_dict(result), indent=2) + "\n", encoding="utf-8")
+    """Write the JSON record atomically (schema above)."""
+    with replaced_atomically(path) as temporary:
+        temporary.write_text(json.dumps(to_dict(result), indent=2) + "\n", encoding="utf-8")
 
 
 def table(result: BenchResult) -> str:
@@ -170,8 +173,11 @@ def plot(result: BenchResult, path: Path) -> None:
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[m]) for m in methods]
     axes.legend(handles, methods, fontsize=7, loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=110)
-    plt.close(figure)
+    try:
+        with replaced_atomically(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=110)
+    finally:
+        plt.close(figure)
 
 
 def _row(row: Row, peak: float, best: dict) -> dict[str, Any]:

@@ -245,17 +245,6 @@ def describe_row(row: FailedRow) -> str:
     )
 
 
-def write_json(report: DatasetReport, path: Path) -> None:
-    """Write the JSON report atomically.
-
-    Args:
-        report: the report.
-        path: the file to write or replace.
-    """
-    with replaced_atomically(path) as temporary:
-        temporary.write_text(report.to_json(), encoding="utf-8")
-
-
 def write_failures(report: DatasetReport, path: Path) -> DatasetReport:
     """Write the worst failing rows' inputs to an ``.npz`` (one array per input
     name, as ``parity verify --inputs`` reads it, and :data:`DATASET_ROW`, each

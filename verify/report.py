@@ -208,11 +208,12 @@ def describe_failure(check: Check) -> str:
     )
 
 
-def write_json(report: Report, path: Path) -> None:
-    """Write the JSON report atomically.
+def write_json(report: Report | Any, path: Path) -> None:
+    """Write a JSON report atomically.
 
     Args:
-        report: the report.
+        report: a :class:`Report`, or any report with ``to_json()`` (the
+            dataset check's).
         path: the file to write or replace.
     """
     with replaced_atomically(path) as temporary:

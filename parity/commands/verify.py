@@ -151,7 +151,8 @@ def _verify_dataset(model, bundle, data_path, policy, progress, device, tf32, un
     """``--data``: every row of a dataset; the worst failing rows' inputs go to
     ``--failures``, or beside the JSON report."""
     from parity.verify.dataset import check_dataset
-    from parity.verify.dataset_report import write_failures, write_json
+    from parity.verify.dataset_report import write_failures
+    from parity.verify.report import write_json
 
     report = check_dataset(
         bundle,
