@@ -38,6 +38,7 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
+from parity.runtime.bundle_format.writer import sha256_file
 from parity.runtime.errors import ParityError
 from parity.runtime.limits import byte_limit, describe_bytes
 from parity.runtime.paths import as_path
@@ -405,9 +406,9 @@ def model_digest(path: Path) -> str:
     """The sha256 of a model file; for a SavedModel folder, of every file in
     it (relative path and contents, in sorted order)."""
     if not path.is_dir():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path)
     digest = hashlib.sha256()
     for item in sorted(item for item in path.rglob("*") if item.is_file()):
         digest.update(item.relative_to(path).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(item.read_bytes()).digest())
+        digest.update(bytes.fromhex(sha256_file(item)))
     return digest.hexdigest()
