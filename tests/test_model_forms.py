@@ -84,6 +84,8 @@ def test_sequential_exports_fuses_and_verifies(tmp_path, form, functional_ops):
     assert not spec.name.startswith("keras_tensor")  # a layer's name, not Keras' internal one
     report = verify.check(tmp_path / "bundle", path, batches=(1, 4), seed=1)
     assert report.passed, report.table()
+    compared = [c for c in report.checks if c.kind == "output"]
+    assert compared and all(c.rule == "noise" for c in compared)  # the float64 rebuild ran
 
 
 def test_first_seed_type_2_sequential_time_distributed(tmp_path):

@@ -460,9 +460,16 @@ def _user_input(inputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
 
 def load_source_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str]:
     """Load the Keras model (a path or a model in memory) and, for a path, make
-    sure the bundle was exported from it: ``(model, label for reports)``."""
+    sure the bundle was exported from it: ``(model, label for reports)``.
+
+    The model comes back in the form the exporter walked (a ``Sequential``
+    model as a functional model over its own layers), so that everything
+    verification builds from it (the float64 rebuild, the seq2seq split) sees
+    what the export saw."""
+    from parity.exporter.forms import as_functional
+
     if not isinstance(model, str | Path):
-        return model, getattr(model, "name", "keras model")
+        return as_functional(model), getattr(model, "name", "keras model")
     from parity.exporter import load_keras
     from parity.exporter.load import model_digest
 
@@ -475,4 +482,4 @@ def load_source_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str
             f"{path}: this is not the model the bundle was exported from "
             f"(sha256 {digest[:12]}..., bundle records {expected[:12]}...); re-export it"
         )
-    return keras_model, str(path)
+    return as_functional(keras_model), str(path)
