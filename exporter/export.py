@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from parity.exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx
+from parity.exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx, simplified_graph
 from parity.exporter.forms import as_functional
 from parity.exporter.fused import fuse_recurrent
 from parity.exporter.golden import golden_data
@@ -138,8 +138,11 @@ def export_model(
             mask = dataclasses.replace(mask, padding="post", fused=True)
     else:
         converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
+    converted, unsimplified = simplified_graph(converted)
     graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
     notes = [SAVED_MODEL_NOTE] if saved_model else []
+    if unsimplified:
+        notes.append(unsimplified)
     if needs_repair(model):
         notes.append(
             "TimeDistributed layers were folded into the batch axis before conversion "

@@ -2,6 +2,10 @@
 its names, the dims shape inference finds, and one peephole for single-step
 recurrent ops.
 
+Every graph the exporter writes is simplified
+(:func:`parity.exporter.convert.simplified_graph`); the measurements below are
+why the generation graph needs it most.
+
 The generation graph (:mod:`parity.exporter.loop`) runs a step graph inside an
 ONNX ``Loop``, and ONNX Runtime pays for every body node at every step, so the
 layout-only work tf2onnx leaves in a step graph is taken out before it
@@ -54,6 +58,7 @@ from parity.exporter.onnx_nodes import (
     readers_of,
     subgraphs,
 )
+from parity.runtime.errors import ParityError
 
 __all__ = [
     "SKIPPED_FUSIONS",
@@ -87,10 +92,17 @@ def simplified(model: onnx.ModelProto) -> onnx.ModelProto:
     -1 for a symbolic dim), a Reshape reads past the views before it, a Reshape
     to the shape its input has goes, and what depends on initializers alone is
     folded into initializers. The fusions in :data:`SKIPPED_FUSIONS` are not
-    made, so every value is computed as before. ``model`` is left as it is."""
+    made, so every value is computed as before. ``model`` is left as it is.
+    Raises :class:`ParityError` with onnx-simplifier's reason when it fails."""
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    result, _ = onnxsim.simplify(copy, skipped_optimizers=list(SKIPPED_FUSIONS))
+    try:
+        result, _ = onnxsim.simplify(copy, skipped_optimizers=list(SKIPPED_FUSIONS))
+    except Exception as exc:  # onnxsim raises bare RuntimeError/ValueError/onnx errors
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ParityError(
+            f"onnx-simplifier cannot simplify graph {model.graph.name!r}: {reason}"
+        ) from None
     return result
 
 

@@ -56,14 +56,15 @@ def export_seq2seq(
     ``steps`` is the horizon the model was made for; by default the decoder
     input's fixed length, else :data:`DEFAULT_STEPS` (with a note in the
     manifest). ``start_token`` is the first token of a token decoder."""
-    from parity.exporter.convert import keras_to_onnx
+    from parity.exporter.convert import keras_to_onnx, simplified_graph
 
     if steps is not None:
         steps = check_steps(steps)  # before anything is built
     split = split_seq2seq(model, start_token=start_token)
     horizon, notes = _horizon(model, split, steps)
-    encoder = keras_to_onnx(split.encoder, opset=opset)
-    step = keras_to_onnx(split.step, opset=opset)
+    encoder, encoder_note = simplified_graph(keras_to_onnx(split.encoder, opset=opset))
+    step, step_note = simplified_graph(keras_to_onnx(split.step, opset=opset))
+    notes += [note for note in (encoder_note, step_note) if note]
     _check_names(split, encoder, step)
     spec = Seq2SeqSpec(
         encoder_graph=ENCODER_GRAPH,

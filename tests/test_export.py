@@ -63,6 +63,37 @@ def test_dynamic_axes_stay_dynamic(exported):
     assert masked.graph("model").inputs[0].shape[0] == "batch"
 
 
+def test_written_graphs_are_simplified(exported):
+    """tf2onnx puts a Reshape pair and two Transposes between a TimeDistributed
+    Conv2D and MaxPooling2D, which keeps ONNX Runtime from running them in its
+    blocked layout (twice the time); simplified, the pool reads the
+    convolution's activation directly; where only the batch axis is dynamic,
+    no target shape is computed from ``Shape`` at run time."""
+    graph = onnx.load(exported["td_cnn_lstm"][2] / "model.onnx").graph
+    producer = {out: node for node in graph.node for out in node.output}
+    (pool,) = [node for node in graph.node if node.op_type == "MaxPool"]
+    relu = producer[pool.input[0]]
+    assert (relu.op_type, producer[relu.input[0]].op_type) == ("Relu", "Conv")
+    for name in ("td_cnn_lstm", "conv_rows_lstm"):
+        ops = {node.op_type for node in onnx.load(exported[name][2] / "model.onnx").graph.node}
+        assert "Shape" not in ops, name
+
+
+def test_a_graph_the_simplifier_cannot_take_is_kept_with_a_note():
+    from onnx import TensorProto, helper
+
+    from parity.exporter.convert import ConvertedGraph, simplified_graph
+
+    x, y = (helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 4]) for name in "xy")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "undefined"], ["y"])], "broken", [x], [y]
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    kept, note = simplified_graph(ConvertedGraph(proto, (), ()))
+    assert kept.proto is proto
+    assert note.startswith("the graph is left as tf2onnx wrote it: onnx-simplifier")
+
+
 @pytest.mark.parametrize("name", SINGLE)
 def test_onnx_runtime_matches_keras_on_fresh_inputs(exported, name):
     trained, manifest, path = exported[name]
