@@ -19,6 +19,7 @@ from parity.runtime.errors import BundleError, InputError, RunError
 from parity.runtime.inputs import check_feeds, check_prefix_mask
 from parity.runtime.paths import as_path
 from parity.runtime.providers import (
+    ROW_SPLITTING_OPS,
     SINGLE_ROW_THREADS,
     check_device,
     open_session,
@@ -32,21 +33,22 @@ class Bundle:
 
     ``providers`` maps each graph to the providers its session really got, in
     priority order; ``device`` is "gpu" when every session runs on CUDA.
-    On the CPU a batch of one row runs on a second session of the graph with
+    On the CPU a batch of one row of a graph in ``one_row_files`` (graph to
+    file) runs on a second session of that file with
     :data:`~parity.runtime.providers.SINGLE_ROW_THREADS` threads, opened when
-    first needed (``files`` maps each graph to its file for that)."""
+    first needed."""
 
     def __init__(
         self,
         path: Path,
         manifest: Manifest,
         sessions: Mapping[str, Any],
-        files: Mapping[str, Path] | None = None,
+        one_row_files: Mapping[str, Path] | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
         self._sessions = dict(sessions)
-        self._files = dict(files or {})
+        self._files = dict(one_row_files or {})
         self._single_row: dict[str, Any] = {}
         self.providers = {key: tuple(s.get_providers()) for key, s in self._sessions.items()}
         devices = {session_device(s) for s in self._sessions.values()}
@@ -108,7 +110,7 @@ def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -
     if not path.exists():
         recover_bundle(path)
     manifest = read_manifest(path)
-    sessions, files = {}, {}
+    sessions, one_row_files = {}, {}
     for key, graph in manifest.graphs.items():
         file = safe_member(path, graph.file)
         if not file.is_file():
@@ -116,27 +118,51 @@ def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -
         data = file.read_bytes()
         if sha256_bytes(data) != graph.sha256:
             raise BundleError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
-        _check_external_data(path, graph, data)
+        model = _parsed(file, data)
+        _check_external_data(path, graph, model)
         session = open_session(file, device, tf32)
         _check_signature(file, graph, session)
         sessions[key] = session
-        files[key] = file
-    return Bundle(path, manifest, sessions, files)
+        if not _op_types(model) & ROW_SPLITTING_OPS:
+            one_row_files[key] = file
+    return Bundle(path, manifest, sessions, one_row_files)
 
 
-def _check_external_data(path: Path, graph: GraphSpec, data: bytes) -> None:
-    """Every file the graph reads its weights from must be listed in the
-    manifest (``external_data``), inside the bundle, and match its sha256.
-    ONNX Runtime reads any such file inside the bundle's folder unchecked."""
+def _parsed(file: Path, data: bytes) -> Any:
     import onnx
 
     try:
-        model = onnx.ModelProto.FromString(data)
+        return onnx.ModelProto.FromString(data)
     except Exception as exc:  # protobuf raises its own DecodeError
         raise BundleError(
-            f"{path / graph.file}: ONNX Runtime cannot load this graph "
-            f"(not an ONNX model: {_first_line(exc)})"
+            f"{file}: ONNX Runtime cannot load this graph (not an ONNX model: {_first_line(exc)})"
         ) from None
+
+
+def _op_types(model: Any) -> set[str]:
+    """The op type of every node of ``model``, subgraphs and functions included."""
+    from onnx import AttributeProto
+
+    def of_nodes(nodes: Any) -> Iterator[str]:
+        for node in nodes:
+            yield node.op_type
+            for attribute in node.attribute:
+                if attribute.type == AttributeProto.GRAPH:
+                    yield from of_nodes(attribute.g.node)
+                elif attribute.type == AttributeProto.GRAPHS:
+                    for subgraph in attribute.graphs:
+                        yield from of_nodes(subgraph.node)
+
+    types = set(of_nodes(model.graph.node))
+    for function in model.functions:
+        types.update(of_nodes(function.node))
+    return types
+
+
+def _check_external_data(path: Path, graph: GraphSpec, model: Any) -> None:
+    """Every file the graph reads its weights from must be listed in the
+    manifest (``external_data``), inside the bundle, and match its sha256.
+    ONNX Runtime reads any such file inside the bundle's folder unchecked."""
     folder = PurePosixPath(graph.file).parent
     for location in sorted(set(_external_locations(model))):
         member = str(folder / location)

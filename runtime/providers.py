@@ -34,6 +34,12 @@ SPIN_DURATION_US = 20
 # generation 3.0 ms against 3.3 ms (10th percentile), ``masked_lstm`` 95 us
 # against 102 us, ``conv_rows_lstm`` equal.
 SINGLE_ROW_THREADS = 1
+# Except in a graph with one of these ops: ONNX Runtime splits a convolution's
+# output positions over its threads, which pays within one row. Measured on
+# a 2-core Intel Xeon (AVX-512), the seed ``td_cnn_lstm`` (5 frames of 224 x
+# 224 x 3, Conv2D(64)) at batch 1: 19.5 ms on two threads, 30.8 ms on one;
+# ``conv_rows_lstm`` (28 x 28) the same either way.
+ROW_SPLITTING_OPS = frozenset({"Conv", "ConvTranspose"})
 
 
 def check_device(device: str) -> str:

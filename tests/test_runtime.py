@@ -143,6 +143,20 @@ def test_sessions_spin_briefly(single):
     assert entry == str(SPIN_DURATION_US)
 
 
+def test_one_row_threads_follow_the_graph(exported_zoo):
+    """One row of a recurrent graph runs on a one-thread session (waking a
+    second thread costs more than it saves); a graph that convolves keeps its
+    threads, which split the convolution within the row."""
+    from parity.runtime.providers import SINGLE_ROW_THREADS
+
+    masked = runtime.load_bundle(exported_zoo["masked_lstm"][2], device="cpu")
+    one_row = masked.session(batch=1)
+    assert one_row is not masked.session()
+    assert one_row.get_session_options().intra_op_num_threads == SINGLE_ROW_THREADS
+    frames = runtime.load_bundle(exported_zoo["td_cnn_lstm"][2], device="cpu")
+    assert frames.session(batch=1) is frames.session()
+
+
 def test_cuda_is_not_trusted_from_the_available_list():
     import onnxruntime as ort
 
