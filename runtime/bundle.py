@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,7 +20,7 @@ from parity.runtime.errors import BundleError, InputError, RunError
 from parity.runtime.inputs import check_feeds, check_prefix_mask
 from parity.runtime.paths import as_path
 from parity.runtime.providers import (
-    ROW_SPLITTING_OPS,
+    ONE_ROW_SPLIT_MACS,
     SINGLE_ROW_THREADS,
     check_device,
     open_session,
@@ -123,7 +124,7 @@ def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -
         session = open_session(file, device, tf32)
         _check_signature(file, graph, session)
         sessions[key] = session
-        if not _op_types(model) & ROW_SPLITTING_OPS:
+        if _convolution_macs(model) < ONE_ROW_SPLIT_MACS:
             one_row_files[key] = file
     return Bundle(path, manifest, sessions, one_row_files)
 
@@ -139,24 +140,27 @@ def _parsed(file: Path, data: bytes) -> Any:
         ) from None
 
 
-def _op_types(model: Any) -> set[str]:
-    """The op type of every node of ``model``, subgraphs and functions included."""
-    from onnx import AttributeProto
-
-    def of_nodes(nodes: Any) -> Iterator[str]:
-        for node in nodes:
-            yield node.op_type
-            for attribute in node.attribute:
-                if attribute.type == AttributeProto.GRAPH:
-                    yield from of_nodes(attribute.g.node)
-                elif attribute.type == AttributeProto.GRAPHS:
-                    for subgraph in attribute.graphs:
-                        yield from of_nodes(subgraph.node)
-
-    types = set(of_nodes(model.graph.node))
-    for function in model.functions:
-        types.update(of_nodes(function.node))
-    return types
+def _convolution_macs(model: Any) -> int:
+    """Multiply-adds of one image (one item of the batch axis) through every
+    ``Conv`` of ``model``'s graph whose weight is an initializer and whose
+    output dims shape inference wrote down (the exporter's graphs have them);
+    any other counts 0."""
+    weights = {tensor.name: tuple(tensor.dims) for tensor in model.graph.initializer}
+    dims = {
+        value.name: tuple(
+            dim.dim_value if dim.HasField("dim_value") else None
+            for dim in value.type.tensor_type.shape.dim
+        )
+        for value in (*model.graph.value_info, *model.graph.output)
+    }
+    total = 0
+    for node in model.graph.node:
+        conv = node.op_type == "Conv" and len(node.input) > 1
+        weight = weights.get(node.input[1]) if conv else None
+        output = dims.get(node.output[0], ())
+        if weight and len(output) > 1 and None not in output[1:]:
+            total += math.prod(output[1:]) * math.prod(weight[1:])
+    return total
 
 
 def _check_external_data(path: Path, graph: GraphSpec, model: Any) -> None:

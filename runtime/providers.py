@@ -34,12 +34,14 @@ SPIN_DURATION_US = 20
 # generation 3.0 ms against 3.3 ms (10th percentile), ``masked_lstm`` 95 us
 # against 102 us, ``conv_rows_lstm`` equal.
 SINGLE_ROW_THREADS = 1
-# Except in a graph with one of these ops: ONNX Runtime splits a convolution's
-# output positions over its threads, which pays within one row. Measured on
-# a 2-core Intel Xeon (AVX-512), the seed ``td_cnn_lstm`` (5 frames of 224 x
-# 224 x 3, Conv2D(64)) at batch 1: 19.5 ms on two threads, 30.8 ms on one;
-# ``conv_rows_lstm`` (28 x 28) the same either way.
-ROW_SPLITTING_OPS = frozenset({"Conv", "ConvTranspose"})
+# Except in a graph whose convolutions do at least this many multiply-adds
+# per image: ONNX Runtime splits a convolution's output over its threads,
+# which pays within one row once the convolution is large. Measured on a
+# 2-core Intel Xeon (AVX-512) at batch 1: the seed ``td_cnn_lstm`` (85 million
+# per 224 x 224 frame) 20 ms on two threads, 31 ms on one; the seed
+# ``conv_rows_lstm`` (5 million per image) 150 us on one thread, 377 us on two
+# (its LSTM then joins two threads at each of its 26 steps).
+ONE_ROW_SPLIT_MACS = 16_000_000
 
 
 def check_device(device: str) -> str:

@@ -143,18 +143,27 @@ def test_sessions_spin_briefly(single):
     assert entry == str(SPIN_DURATION_US)
 
 
-def test_one_row_threads_follow_the_graph(exported_zoo):
+def test_one_row_threads_follow_the_graph(exported_zoo, tmp_path):
     """One row of a recurrent graph runs on a one-thread session (waking a
-    second thread costs more than it saves); a graph that convolves keeps its
-    threads, which split the convolution within the row."""
-    from parity.runtime.providers import SINGLE_ROW_THREADS
+    second thread costs more than it saves, at every step); a graph with a
+    large convolution keeps its threads, which split the convolution."""
+    import keras
 
-    masked = runtime.load_bundle(exported_zoo["masked_lstm"][2], device="cpu")
-    one_row = masked.session(batch=1)
-    assert one_row is not masked.session()
-    assert one_row.get_session_options().intra_op_num_threads == SINGLE_ROW_THREADS
-    frames = runtime.load_bundle(exported_zoo["td_cnn_lstm"][2], device="cpu")
-    assert frames.session(batch=1) is frames.session()
+    from parity.exporter import export_model
+    from parity.runtime.providers import ONE_ROW_SPLIT_MACS, SINGLE_ROW_THREADS
+
+    for name in ("masked_lstm", "conv_rows_lstm"):
+        bundle = runtime.load_bundle(exported_zoo[name][2], device="cpu")
+        one_row = bundle.session(batch=1)
+        assert one_row is not bundle.session()
+        assert one_row.get_session_options().intra_op_num_threads == SINGLE_ROW_THREADS
+    images = keras.Input((128, 128, 3), name="images")
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(64, 3)(images))
+    model = keras.Model(images, keras.layers.Dense(2, name="scores")(features))
+    assert ONE_ROW_SPLIT_MACS <= 126 * 126 * 64 * 3 * 3 * 3
+    export_model(model, tmp_path / "conv")
+    bundle = runtime.load_bundle(tmp_path / "conv", device="cpu")
+    assert bundle.session(batch=1) is bundle.session()
 
 
 def test_cuda_is_not_trusted_from_the_available_list():
