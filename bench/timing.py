@@ -44,18 +44,33 @@ def measure(fn: Callable[[], Any], warmup: int = 2, repeats: int = 5) -> Timing:
     return Timing(statistics.median(seconds), min(seconds), max(seconds), repeats)
 
 
+# How long a block's untimed lead-in lasts at least. A runtime's worker
+# threads spin for a while after its last call (ONNX Runtime's for 20 us as
+# parity sets it, LiteRT's XNNPACK pool and TensorFlow's far longer) and
+# hold the cores the next block's threads need. Measured in bench runs,
+# ``conv_rows_lstm`` at batch 1, timed right after LiteRT's block: ONNX
+# Runtime on two threads 377 us after a one-call lead-in, 91 to 93 us after
+# this one (beside XLA alone, 72 us); LiteRT itself 188 against 138 us.
+LEAD_IN_SECONDS = 0.02
+
+
 def measure_interleaved(
-    calls: dict[str, Callable[[], Any]], warmup: int = 2, repeats: int = 5, rounds: int = 3
+    calls: dict[str, Callable[[], Any]],
+    warmup: int = 2,
+    repeats: int = 5,
+    rounds: int = 3,
+    lead_in: float = LEAD_IN_SECONDS,
 ) -> dict[str, Timing]:
     """Time several callables that compete for the same machine, taking turns.
 
     Each callable gets ``warmup`` untimed calls first. Then, ``rounds`` times
-    over, each callable runs one block: one untimed lead-in call, then its
-    share of the ``repeats`` timed calls. Taking turns in blocks spreads a
-    drift of the machine over every callable alike, and the lead-in absorbs
-    what the previous block leaves behind (ONNX Runtime's intra-op threads
-    spin after a call and slow whatever runs next). Returns the timing of
-    each callable over its ``repeats`` timed calls."""
+    over, each callable runs one block: an untimed lead-in, calls until
+    ``lead_in`` seconds have passed (one call at least), then its share of
+    the ``repeats`` timed calls. Taking turns in blocks spreads a drift of the
+    machine over every callable alike, and the lead-in absorbs what the
+    previous block leaves behind (worker threads that spin after a call and
+    slow whatever runs next). Returns the timing of each callable over its
+    ``repeats`` timed calls."""
     if warmup < 0:
         raise ParityError(f"warm-up must be 0 or more calls, got {warmup}")
     if repeats < 1:
@@ -68,7 +83,10 @@ def measure_interleaved(
     for index in range(rounds):
         share = repeats // rounds + (1 if index < repeats % rounds else 0)
         for name, fn in calls.items():
+            started = time.perf_counter()
             fn()
+            while time.perf_counter() - started < lead_in:
+                fn()
             for _ in range(share):
                 started = time.perf_counter()
                 fn()

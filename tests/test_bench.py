@@ -1,6 +1,7 @@
 """``parity bench``: FLOP counting, timing, the report, and one small run end to end."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -71,12 +72,23 @@ def test_measure_calls_warmup_then_repeats():
 def test_interleaved_timing_takes_turns_in_blocks_with_a_lead_in():
     calls = []
     ways = {name: (lambda n=name: calls.append(n)) for name in ("a", "b")}
-    timings = measure_interleaved(ways, warmup=1, repeats=4, rounds=2)
+    timings = measure_interleaved(ways, warmup=1, repeats=4, rounds=2, lead_in=0)
     # warm-up a, warm-up b, then per round: a's block (lead-in + 2), b's block
     assert "".join(calls) == "ab" + "aaabbb" * 2
     assert {name: t.repeats for name, t in timings.items()} == {"a": 4, "b": 4}
     with pytest.raises(ParityError):
         measure_interleaved(ways, repeats=0)
+
+
+def test_the_lead_in_lasts_until_other_runtimes_threads_have_settled():
+    calls = []
+
+    def way():
+        calls.append(1)
+        time.sleep(0.001)
+
+    measure_interleaved({"a": way}, warmup=0, repeats=2, rounds=1, lead_in=0.01)
+    assert len(calls) >= 10 + 2
 
 
 def test_floor_puts_the_square_first_and_each_size_once():
