@@ -23,11 +23,12 @@ ONNX Runtime pays for every node at every step:
 - a state that the step graph unsqueezes on entry and squeezes on exit (how
   tf2onnx feeds a fused LSTM or GRU) travels through the loop unsqueezed;
   so does the step input in the layout the step graph reshapes it to;
-- the step graph is simplified first
-  (:func:`parity.exporter.onnx_passes.simplified`): a Reshape reads past the
-  views before it, a Reshape to the shape its input has goes, and a target
-  shape computed from ``Shape`` at every step becomes a constant (with -1 for
-  the batch);
+- the step graph comes simplified, as the exporter writes every graph
+  (:func:`parity.exporter.convert.simplified_graph`): a Reshape reads past
+  the views before it, a Reshape to the shape its input has goes, and a
+  target shape computed from ``Shape`` at every step becomes a constant (with
+  -1 for the batch); a step graph the simplifier could not take still
+  composes, with a larger body;
 - a single-step LSTM, GRU or RNN hands its ``Y_h`` to the next layer rather
   than a reshaped ``Y``, which then is not written
   (:func:`parity.exporter.onnx_passes.read_state_not_sequence`);
@@ -66,7 +67,6 @@ from parity.exporter.onnx_passes import (
     prefixed,
     read_state_not_sequence,
     rename_reads,
-    simplified,
 )
 from parity.runtime.bundle_format.manifest import Seq2SeqSpec, TensorSpec
 from parity.runtime.errors import ParityError
@@ -104,7 +104,9 @@ def generation_graph(
     that runs the encoder once and the step graph ``steps`` times in a ``Loop``.
 
     Both graphs must import ``opset`` for the default domain (the composed
-    graph imports the same, so that no node changes meaning). The result
+    graph imports the same, so that no node changes meaning). The body is as
+    small as ``step`` allows: pass it simplified, as the exporter writes it.
+    The result
     passes ``onnx.checker.check_model(full_check=True)``. Raises
     :class:`ParityError` when the graphs do not fit ``spec`` or each other."""
     _check_wiring(encoder.graph, step.graph, spec)
@@ -116,7 +118,7 @@ def generation_graph(
             f"{MAX_IR_VERSION}"
         )
     enc = prefixed(encoder.graph, ENCODER_PREFIX, rename_inputs=False)
-    stp = prefixed(simplified(step).graph, STEP_PREFIX)
+    stp = prefixed(step.graph, STEP_PREFIX)
     known = inferred_dims(stp, opsets, _functions(encoder, step))
     # A memory is the same at every step: the body reads the encoder's value
     # from the outer graph, and what depends on it alone runs once, outside.
@@ -433,7 +435,7 @@ def _loop_body(
     """The ``Loop`` body, (iteration, cond, x, states) -> (cond, next x,
     new states, step output), how it carries each state, and the constant
     shape the step input travels reshaped to (None: as the step graph takes
-    it). ``stp`` is the simplified, prefixed step graph, ``nodes`` its nodes that stay in
+    it). ``stp`` is the prefixed step graph, ``nodes`` its nodes that stay in
     the body, ``known`` the dims shape inference found for its values."""
     constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in stp.initializer}
     nodes, carries = _carries(stp, nodes, spec, constants)

@@ -45,8 +45,10 @@ def protos(path: Path, manifest: Manifest) -> tuple[onnx.ModelProto, onnx.ModelP
 
 
 def compose(path: Path, manifest: Manifest) -> onnx.ModelProto:
+    """The generation graph of a hand-written bundle, its step graph simplified
+    first as the exporter simplifies every graph it writes."""
     encoder, step = protos(path, manifest)
-    return generation_graph(encoder, step, manifest.seq2seq, opset=OPSET)
+    return generation_graph(encoder, simplified(step), manifest.seq2seq, opset=OPSET)
 
 
 def run_loop(model: onnx.ModelProto, encoder_inputs, start, steps: int) -> np.ndarray:
