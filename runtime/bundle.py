@@ -49,7 +49,7 @@ class Bundle:
         self.path = path
         self.manifest = manifest
         self._sessions = dict(sessions)
-        self._files = dict(one_row_files or {})
+        self._one_row_files = dict(one_row_files or {})
         self._single_row: dict[str, Any] = {}
         self.providers = {key: tuple(s.get_providers()) for key, s in self._sessions.items()}
         devices = {session_device(s) for s in self._sessions.values()}
@@ -60,10 +60,10 @@ class Bundle:
         for a batch of ``batch`` rows (None: any)."""
         key = self._key(graph)
         session = self._sessions[key]
-        if batch != 1 or key not in self._files or session_device(session) != "cpu":
+        if batch != 1 or key not in self._one_row_files or session_device(session) != "cpu":
             return session
         if key not in self._single_row:
-            file = self._files[key]
+            file = self._one_row_files[key]
             self._single_row[key] = open_session(file, "cpu", threads=SINGLE_ROW_THREADS)
         return self._single_row[key]
 
