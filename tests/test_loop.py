@@ -51,6 +51,18 @@ def compose(path: Path, manifest: Manifest) -> onnx.ModelProto:
     return generation_graph(encoder, simplified(step), manifest.seq2seq, opset=OPSET)
 
 
+def write_toy(path: Path, name: str, encoder: bytes, step: bytes, spec: Seq2SeqSpec) -> Manifest:
+    """Write a hand-built seq2seq bundle of ``encoder`` and ``step`` (serialized graphs)."""
+    graphs = {
+        key: placeholder_graph(f"{key}.onnx", *signature(data))
+        for key, data in (("encoder", encoder), ("step", step))
+    }
+    manifest = Manifest(
+        FORMAT_VERSION, name, "seq2seq", SOURCE, OPSET, VERSIONS, graphs, seq2seq=spec
+    )
+    return write_bundle(path, manifest, {"encoder": encoder, "step": step})
+
+
 def run_loop(model: onnx.ModelProto, encoder_inputs, start, steps: int) -> np.ndarray:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     feeds = {**encoder_inputs, START: start, STEPS: np.array(steps, np.int64)}
@@ -162,14 +174,7 @@ def write_token_toy(path: Path) -> Manifest:
         start="token",
         start_token=2,
     )
-    graphs = {
-        key: placeholder_graph(f"{key}.onnx", *signature(data))
-        for key, data in (("encoder", encoder), ("step", step))
-    }
-    manifest = Manifest(
-        FORMAT_VERSION, "token_toy", "seq2seq", SOURCE, OPSET, VERSIONS, graphs, seq2seq=spec
-    )
-    return write_bundle(path, manifest, {"encoder": encoder, "step": step})
+    return write_toy(path, "token_toy", encoder, step, spec)
 
 
 def write_lstm_toy(path: Path) -> Manifest:
@@ -291,14 +296,7 @@ def write_lstm_toy(path: Path) -> Manifest:
         steps=5,
         start="last_encoder_step",
     )
-    graphs = {
-        key: placeholder_graph(f"{key}.onnx", *signature(data))
-        for key, data in (("encoder", encoder), ("step", step))
-    }
-    manifest = Manifest(
-        FORMAT_VERSION, "lstm_toy", "seq2seq", SOURCE, OPSET, VERSIONS, graphs, seq2seq=spec
-    )
-    return write_bundle(path, manifest, {"encoder": encoder, "step": step})
+    return write_toy(path, "lstm_toy", encoder, step, spec)
 
 
 @pytest.fixture(scope="module")
@@ -632,14 +630,7 @@ def write_counting_toy(path: Path, vocab: int = 12) -> Manifest:
         start="token",
         start_token=0,
     )
-    graphs = {
-        key: placeholder_graph(f"{key}.onnx", *signature(data))
-        for key, data in (("encoder", encoder), ("step", step))
-    }
-    manifest = Manifest(
-        FORMAT_VERSION, "counting_toy", "seq2seq", SOURCE, OPSET, VERSIONS, graphs, seq2seq=spec
-    )
-    return write_bundle(path, manifest, {"encoder": encoder, "step": step})
+    return write_toy(path, "counting_toy", encoder, step, spec)
 
 
 def test_a_stopped_row_repeats_its_output(tmp_path):
