@@ -2,8 +2,9 @@
 
 The masked zoo classifier (``Masking -> LSTM -> Dense``) and the same model
 with a GRU or a SimpleRNN in the LSTM's place are each exported twice: as
-parity exports them (the layer as ONNX's fused ``LSTM``/``GRU``/``RNN`` op with
-sequence lengths from the mask) and as tf2onnx alone converts them
+parity exports them (the layer as ONNX's fused ``LSTM``/``GRU`` op, or the
+``RNN`` op written as a ``Loop``, with sequence lengths from the mask) and as
+tf2onnx alone converts them
 (``parity export --no-fuse``: a general ``Loop``). ONNX Runtime runs both on
 the same post-padded batch; the outputs must agree, so the two rows differ
 only in the graph; XLA's row is TensorFlow's fastest run of the same model.
@@ -21,7 +22,7 @@ from parity.bench.flops import activation_bytes, count_flops, recurrent_gemms
 from parity.bench.result import CPU, Row, Settings
 
 LAYERS = ("LSTM", "GRU", "SimpleRNN")
-ORT_FUSED = "onnxruntime fused op"
+ORT_FUSED = "onnxruntime parity graph"
 ORT_GENERAL = "onnxruntime tf2onnx Loop"
 
 

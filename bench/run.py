@@ -38,7 +38,9 @@ def run_bench(settings: Settings, progress: Callable[[str], None] = lambda _: No
             rows += case.rows
             gemms += case.gemms
         if "masked_lstm" in names and settings.device != "gpu":
-            progress("masked_lstm with LSTM, GRU, SimpleRNN: fused ops against tf2onnx's Loop")
+            progress(
+                "masked_lstm with LSTM, GRU, SimpleRNN: parity's graphs against tf2onnx's Loop"
+            )
             case = fusion_case(settings, Path(folder))
             rows += case.rows
             gemms += case.gemms

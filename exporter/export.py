@@ -149,10 +149,7 @@ def export_model(
             "(Keras 3 traces them wrong over a dynamic time axis)"
         )
     if fused is not None:
-        notes.append(
-            f"layer {fused.layer!r} is ONNX's fused {fused.op_type} "
-            "op, written from the layer's weights"
-        )
+        notes.append(f"layer {fused.layer!r} is {fused.form}, written from the layer's weights")
     if mask is not None and mask.fused:
         notes.append(
             f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the fused op "

@@ -8,7 +8,10 @@ SimpleRNN from zeros -> non-recurrent layers`` (or ``Embedding(mask_zero=True)``
 in ``Masking``'s place), parity converts a copy of it in
 which the recurrent layer is a plain LSTM stand-in (which tf2onnx turns into
 one ``LSTM`` node), then writes the real layer's op over that node from its
-weights (``exporter.rnn_weights``), and puts the mask back as data:
+weights (``exporter.rnn_weights``), and puts the mask back as data (below).
+Last, a SimpleRNN's ``RNN`` op is written as the ``Loop`` that computes it
+(``exporter.rnn_loop``: ONNX Runtime's ``RNN`` kernel is several times slower).
+The mask as data:
 
 - the copy has the same layers and weights, without ``Masking`` and with
   ``mask_zero`` off (and so without the mask Keras passes along); dropout,
@@ -47,6 +50,7 @@ from onnx import helper, numpy_helper
 from parity.exporter.convert import ConvertedGraph, checked, keras_to_onnx
 from parity.exporter.keras_graph import calls, layer_name
 from parity.exporter.onnx_nodes import axes_op, read_by, readers_of, without_dead
+from parity.exporter.rnn_loop import rnn_as_loop
 from parity.exporter.rnn_weights import fused_op, unsupported
 from parity.runtime.bundle_format.manifest import MaskSpec
 
@@ -61,11 +65,19 @@ MASK_BLIND = frozenset(
 
 @dataclass(frozen=True)
 class FusedGraph:
-    """A converted model whose recurrent ``layer`` is ONNX's ``op_type``."""
+    """A converted model whose recurrent ``layer`` is ONNX's ``op_type``
+    (an ``RNN`` written as a ``Loop``, ``exporter.rnn_loop``)."""
 
     converted: ConvertedGraph
     layer: str
     op_type: str
+
+    @property
+    def form(self) -> str:
+        """How the layer appears in the graph, in words."""
+        if self.op_type == "RNN":
+            return "ONNX's RNN op written as a Loop of Gemm and activation nodes"
+        return f"ONNX's fused {self.op_type} op"
 
 
 def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGraph | None:
@@ -88,6 +100,8 @@ def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGra
     op_type = node.op_type
     if mask is not None:
         _with_sequence_lengths(proto.graph, node, mask)
+    if op_type == "RNN":
+        rnn_as_loop(proto.graph, node)
     _drop_unused(proto.graph)
     checked_graph = ConvertedGraph(checked(proto, model.name), converted.inputs, converted.outputs)
     return FusedGraph(checked_graph, layer.name, op_type)

@@ -11,6 +11,7 @@ from parity import models, runtime
 from parity.exporter.convert import keras_to_onnx
 from parity.exporter.fused import fuse_recurrent
 from parity.exporter.keras_io import keras_outputs
+from parity.exporter.rnn_loop import BODY
 from parity.exporter.signature import find_mask
 from parity.runtime.errors import InputError
 from parity.runtime.sampling import sample_inputs
@@ -37,9 +38,14 @@ def _fused_equals_keras(model, batch_lengths=None, time_steps=None, op="LSTM"):
     assert found is not None and found.op_type == op
     fused = found.converted
     ops = [node.op_type for node in fused.proto.graph.node]
-    assert ops.count(op) == 1 and "Loop" not in ops and ("LSTM" in ops) == (op == "LSTM")
-    (node,) = [node for node in fused.proto.graph.node if node.op_type == op]
-    assert (len(node.input) > 4 and node.input[4] != "") == (mask is not None)  # sequence_lens
+    assert ("LSTM" in ops) == (op == "LSTM") and "RNN" not in ops
+    assert ops.count(op) == (op != "RNN") and ops.count("Loop") == (op == "RNN")
+    node = _layer_node(fused.proto, op)
+    if op == "RNN":  # written as a Loop
+        assert node.attribute[0].g.name == BODY
+        assert node.doc_string == ("RNN with sequence_lens" if mask else "RNN")
+    else:
+        assert (len(node.input) > 4 and node.input[4] != "") == (mask is not None)
     (spec,) = fused.inputs
     steps = time_steps or spec.shape[1]
     lengths = batch_lengths if batch_lengths is not None else [0, *range(1, steps + 1)]
@@ -54,6 +60,15 @@ def _fused_equals_keras(model, batch_lengths=None, time_steps=None, op="LSTM"):
     for name in names:
         np.testing.assert_allclose(actual[name], expected[name], atol=1e-5, rtol=0, err_msg=name)
     return fused
+
+
+def _layer_node(proto: onnx.ModelProto, op: str) -> onnx.NodeProto:
+    """The recurrent layer's node: its fused op, or the Loop an RNN op is written as."""
+    if op == "RNN":
+        (node,) = [n for n in proto.graph.node if n.op_type == "Loop"]
+    else:
+        (node,) = [n for n in proto.graph.node if n.op_type == op]
+    return node
 
 
 def test_zoo_masked_classifier_fuses_and_equals_keras(trained_zoo):
@@ -246,9 +261,13 @@ def test_masked_op_runs_the_longest_rows_steps_only_and_equals_the_untrimmed_op(
     op = {"SimpleRNN": "RNN"}.get(kind, kind)
     fused = _fused_equals_keras(model, batch_lengths=[0, 1, 4, 2], op=op)
     trimmed, (spec,) = fused.proto, fused.inputs
-    (node,) = [node for node in trimmed.graph.node if node.op_type == op]
-    (cut,) = [n for n in trimmed.graph.node if node.input[0] in n.output]
+    (cut,) = [n for n in trimmed.graph.node if "parity_fused/mask/x_run" in n.output]
     assert cut.op_type == "Slice"
+    # the layer's node (the RNN's loop through its input projection) reads the cut
+    node = _layer_node(trimmed, op)
+    if op == "RNN":
+        (node,) = [n for n in trimmed.graph.node if n.input[1:] == [f"{node.name}/W_t"]]
+    assert node.input[0] == cut.output[0]
     # the same graph made to run every step: at least 9 steps instead of at least 1
     untrimmed = onnx.ModelProto()
     untrimmed.CopyFrom(trimmed)
@@ -273,6 +292,9 @@ def test_masked_last_output_is_the_state_and_no_sequence_is_written(kind):
     model = keras.Model(x, keras.layers.Dense(2, name="scores")(last))
     op = {"SimpleRNN": "RNN"}.get(kind, kind)
     fused = _fused_equals_keras(model, batch_lengths=[0, 1, 4, 2, 9], op=op)
-    (node,) = [node for node in fused.proto.graph.node if node.op_type == op]
-    assert node.output[0] == ""
-    assert not {"Where", "Pad"} & {node.op_type for node in fused.proto.graph.node}
+    node = _layer_node(fused.proto, op)
+    ops = {node.op_type for node in fused.proto.graph.node}
+    if op == "RNN":  # the loop's steps are read for the state at each row's length only
+        assert "Pad" not in ops and "Range" not in ops
+    else:
+        assert node.output[0] == "" and not {"Where", "Pad"} & ops

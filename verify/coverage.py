@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from parity.exporter.rnn_loop import BODY as RNN_LOOP_BODY
 from parity.runtime.paths import file_target, replaced_atomically
 
 FEATURES = 3
@@ -108,13 +109,7 @@ def run_case(case: Case, folder: Path | None = None) -> CoverageRow:
             case.layer, case.options, case.mask, "refused", "-", None, None, str(exc)
         )
     proto = onnx.load(bundle / "model.onnx")
-    ops = sorted(
-        {
-            n.op_type + (" with sequence_lens" if _has_lengths(n) else "")
-            for n in proto.graph.node
-            if n.op_type in RECURRENT_OPS
-        }
-    )
+    ops = sorted({_described(n) for n in proto.graph.node if n.op_type in RECURRENT_OPS})
     report = check(bundle, model, device="cpu", batches=(1, 4), times=(6,))
     compared = [c for c in report.checks if c.kind == "output"]  # TensorFlow against ONNX
     result, reason = _verdict(report)
@@ -148,9 +143,13 @@ def _verdict(report: Any) -> tuple[str, str]:
 RECURRENT_OPS = ("LSTM", "GRU", "RNN", "Loop", "Scan")
 
 
-def _has_lengths(node: Any) -> bool:
-    """A fused recurrent op given per-row lengths (its input 4)."""
-    return node.op_type in ("LSTM", "GRU", "RNN") and len(node.input) > 4 and bool(node.input[4])
+def _described(node: Any) -> str:
+    """A recurrent node in the matrix's words: its op, and whether it has
+    per-row lengths; the loop an ``RNN`` op is written as says so."""
+    if node.op_type == "Loop" and node.attribute[0].g.name == RNN_LOOP_BODY:
+        return f"{node.doc_string} as Loop"
+    has_lengths = node.op_type in ("LSTM", "GRU", "RNN") and len(node.input) > 4 and node.input[4]
+    return node.op_type + (" with sequence_lens" if has_lengths else "")
 
 
 def to_markdown(rows: list[CoverageRow], command: str, form_rows: Sequence = ()) -> str:
