@@ -3,7 +3,7 @@
 The masked zoo classifier (``Masking -> LSTM -> Dense``) and the same model
 with a GRU or a SimpleRNN in the LSTM's place are each exported twice: as
 parity exports them (the layer as ONNX's fused ``LSTM``/``GRU`` op, or the
-``RNN`` op written as a ``Loop``, with sequence lengths from the mask) and as
+``RNN`` op written as a ``Scan``, with sequence lengths from the mask) and as
 tf2onnx alone converts them
 (``parity export --no-fuse``: a general ``Loop``). ONNX Runtime runs both on
 the same post-padded batch; the outputs must agree, so the two rows differ

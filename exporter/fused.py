@@ -9,8 +9,8 @@ in ``Masking``'s place), parity converts a copy of it in
 which the recurrent layer is a plain LSTM stand-in (which tf2onnx turns into
 one ``LSTM`` node), then writes the real layer's op over that node from its
 weights (``exporter.rnn_weights``), and puts the mask back as data (below).
-Last, a SimpleRNN's ``RNN`` op is written as the ``Loop`` that computes it
-(``exporter.rnn_loop``: ONNX Runtime's ``RNN`` kernel is several times slower).
+Last, a SimpleRNN's ``RNN`` op is written as the ``Scan`` that computes it
+(``exporter.rnn_scan``: ONNX Runtime's ``RNN`` kernel is several times slower).
 The mask as data:
 
 - the copy has the same layers and weights, without ``Masking`` and with
@@ -50,7 +50,7 @@ from onnx import helper, numpy_helper
 from parity.exporter.convert import ConvertedGraph, checked, keras_to_onnx
 from parity.exporter.keras_graph import calls, layer_name
 from parity.exporter.onnx_nodes import axes_op, read_by, readers_of, without_dead
-from parity.exporter.rnn_loop import rnn_as_loop
+from parity.exporter.rnn_scan import rnn_as_scan
 from parity.exporter.rnn_weights import fused_op, unsupported
 from parity.runtime.bundle_format.manifest import MaskSpec
 
@@ -66,7 +66,7 @@ MASK_BLIND = frozenset(
 @dataclass(frozen=True)
 class FusedGraph:
     """A converted model whose recurrent ``layer`` is ONNX's ``op_type``
-    (an ``RNN`` written as a ``Loop``, ``exporter.rnn_loop``)."""
+    (an ``RNN`` written as a ``Scan``, ``exporter.rnn_scan``)."""
 
     converted: ConvertedGraph
     layer: str
@@ -76,7 +76,7 @@ class FusedGraph:
     def form(self) -> str:
         """How the layer appears in the graph, in words."""
         if self.op_type == "RNN":
-            return "ONNX's RNN op written as a Loop of Gemm and activation nodes"
+            return "ONNX's RNN op written as a Scan of Gemm and activation nodes"
         return f"ONNX's fused {self.op_type} op"
 
 
@@ -98,10 +98,11 @@ def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGra
     proto, node = converted.proto, lstms[0]
     _write_op(proto.graph, node, layer)
     op_type = node.op_type
+    _last_step_from_state(proto.graph, node)
     if mask is not None:
         _with_sequence_lengths(proto.graph, node, mask)
     if op_type == "RNN":
-        rnn_as_loop(proto.graph, node)
+        rnn_as_scan(proto.graph, node)
     _drop_unused(proto.graph)
     checked_graph = ConvertedGraph(checked(proto, model.name), converted.inputs, converted.outputs)
     return FusedGraph(checked_graph, layer.name, op_type)
@@ -291,7 +292,6 @@ def _with_sequence_lengths(graph: onnx.GraphProto, node: onnx.NodeProto, mask: M
     inputs[0] = out("x_run")
     inputs[4] = out("lengths")
     node.input[:] = inputs
-    _last_step_from_state(graph, node)
     y = node.output[0] if node.output else ""
     if y:  # Y is read: padded steps repeat the last valid output, as in Keras
         outputs = list(node.output) + [""] * (2 - len(node.output))
@@ -301,7 +301,8 @@ def _with_sequence_lengths(graph: onnx.GraphProto, node: onnx.NodeProto, mask: M
         nodes += [
             helper.make_node("Transpose", [out("valid")], [out("valid_tb")], perm=[1, 0]),
             helper.make_node("Unsqueeze", [out("valid_tb"), names["t_axes"]], [out("valid_4d")]),
-            helper.make_node("Shape", [all_steps], [out("steps")], start=0, end=1),
+            helper.make_node("Shape", [all_steps], [out("x_shape")]),
+            helper.make_node("Gather", [out("x_shape"), names["origin"]], [out("steps")]),
             helper.make_node("Sub", [out("steps"), out("run_steps")], [out("skipped")]),
             helper.make_node(
                 "Concat", [names["begin"], out("skipped"), names["end"]], [out("pads")], axis=0
@@ -323,9 +324,10 @@ def _last_step_from_state(graph: onnx.GraphProto, node: onnx.NodeProto) -> None:
     """When ``Y`` is read only for its last step (tf2onnx's graph of a layer
     that does not return sequences: a Squeeze of the direction axis, then a
     Slice of the last step), have those reads take ``Y_h`` and the op write
-    no ``Y``. With the padded steps repeating the last valid output, the
-    last step of ``Y`` is the state at each row's last valid step, which is
-    ``Y_h``, element for element; the op then writes no sequence and nothing
+    no ``Y``. The last step of ``Y`` is ``Y_h``, element for element; masked,
+    where the padded steps repeat the last valid output
+    (``_with_sequence_lengths``), it is the state at each row's last valid
+    step, which is ``Y_h`` too. The op then writes no sequence and nothing
     fills it."""
     y = node.output[0] if node.output else ""
     outputs = {output.name for output in graph.output}

@@ -34,7 +34,7 @@ def test_masked_lstm_fuses_where_it_can_and_falls_back_elsewhere(tmp_path):
 def test_gru_and_simple_rnn_are_fused_ops(tmp_path):
     gru = run_case(CASES["GRU(reset_after=False) return_sequences mask=Masking"], tmp_path)
     assert gru.graph == "GRU with sequence_lens"
-    assert run_case(CASES["SimpleRNN activation=relu mask=none"], tmp_path).graph == "RNN as Loop"
+    assert run_case(CASES["SimpleRNN activation=relu mask=none"], tmp_path).graph == "RNN as Scan"
 
 
 def test_committed_matrix_lists_every_configuration():

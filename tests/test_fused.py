@@ -11,7 +11,7 @@ from parity import models, runtime
 from parity.exporter.convert import keras_to_onnx
 from parity.exporter.fused import fuse_recurrent
 from parity.exporter.keras_io import keras_outputs
-from parity.exporter.rnn_loop import BODY
+from parity.exporter.rnn_scan import BODY
 from parity.exporter.signature import find_mask
 from parity.runtime.errors import InputError
 from parity.runtime.sampling import sample_inputs
@@ -30,18 +30,19 @@ def _post_padded(mask, spec, lengths, time_steps, seed=0):
     return data
 
 
-def _fused_equals_keras(model, batch_lengths=None, time_steps=None, op="LSTM"):
+def _fused_equals_keras(model, batch_lengths=None, time_steps=None, op="LSTM", opset=17):
     """Fuse ``model``; on a post-padded batch with every length from 1 to full
     and an all-padding row, each ONNX output equals Keras' eager output."""
     mask = find_mask(model)
-    found = fuse_recurrent(model, mask, opset=17)
+    found = fuse_recurrent(model, mask, opset=opset)
     assert found is not None and found.op_type == op
     fused = found.converted
     ops = [node.op_type for node in fused.proto.graph.node]
     assert ("LSTM" in ops) == (op == "LSTM") and "RNN" not in ops
-    assert ops.count(op) == (op != "RNN") and ops.count("Loop") == (op == "RNN")
+    assert ops.count(op) == (op != "RNN") and ops.count("Scan") == (op == "RNN")
+    assert "Loop" not in ops
     node = _layer_node(fused.proto, op)
-    if op == "RNN":  # written as a Loop
+    if op == "RNN":  # written as a Scan
         assert node.attribute[0].g.name == BODY
         assert node.doc_string == ("RNN with sequence_lens" if mask else "RNN")
     else:
@@ -63,9 +64,9 @@ def _fused_equals_keras(model, batch_lengths=None, time_steps=None, op="LSTM"):
 
 
 def _layer_node(proto: onnx.ModelProto, op: str) -> onnx.NodeProto:
-    """The recurrent layer's node: its fused op, or the Loop an RNN op is written as."""
+    """The recurrent layer's node: its fused op, or the Scan an RNN op is written as."""
     if op == "RNN":
-        (node,) = [n for n in proto.graph.node if n.op_type == "Loop"]
+        (node,) = [n for n in proto.graph.node if n.op_type == "Scan"]
     else:
         (node,) = [n for n in proto.graph.node if n.op_type == op]
     return node
@@ -133,7 +134,9 @@ def test_simple_rnn_is_the_fused_rnn_op(masked):
     x = keras.Input((6, 3), name="steps")
     h = keras.layers.Masking(0.0)(x) if masked else x
     last = keras.layers.SimpleRNN(4, activation="relu", name="rnn")(h)
-    _fused_equals_keras(keras.Model(x, keras.layers.Dense(2)(last)), op="RNN")
+    fused = _fused_equals_keras(keras.Model(x, keras.layers.Dense(2)(last)), op="RNN")
+    # unmasked, the last output is the final state: the scan writes no output per step
+    assert len(_layer_node(fused.proto, "RNN").output) == (2 if masked else 1)
 
 
 def test_hard_sigmoid_and_relu_lstm_without_bias_is_fused():
@@ -263,7 +266,7 @@ def test_masked_op_runs_the_longest_rows_steps_only_and_equals_the_untrimmed_op(
     trimmed, (spec,) = fused.proto, fused.inputs
     (cut,) = [n for n in trimmed.graph.node if "parity_fused/mask/x_run" in n.output]
     assert cut.op_type == "Slice"
-    # the layer's node (the RNN's loop through its input projection) reads the cut
+    # the layer's node (the RNN's scan through its input projection) reads the cut
     node = _layer_node(trimmed, op)
     if op == "RNN":
         (node,) = [n for n in trimmed.graph.node if n.input[1:] == [f"{node.name}/W_t"]]
@@ -282,6 +285,25 @@ def test_masked_op_runs_the_longest_rows_steps_only_and_equals_the_untrimmed_op(
             np.testing.assert_array_equal(a, b, err_msg=f"{name}, lengths {lengths}")
 
 
+@pytest.mark.parametrize("opset", [14, 18])
+@pytest.mark.parametrize("kind", ["LSTM", "SimpleRNN"])
+def test_masked_tagger_fuses_at_the_first_and_last_supported_opsets(kind, opset):
+    """Every node the fusion writes exists at opset 14 (``Shape`` has no
+    ``start``/``end`` before 15)."""
+    keras.utils.set_random_seed(6)
+    x = keras.Input((None,), dtype="int32", name="tokens")
+    h = keras.layers.Embedding(30, 4, mask_zero=True)(x)
+    y, state = getattr(keras.layers, kind)(5, return_sequences=True, return_state=True)(h)[:2]
+    model = keras.Model(x, [keras.layers.Dense(3, name="tags")(y), state])
+    _fused_equals_keras(
+        model,
+        batch_lengths=[0, 2, 7],
+        time_steps=7,
+        op={"SimpleRNN": "RNN"}.get(kind, kind),
+        opset=opset,
+    )
+
+
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
 def test_masked_last_output_is_the_state_and_no_sequence_is_written(kind):
     """A masked layer that returns its last output only: that output is the
@@ -294,7 +316,21 @@ def test_masked_last_output_is_the_state_and_no_sequence_is_written(kind):
     fused = _fused_equals_keras(model, batch_lengths=[0, 1, 4, 2, 9], op=op)
     node = _layer_node(fused.proto, op)
     ops = {node.op_type for node in fused.proto.graph.node}
-    if op == "RNN":  # the loop's steps are read for the state at each row's length only
+    if op == "RNN":  # the scan's steps are read for the state at each row's length only
         assert "Pad" not in ops and "Range" not in ops
     else:
         assert node.output[0] == "" and not {"Where", "Pad"} & ops
+
+
+def test_a_trained_simple_rnn_exports_simplified(tmp_path):
+    """The scan reads its projected input as a node input: onnx-simplifier's
+    fusions rewire what a subgraph reads from outside only through such
+    inputs (an unmasked SimpleRNN with a bias failed to simplify as a Loop)."""
+    from parity.exporter import export_model
+
+    model = keras.Sequential([keras.Input((None, 4)), keras.layers.SimpleRNN(8)])
+    kernel, recurrent, bias = model.layers[0].get_weights()
+    model.layers[0].set_weights([kernel, recurrent, bias + 0.1])
+    manifest = export_model(model, tmp_path / "bundle")
+    assert not [note for note in manifest.notes if "left as tf2onnx wrote it" in note]
+    assert any("RNN op written as a Scan" in note for note in manifest.notes)

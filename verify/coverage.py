@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from parity.exporter.rnn_loop import BODY as RNN_LOOP_BODY
+from parity.exporter.rnn_scan import BODY as RNN_SCAN_BODY
 from parity.runtime.paths import file_target, replaced_atomically
 
 FEATURES = 3
@@ -145,9 +145,9 @@ RECURRENT_OPS = ("LSTM", "GRU", "RNN", "Loop", "Scan")
 
 def _described(node: Any) -> str:
     """A recurrent node in the matrix's words: its op, and whether it has
-    per-row lengths; the loop an ``RNN`` op is written as says so."""
-    if node.op_type == "Loop" and node.attribute[0].g.name == RNN_LOOP_BODY:
-        return f"{node.doc_string} as Loop"
+    per-row lengths; the scan an ``RNN`` op is written as says so."""
+    if node.op_type == "Scan" and node.attribute[0].g.name == RNN_SCAN_BODY:
+        return f"{node.doc_string} as Scan"
     has_lengths = node.op_type in ("LSTM", "GRU", "RNN") and len(node.input) > 4 and node.input[4]
     return node.op_type + (" with sequence_lens" if has_lengths else "")
 

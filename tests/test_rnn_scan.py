@@ -1,4 +1,4 @@
-"""ONNX's RNN op written as a Loop computes what ONNX Runtime's RNN kernel
+"""ONNX's RNN op written as a Scan computes what ONNX Runtime's RNN kernel
 computes: every activation, with and without per-row lengths (a row of
 length 0 among them), with and without the sequence output."""
 
@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from parity.exporter.rnn_loop import BODY, rnn_as_loop
+from parity.exporter.rnn_scan import BODY, rnn_as_scan
 from parity.runtime.errors import ParityError
 
 STEPS, ROWS, FEATURES, UNITS = 7, 5, 3, 4
@@ -66,19 +66,19 @@ def _run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
     "activation, lengths, sequence",
     list(itertools.product(ACTIVATIONS, [False, True], [False, True])),
 )
-def test_loop_equals_the_rnn_op(activation, lengths, sequence):
+def test_scan_equals_the_rnn_op(activation, lengths, sequence):
     op = _rnn_model(activation, lengths, sequence)
-    looped = onnx.ModelProto()
-    looped.CopyFrom(op)
-    loop = rnn_as_loop(looped.graph, looped.graph.node[0])
-    onnx.checker.check_model(looped, full_check=True)
-    assert loop.attribute[0].g.name == BODY
-    assert {node.op_type for node in looped.graph.node}.isdisjoint({"RNN"})
+    scanned = onnx.ModelProto()
+    scanned.CopyFrom(op)
+    scan = rnn_as_scan(scanned.graph, scanned.graph.node[0])
+    onnx.checker.check_model(scanned, full_check=True)
+    assert scan.attribute[0].g.name == BODY
+    assert {node.op_type for node in scanned.graph.node}.isdisjoint({"RNN"})
     rng = np.random.default_rng(1)
     feeds = {"x": rng.standard_normal((STEPS, ROWS, FEATURES)).astype(np.float32)}
     if lengths:  # a full row, an all-padding row, and rows between
         feeds["lengths"] = np.array([STEPS, 0, 3, 1, 5], np.int32)
-    for expected, actual in zip(_run(op, feeds), _run(looped, feeds), strict=True):
+    for expected, actual in zip(_run(op, feeds), _run(scanned, feeds), strict=True):
         assert expected.shape == actual.shape
         np.testing.assert_allclose(actual, expected, atol=2e-6, rtol=0)
 
@@ -86,7 +86,7 @@ def test_loop_equals_the_rnn_op(activation, lengths, sequence):
 def test_rows_past_their_length_write_zeros_and_keep_their_last_state():
     """Checked against numpy, so the test does not rest on the kernel alone."""
     op = _rnn_model("Tanh", lengths=True, sequence=True)
-    rnn_as_loop(op.graph, op.graph.node[0])
+    rnn_as_scan(op.graph, op.graph.node[0])
     arrays = {t.name: numpy_helper.to_array(t) for t in op.graph.initializer}
     x = np.random.default_rng(2).standard_normal((STEPS, 2, FEATURES)).astype(np.float32)
     y_h, y = _run(op, {"x": x, "lengths": np.array([3, 0], np.int32)})
@@ -107,7 +107,7 @@ def test_rows_past_their_length_write_zeros_and_keep_their_last_state():
         ({"clip": 3.0}, "clipped"),
     ],
 )
-def test_what_the_loop_does_not_cover_is_refused(extra, why):
+def test_what_the_scan_does_not_cover_is_refused(extra, why):
     model = _rnn_model("Tanh", lengths=False, sequence=False, **extra)
     with pytest.raises(ParityError, match=why):
-        rnn_as_loop(model.graph, model.graph.node[0])
+        rnn_as_scan(model.graph, model.graph.node[0])
