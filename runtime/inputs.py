@@ -169,7 +169,8 @@ def check_prefix_mask(array: np.ndarray, mask: MaskSpec) -> None:
     late = ~padded[:, 1:] & padded[:, :-1]
     if late.any():
         row, step = (int(i) for i in np.argwhere(late)[0])
+        subject = f"row {row}" if len(array) > 1 else "the row"
         raise InputError(
-            f"input {mask.input!r}: row {row} has a real step ({step + 1}) after a padded one; "
+            f"input {mask.input!r}: {subject} has a real step ({step + 1}) after a padded one; "
             "this bundle's fused recurrent op needs post-padded rows (valid steps first)"
         )

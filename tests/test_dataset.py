@@ -162,6 +162,13 @@ def test_token_ids_beyond_the_vocabulary_are_named(tmp_path):
         InputError, match=r"bad.npz: row 7 \(dataset row 7\).*outside the vocabulary"
     ):
         check_dataset(tmp_path / "bundle", path, tmp_path / "bad.npz", batch_size=5)
+    ids[7, 1] = 5  # row 8 pre-padded: the fused graph needs post-padding
+    ids[8, :2] = 0
+    np.savez(tmp_path / "bad.npz", tokens=ids)
+    with pytest.raises(
+        InputError, match=r"bad.npz: row 8 \(dataset row 8\): input 'tokens': the row has a real"
+    ):
+        check_dataset(tmp_path / "bundle", path, tmp_path / "bad.npz", batch_size=5)
 
 
 def test_seq2seq_generates_from_every_row(tmp_path):
