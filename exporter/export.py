@@ -9,7 +9,7 @@ from typing import Any
 
 from parity.exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx, simplified_graph
 from parity.exporter.forms import as_functional
-from parity.exporter.fused import fuse_recurrent
+from parity.exporter.fused import FusedGraph, NotFused, fuse_recurrent
 from parity.exporter.golden import golden_data
 from parity.exporter.load import load_keras, source_info
 from parity.exporter.rewrite import needs_repair
@@ -129,10 +129,12 @@ def export_model(
     if steps is not None:
         raise ParameterError("steps", "applies to seq2seq models only")
     mask = find_mask(model)
-    fused = None
-    if dynamic_batch and fuse:
+    fused = NotFused("fusion is off (fuse=False, --no-fuse)")
+    if not dynamic_batch:
+        fused = NotFused("the batch axis is fixed")
+    elif fuse:
         fused = fuse_recurrent(model, mask, opset=opset)
-    if fused is not None:
+    if isinstance(fused, FusedGraph):
         converted = fused.converted
         if mask is not None:
             mask = dataclasses.replace(mask, padding="post", fused=True)
@@ -148,7 +150,7 @@ def export_model(
             "TimeDistributed layers were folded into the batch axis before conversion "
             "(Keras 3 traces them wrong over a dynamic time axis)"
         )
-    if fused is not None:
+    if isinstance(fused, FusedGraph):
         notes.append(f"layer {fused.layer!r} is {fused.form}, written from the layer's weights")
     if mask is not None and mask.fused:
         notes.append(
@@ -159,9 +161,9 @@ def export_model(
     elif mask is not None:
         notes.append(
             f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the graph is "
-            "tf2onnx's general masked graph (a Loop), valid for post- and pre-padding; the fused "
-            "op needs Input -> Masking or Embedding(mask_zero) -> one LSTM, GRU or SimpleRNN "
-            "from zeros -> Dense layers"
+            "tf2onnx's general masked graph (a Loop), valid for post- and pre-padding; not "
+            f"fused because {fused.reason} (the fused op needs Input -> Masking or "
+            "Embedding(mask_zero) -> one LSTM, GRU or SimpleRNN from zeros -> Dense layers)"
         )
     manifest = Manifest(
         format_version=FORMAT_VERSION,

@@ -80,21 +80,28 @@ class FusedGraph:
         return f"ONNX's fused {self.op_type} op"
 
 
-def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGraph | None:
+@dataclass(frozen=True)
+class NotFused:
+    """Why a model keeps tf2onnx's general graph, in words for a manifest note."""
+
+    reason: str
+
+
+def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGraph | NotFused:
     """``model`` converted with its recurrent layer as ONNX's fused op (fed
-    per-row lengths when ``mask`` is given), or ``None`` (the caller keeps
+    per-row lengths when ``mask`` is given), or why not (the caller keeps
     tf2onnx's general graph) when the model is not of the supported form.
     A masked graph is valid for post-padded inputs only. ``model`` itself is
     left untouched."""
     found = _recurrent_layer(model, mask)
-    if found is None:
-        return None
+    if isinstance(found, NotFused):
+        return found
     layer, masker = found
     converted = keras_to_onnx(_stand_in_copy(model, layer, masker), opset=opset)
     nodes = converted.proto.graph.node
     lstms = [node for node in nodes if node.op_type == "LSTM"]
     if len(lstms) != 1 or any(node.op_type in ("Loop", "Scan") for node in nodes):
-        return None
+        return NotFused(f"tf2onnx did not make layer {layer.name!r}'s stand-in one LSTM op")
     proto, node = converted.proto, lstms[0]
     _write_op(proto.graph, node, layer)
     op_type = node.op_type
@@ -108,9 +115,9 @@ def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGra
     return FusedGraph(checked_graph, layer.name, op_type)
 
 
-def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | None:
+def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | NotFused:
     """The recurrent layer (and the layer that masks the input, or ``None``)
-    of a model of the supported form, else ``None``: one input, read only by
+    of a model of the supported form, else why not: one input, read only by
     a ``Masking`` or ``Embedding(mask_zero=True)`` layer when masked, that
     layer's output or else the input read only by one forward LSTM, GRU or
     SimpleRNN called without ``initial_state``; every other layer a built-in
@@ -119,39 +126,50 @@ def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | Non
     import keras
 
     if len(model.inputs) != 1:
-        return None
+        return NotFused(f"the model has {len(model.inputs)} inputs")
     source = model.inputs[0]
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if any(len(calls(layer, model)) != 1 for layer in layers):
-        return None  # shared or nested layers
+    for layer in layers:
+        if len(calls(layer, model)) != 1:
+            return NotFused(f"layer {layer.name!r} is called more than once")
     masker = None
     feed = source
     if mask is not None:
         readers = [layer for layer in layers if _reads(model, layer, source)]
         if len(readers) != 1 or type(readers[0]).__name__ != mask.source:
-            return None
+            return NotFused(f"the input is read by more than its {mask.source} layer")
         masker = readers[0]
         (feed,) = calls(masker, model)[0].output_tensors
     readers = [layer for layer in layers if _reads(model, layer, feed)]
-    if len(readers) != 1 or unsupported(readers[0]) is not None:
-        return None
+    what = f"the {mask.source} layer's output" if masker else "the input"
+    if len(readers) != 1:
+        return NotFused(f"{what} is read by {len(readers)} layers")
     recurrent = readers[0]
+    why = unsupported(recurrent)
+    if why is not None:
+        return NotFused(f"{what} is read by layer {recurrent.name!r}: {why}")
     node = calls(recurrent, model)[0]
     if node.input_tensors[0] is not feed or len(node.input_tensors) > 2:
-        return None
+        return NotFused(f"layer {recurrent.name!r} reads more than {what}")
     if node.arguments.kwargs.get("initial_state") is not None:
-        return None
-    if recurrent.go_backwards or recurrent.stateful or recurrent.unroll:
-        return None
+        return NotFused(f"layer {recurrent.name!r} starts from an initial_state")
+    for flag in ("go_backwards", "stateful", "unroll"):
+        if getattr(recurrent, flag):
+            return NotFused(f"layer {recurrent.name!r} has {flag}=True")
     for layer in layers:
         if layer is masker or layer is recurrent:
             continue
         if not type(layer).__module__.startswith("keras."):
-            return None  # a custom layer may not rebuild from its config
+            # a custom layer may not rebuild from its config
+            return NotFused(f"layer {layer.name!r} is a custom layer")
         if hasattr(layer, "cell") or hasattr(layer, "layers") or hasattr(layer, "layer"):
-            return None  # recurrent, wrappers, nested models
+            kind = type(layer).__name__
+            return NotFused(f"layer {layer.name!r} ({kind}) is recurrent, a wrapper or a model")
         if masker and recurrent.return_sequences and type(layer).__name__ not in MASK_BLIND:
-            return None
+            kind = type(layer).__name__
+            return NotFused(
+                f"layer {layer.name!r} ({kind}) may read the mask that {recurrent.name!r} passes on"
+            )
     return recurrent, masker
 
 

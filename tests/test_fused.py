@@ -9,7 +9,7 @@ import pytest
 
 from parity import models, runtime
 from parity.exporter.convert import keras_to_onnx
-from parity.exporter.fused import fuse_recurrent
+from parity.exporter.fused import FusedGraph, NotFused, fuse_recurrent
 from parity.exporter.keras_io import keras_outputs
 from parity.exporter.rnn_scan import BODY
 from parity.exporter.signature import find_mask
@@ -35,7 +35,7 @@ def _fused_equals_keras(model, batch_lengths=None, time_steps=None, op="LSTM", o
     and an all-padding row, each ONNX output equals Keras' eager output."""
     mask = find_mask(model)
     found = fuse_recurrent(model, mask, opset=opset)
-    assert found is not None and found.op_type == op
+    assert isinstance(found, FusedGraph) and found.op_type == op
     fused = found.converted
     ops = [node.op_type for node in fused.proto.graph.node]
     assert ("LSTM" in ops) == (op == "LSTM") and "RNN" not in ops
@@ -87,7 +87,7 @@ def test_tagger_returning_sequences_and_states_equals_keras():
     fused = _fused_equals_keras(model, time_steps=9)
     assert [output.name for output in fused.outputs] == ["scores", "rnn_h", "rnn_c"]
     # the model itself is untouched: it fuses again
-    assert fuse_recurrent(model, find_mask(model), opset=17) is not None
+    assert isinstance(fuse_recurrent(model, find_mask(model), opset=17), FusedGraph)
 
 
 def test_last_output_with_states_and_a_mask_value_other_than_zero():
@@ -214,21 +214,29 @@ def _embedding_then_dense():  # the Dense reads the mask-carrying embeddings
 
 
 @pytest.mark.parametrize(
-    "build",
+    "build, why",
     [
-        _stacked,
-        _initial_state,
-        _pooled,
-        _backwards,
-        _swish,
-        _after_a_dense,
-        _custom_layer_after,
-        _embedding_then_dense,
-    ],  # fmt: skip
+        (_stacked, "(LSTM) is recurrent"),
+        (_initial_state, "the model has 3 inputs"),
+        (_pooled, "(GlobalAveragePooling1D) may read the mask"),
+        (_backwards, "go_backwards=True"),
+        (_swish, "activation 'silu' has no ONNX equivalent"),
+        (_after_a_dense, "Dense is not one of LSTM, GRU, SimpleRNN"),
+        (_custom_layer_after, "is a custom layer"),
+        (_embedding_then_dense, "Dense is not one of LSTM, GRU, SimpleRNN"),
+    ],
 )
-def test_other_forms_fall_back_to_the_general_graph(build):
-    model = build()
-    assert fuse_recurrent(model, find_mask(model), opset=17) is None
+def test_other_forms_fall_back_to_the_general_graph_saying_why(build, why):
+    found = fuse_recurrent(build(), find_mask(build()), opset=17)
+    assert isinstance(found, NotFused) and why in found.reason, found
+
+
+def test_the_general_masked_graph_says_why_it_is_not_fused(tmp_path):
+    from parity.exporter import export_model
+
+    manifest = export_model(_backwards(), tmp_path / "bundle")
+    (note,) = [note for note in manifest.notes if "general masked graph" in note]
+    assert "not fused because layer" in note and "go_backwards=True" in note
 
 
 def test_runtime_refuses_inputs_the_fused_graph_would_get_wrong(exported_zoo):
