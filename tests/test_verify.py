@@ -90,6 +90,17 @@ def test_cli_exit_codes_json_and_plot(exported_zoo, tmp_path):
     assert result.exit_code == 2 and "error:" in result.output
 
 
+def test_cli_draws_the_time_lengths_asked_for(exported_zoo, tmp_path):
+    trained, _, path = exported_zoo["seq_tagger"]  # a dynamic time axis
+    out = tmp_path / "report.json"
+    args = ["--device", "cpu", "-q", "--batch", "2", "--time", "3", "--time", "11"]
+    result = _verify(trained.path, path, *args, "--json", out)
+    assert result.exit_code == 0, result.output
+    names = [c["name"] for c in json.loads(out.read_text())["checks"]]
+    assert any("time=3" in name for name in names) and any("time=11" in name for name in names)
+    assert not any("time=5" in name or "time=17" in name for name in names)
+
+
 def test_user_inputs_and_mask_value_warning(exported_zoo, tmp_path):
     trained, manifest, fused_path = exported_zoo["masked_lstm"]
     assert manifest.mask.fused

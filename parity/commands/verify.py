@@ -56,6 +56,14 @@ from parity.options import (
     type=click.IntRange(min=1),
     help="Batch sizes to draw inputs for (repeatable; default 1, 3, 8).",
 )
+@click.option(
+    "--time",
+    "times",
+    multiple=True,
+    type=click.IntRange(min=1),
+    help="Time lengths to draw inputs for where the time axis is dynamic "
+    "(repeatable; default 5, 17).",
+)
 @seed_option("Seed of the drawn inputs.")
 @click.option("--tf32", is_flag=True, help="Allow TF32 matmuls on a GPU (off by default).")
 @unsafe_option()
@@ -87,8 +95,8 @@ from parity.options import (
     "failures_path",
     help="With --data: write the worst failing rows' inputs here (.npz; default: beside --json).",
 )
-def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed, tf32, unsafe,
-            json_path, plot_path, quiet, data_path, batch_size, engine, ray_address,
+def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, times, seed, tf32,
+            unsafe, json_path, plot_path, quiet, data_path, batch_size, engine, ray_address,
             failures_path) -> None:  # fmt: skip
     """Verify BUNDLE, or verify SRC.keras BUNDLE side by side.
 
@@ -100,7 +108,7 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
     Exits 0 when every check passes, 1 when one fails, 2 on bad input.
     """
     from parity.runtime.npy import load_arrays
-    from parity.verify.check import DEFAULT_BATCHES, check
+    from parity.verify.check import DEFAULT_BATCHES, DEFAULT_TIMES, check
     from parity.verify.report import write_json
     from parity.verify.tolerance import policy_from_options
 
@@ -118,8 +126,10 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
             click.echo(f"... {message}", err=True)
 
     if data_path is not None:
-        if model is None or inputs_file or plot_path or batches:
-            raise click.UsageError("--data needs SRC.keras BUNDLE and no --inputs, --plot, --batch")
+        if model is None or inputs_file or plot_path or batches or times:
+            raise click.UsageError(
+                "--data needs SRC.keras BUNDLE and no --inputs, --plot, --batch, --time"
+            )
         _verify_dataset(model, bundle, data_path, policy, progress, device, tf32, unsafe, steps,
                         batch_size, "ray" if ray_address else engine, ray_address, json_path,
                         failures_path)  # fmt: skip
@@ -130,6 +140,7 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, seed
         device=device,
         policy=policy,
         batches=tuple(batches) or DEFAULT_BATCHES,
+        times=tuple(times) or DEFAULT_TIMES,
         steps=steps,
         seed=seed,
         tf32=tf32,
