@@ -151,7 +151,7 @@ def export_model(
             "(Keras 3 traces them wrong over a dynamic time axis)"
         )
     if isinstance(fused, FusedGraph):
-        notes.append(f"layer {fused.layer!r} is {fused.form}, written from the layer's weights")
+        notes.extend(fused.notes())
     if mask is not None and mask.fused:
         notes.append(
             f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the fused op "

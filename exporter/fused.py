@@ -1,15 +1,23 @@
-"""A recurrent layer as ONNX's fused ``LSTM``, ``GRU`` or ``RNN`` op, masked or not.
+"""Recurrent layers as ONNX's fused ``LSTM``, ``GRU`` or ``RNN`` ops, masked or not.
 
 tf2onnx fuses only plain LSTMs: it turns GRU, SimpleRNN, an LSTM with other
 activations or dropout, and any masked layer into a general ``Loop`` (about
 1.7x slower than the fused op on the seed's masked classifier,
-../shared/FACTS.md). When a model is ``Input -> [Masking] -> one LSTM, GRU or
-SimpleRNN from zeros -> non-recurrent layers`` (or ``Embedding(mask_zero=True)``
-in ``Masking``'s place), parity converts a copy of it in
-which the recurrent layer is a plain LSTM stand-in (which tf2onnx turns into
-one ``LSTM`` node), then writes the real layer's op over that node from its
-weights (``exporter.rnn_weights``), and puts the mask back as data (below).
-Last, a SimpleRNN's ``RNN`` op is written as the ``Scan`` that computes it
+../shared/FACTS.md; 10x at batch 1 for two stacked GRUs). Two forms are fused:
+
+- masked: ``Input -> Masking -> one LSTM, GRU or SimpleRNN from zeros ->
+  non-recurrent layers`` (or ``Embedding(mask_zero=True)`` in ``Masking``'s
+  place);
+- not masked: one input and any number of forward LSTMs, GRUs and
+  SimpleRNNs from zeros anywhere among other built-in layers (stacked, after
+  a convolution, side by side), with no ``Masking`` or ``mask_zero`` inside.
+
+parity converts a copy of the model in which each recurrent layer is a
+plain LSTM stand-in (which tf2onnx turns into one ``LSTM`` node; the k-th
+stand-in's input weights are all k + 1, which finds its node), then writes
+the real layer's op over that node from its weights
+(``exporter.rnn_weights``), and puts the mask back as data (below). Last, a
+SimpleRNN's ``RNN`` op is written as the ``Scan`` that computes it
 (``exporter.rnn_scan``: ONNX Runtime's ``RNN`` kernel is several times slower).
 The mask as data:
 
@@ -65,19 +73,29 @@ MASK_BLIND = frozenset(
 
 @dataclass(frozen=True)
 class FusedGraph:
-    """A converted model whose recurrent ``layer`` is ONNX's ``op_type``
-    (an ``RNN`` written as a ``Scan``, ``exporter.rnn_scan``)."""
+    """A converted model whose recurrent layers are ONNX ops: ``layers``
+    holds each layer's name and op type, in the model's order (an ``RNN``
+    is written as a ``Scan``, ``exporter.rnn_scan``)."""
 
     converted: ConvertedGraph
-    layer: str
-    op_type: str
+    layers: tuple[tuple[str, str], ...]
 
     @property
-    def form(self) -> str:
-        """How the layer appears in the graph, in words."""
-        if self.op_type == "RNN":
-            return "ONNX's RNN op written as a Scan of Gemm and activation nodes"
-        return f"ONNX's fused {self.op_type} op"
+    def op_types(self) -> tuple[str, ...]:
+        return tuple(op_type for _, op_type in self.layers)
+
+    def notes(self) -> list[str]:
+        """How each layer appears in the graph, in words for the manifest."""
+        return [
+            f"layer {name!r} is {_form(op)}, written from the layer's weights"
+            for name, op in self.layers
+        ]
+
+
+def _form(op_type: str) -> str:
+    if op_type == "RNN":
+        return "ONNX's RNN op written as a Scan of Gemm and activation nodes"
+    return f"ONNX's fused {op_type} op"
 
 
 @dataclass(frozen=True)
@@ -88,100 +106,171 @@ class NotFused:
 
 
 def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGraph | NotFused:
-    """``model`` converted with its recurrent layer as ONNX's fused op (fed
-    per-row lengths when ``mask`` is given), or why not (the caller keeps
-    tf2onnx's general graph) when the model is not of the supported form.
-    A masked graph is valid for post-padded inputs only. ``model`` itself is
-    left untouched."""
-    found = _recurrent_layer(model, mask)
+    """``model`` converted with its recurrent layers as ONNX's fused ops (the
+    one layer fed per-row lengths when ``mask`` is given), or why not (the
+    caller keeps tf2onnx's general graph) when the model is not of a
+    supported form. A masked graph is valid for post-padded inputs only.
+    ``model`` itself is left untouched."""
+    found = _recurrent_layers(model, mask)
     if isinstance(found, NotFused):
         return found
-    layer, masker = found
-    converted = keras_to_onnx(_stand_in_copy(model, layer, masker), opset=opset)
-    nodes = converted.proto.graph.node
-    lstms = [node for node in nodes if node.op_type == "LSTM"]
-    if len(lstms) != 1 or any(node.op_type in ("Loop", "Scan") for node in nodes):
-        return NotFused(f"tf2onnx did not make layer {layer.name!r}'s stand-in one LSTM op")
-    proto, node = converted.proto, lstms[0]
-    _write_op(proto.graph, node, layer)
-    op_type = node.op_type
-    _last_step_from_state(proto.graph, node)
-    if mask is not None:
-        _with_sequence_lengths(proto.graph, node, mask)
-    if op_type == "RNN":
-        rnn_as_scan(proto.graph, node)
+    recurrents, masker = found
+    converted = keras_to_onnx(_stand_in_copy(model, recurrents, masker), opset=opset)
+    proto = converted.proto
+    if any(node.op_type in ("Loop", "Scan") for node in proto.graph.node):
+        return NotFused("tf2onnx did not make every recurrent layer's stand-in an LSTM op")
+    stand_ins = _stand_in_nodes(proto.graph, len(recurrents))
+    if stand_ins is None:
+        return NotFused("tf2onnx did not make every recurrent layer's stand-in one LSTM op")
+    layers = []
+    for layer, node in zip(recurrents, stand_ins, strict=True):
+        _write_op(proto.graph, node, layer)
+        op_type = node.op_type
+        _last_step_from_state(proto.graph, node)
+        if mask is not None:
+            _with_sequence_lengths(proto.graph, node, mask)
+        if op_type == "RNN":
+            rnn_as_scan(proto.graph, node)
+        layers.append((layer.name, op_type))
     _drop_unused(proto.graph)
     checked_graph = ConvertedGraph(checked(proto, model.name), converted.inputs, converted.outputs)
-    return FusedGraph(checked_graph, layer.name, op_type)
+    return FusedGraph(checked_graph, tuple(layers))
 
 
-def _recurrent_layer(model: Any, mask: MaskSpec | None) -> tuple[Any, Any] | NotFused:
-    """The recurrent layer (and the layer that masks the input, or ``None``)
-    of a model of the supported form, else why not: one input, read only by
-    a ``Masking`` or ``Embedding(mask_zero=True)`` layer when masked, that
-    layer's output or else the input read only by one forward LSTM, GRU or
-    SimpleRNN called without ``initial_state``; every other layer a built-in
-    Keras layer called once, not recurrent, not reading the input or the mask,
-    and blind to masks when the masked layer returns sequences."""
+def _stand_in_nodes(graph: onnx.GraphProto, count: int) -> list[onnx.NodeProto] | None:
+    """The ``LSTM`` node of each stand-in, in the stand-ins' order: stand-in
+    ``k``'s input weights are all ``k + 1`` (``_stand_in_copy``), which
+    tf2onnx's reordering of the gates leaves as they are. ``None`` when the
+    ``LSTM`` nodes are not one per stand-in."""
+    constants = {t.name: t for t in graph.initializer}
+    found: dict[int, onnx.NodeProto] = {}
+    for node in (node for node in graph.node if node.op_type == "LSTM"):
+        if node.input[1] not in constants:
+            return None
+        weights = numpy_helper.to_array(constants[node.input[1]])
+        marker = int(weights.flat[0]) - 1 if weights.size else -1
+        if not 0 <= marker < count or marker in found or np.any(weights != marker + 1):
+            return None
+        found[marker] = node
+    return [found[k] for k in range(count)] if len(found) == count else None
+
+
+def _recurrent_layers(model: Any, mask: MaskSpec | None) -> tuple[list, Any] | NotFused:
+    """The recurrent layers, in the model's order, and the layer that masks
+    the input (or ``None``) of a model of a supported form, else why not.
+    Either form has one input, layers called once, forward LSTMs, GRUs and
+    SimpleRNNs with activations ONNX has, called without ``initial_state``,
+    and every other layer a built-in Keras layer that is not recurrent, a
+    wrapper or a model:
+
+    - masked: the input read only by its ``Masking`` or
+      ``Embedding(mask_zero=True)`` layer, whose output only one recurrent
+      layer reads; when that layer returns sequences, the layers after it
+      are blind to masks;
+    - not masked: no ``Masking`` or ``Embedding(mask_zero=True)`` anywhere,
+      and any number of recurrent layers anywhere (stacked GRUs, a
+      SimpleRNN after a convolution)."""
     import keras
 
     if len(model.inputs) != 1:
         return NotFused(f"the model has {len(model.inputs)} inputs")
-    source = model.inputs[0]
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     for layer in layers:
         if len(calls(layer, model)) != 1:
             return NotFused(f"layer {layer.name!r} is called more than once")
-    masker = None
-    feed = source
-    if mask is not None:
-        readers = [layer for layer in layers if _reads(model, layer, source)]
-        if len(readers) != 1 or type(readers[0]).__name__ != mask.source:
-            return NotFused(f"the input is read by more than its {mask.source} layer")
-        masker = readers[0]
-        (feed,) = calls(masker, model)[0].output_tensors
+    if mask is None:
+        return _unmasked_layers(model, layers)
+    source = model.inputs[0]
+    readers = [layer for layer in layers if _reads(model, layer, source)]
+    if len(readers) != 1 or type(readers[0]).__name__ != mask.source:
+        return NotFused(f"the input is read by more than its {mask.source} layer")
+    masker = readers[0]
+    (feed,) = calls(masker, model)[0].output_tensors
     readers = [layer for layer in layers if _reads(model, layer, feed)]
-    what = f"the {mask.source} layer's output" if masker else "the input"
+    what = f"the {mask.source} layer's output"
     if len(readers) != 1:
         return NotFused(f"{what} is read by {len(readers)} layers")
     recurrent = readers[0]
-    why = unsupported(recurrent)
+    why = _why_not_fusable(model, recurrent)
     if why is not None:
-        return NotFused(f"{what} is read by layer {recurrent.name!r}: {why}")
-    node = calls(recurrent, model)[0]
-    if node.input_tensors[0] is not feed or len(node.input_tensors) > 2:
+        return NotFused(why)
+    if calls(recurrent, model)[0].input_tensors[0] is not feed:
         return NotFused(f"layer {recurrent.name!r} reads more than {what}")
-    if node.arguments.kwargs.get("initial_state") is not None:
-        return NotFused(f"layer {recurrent.name!r} starts from an initial_state")
-    for flag in ("go_backwards", "stateful", "unroll"):
-        if getattr(recurrent, flag):
-            return NotFused(f"layer {recurrent.name!r} has {flag}=True")
     for layer in layers:
         if layer is masker or layer is recurrent:
             continue
-        if not type(layer).__module__.startswith("keras."):
-            # a custom layer may not rebuild from its config
-            return NotFused(f"layer {layer.name!r} is a custom layer")
-        if hasattr(layer, "cell") or hasattr(layer, "layers") or hasattr(layer, "layer"):
-            kind = type(layer).__name__
-            return NotFused(f"layer {layer.name!r} ({kind}) is recurrent, a wrapper or a model")
-        if masker and recurrent.return_sequences and type(layer).__name__ not in MASK_BLIND:
+        why = _why_not_rebuilt(layer)
+        if why is not None:
+            return NotFused(why)
+        if recurrent.return_sequences and type(layer).__name__ not in MASK_BLIND:
             kind = type(layer).__name__
             return NotFused(
                 f"layer {layer.name!r} ({kind}) may read the mask that {recurrent.name!r} passes on"
             )
-    return recurrent, masker
+    return [recurrent], masker
+
+
+def _unmasked_layers(model: Any, layers: list) -> tuple[list, None] | NotFused:
+    """Every recurrent layer of a model without masks, or why not."""
+    recurrents = []
+    for layer in layers:
+        kind = type(layer).__name__
+        masking = kind == "Masking" or (kind == "Embedding" and layer.mask_zero)
+        if masking:
+            return NotFused(f"layer {layer.name!r} ({kind}) masks a value that is not the input")
+        if hasattr(layer, "cell"):
+            why = _why_not_fusable(model, layer)
+            if why is not None:
+                return NotFused(why)
+            recurrents.append(layer)
+        else:
+            why = _why_not_rebuilt(layer)
+            if why is not None:
+                return NotFused(why)
+    if not recurrents:
+        return NotFused("the model has no recurrent layer")
+    return recurrents, None
+
+
+def _why_not_fusable(model: Any, layer: Any) -> str | None:
+    """Why a recurrent ``layer`` has no fused op, or ``None``."""
+    why = unsupported(layer)
+    if why is not None:
+        return f"layer {layer.name!r}: {why}"
+    node = calls(layer, model)[0]
+    if node.arguments.kwargs.get("initial_state") is not None or len(node.input_tensors) > 2:
+        return f"layer {layer.name!r} starts from an initial_state"
+    for flag in ("go_backwards", "stateful", "unroll"):
+        if getattr(layer, flag):
+            return f"layer {layer.name!r} has {flag}=True"
+    return None
+
+
+def _why_not_rebuilt(layer: Any) -> str | None:
+    """Why a layer that is not fused cannot be copied into the stand-in
+    model, or ``None``."""
+    if not type(layer).__module__.startswith("keras."):
+        # a custom layer may not rebuild from its config
+        return f"layer {layer.name!r} is a custom layer"
+    kind = type(layer).__name__
+    if hasattr(layer, "cell") or hasattr(layer, "layers") or hasattr(layer, "layer"):
+        return f"layer {layer.name!r} ({kind}) is recurrent, a wrapper or a model"
+    if hasattr(layer, "adapt"):  # Normalization's mean lives outside its weights
+        return f"layer {layer.name!r} ({kind}) holds adapted state that its weights do not"
+    return None
 
 
 def _reads(model: Any, layer: Any, tensor: Any) -> bool:
     return any(value is tensor for value in calls(layer, model)[0].input_tensors)
 
 
-def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
+def _stand_in_copy(model: Any, recurrents: list, masker: Any) -> Any:
     """The same graph and weights without ``Masking``, ``mask_zero`` off (so
-    without the mask Keras passes along), ``recurrent`` replaced by a plain LSTM of its width
-    and returns (its weights are written into the ONNX op afterwards). The
-    layers are fresh, so ``model`` gains no inbound nodes."""
+    without the mask Keras passes along), each of ``recurrents`` replaced by
+    a plain LSTM of its width and returns, whose input weights are all
+    ``k + 1`` for the ``k``-th (``_stand_in_nodes`` finds each by them; the
+    real weights are written into the ONNX ops afterwards). The layers are
+    fresh, so ``model`` gains no inbound nodes."""
     import keras
     from keras import tree
 
@@ -192,17 +281,18 @@ def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
     if masking is not None:
         (masked,) = calls(masking, model)[0].output_tensors
         tensors[id(masked)] = x
-    copies = []
+    copies, stand_ins = [], []
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer) or layer is masking:
             continue
-        if layer is recurrent:
+        if any(layer is recurrent for recurrent in recurrents):
             copy = keras.layers.LSTM(
                 layer.cell.units,
                 return_sequences=layer.return_sequences,
                 return_state=layer.return_state,
                 name=layer.name,
             )
+            stand_ins.append(copy)
         else:
             copy = _rebuilt(layer, mask_zero=False if layer is masker else None)
             copies.append((layer, copy))
@@ -215,6 +305,9 @@ def _stand_in_copy(model: Any, recurrent: Any, masker: Any) -> Any:
         tensors.update((id(old), new) for old, new in pairs)
     for layer, copy in copies:
         copy.set_weights(layer.get_weights())
+    for marker, copy in enumerate(stand_ins, start=1):
+        kernel, recurrent, bias = copy.get_weights()
+        copy.set_weights([np.full_like(kernel, marker), np.zeros_like(recurrent), bias * 0])
     outputs = [tensors[id(tensor)] for tensor in model.outputs]
     return keras.Model(x, outputs[0] if len(outputs) == 1 else outputs, name=model.name)
 

@@ -35,7 +35,7 @@ def _fused_equals_keras(model, batch_lengths=None, time_steps=None, op="LSTM", o
     and an all-padding row, each ONNX output equals Keras' eager output."""
     mask = find_mask(model)
     found = fuse_recurrent(model, mask, opset=opset)
-    assert isinstance(found, FusedGraph) and found.op_type == op
+    assert isinstance(found, FusedGraph) and found.op_types == (op,)
     fused = found.converted
     ops = [node.op_type for node in fused.proto.graph.node]
     assert ("LSTM" in ops) == (op == "LSTM") and "RNN" not in ops
@@ -192,9 +192,87 @@ def _swish():  # an activation ONNX's recurrent ops do not have
     return keras.Model(x, keras.layers.GRU(4, activation="swish")(x))
 
 
+def _masking_after_a_dense():  # a mask the runtime cannot compute from the input
+    x = keras.Input((None, 3), name="steps")
+    h = keras.layers.Masking(0.0)(keras.layers.Dense(3)(x))
+    return keras.Model(x, keras.layers.GRU(4)(h))
+
+
+def _adapted_normalization():  # set_weights does not reach the mean it normalizes by
+    normalization = keras.layers.Normalization()
+    normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 5, 3)))
+    x = keras.Input((None, 3), name="steps")
+    return keras.Model(x, keras.layers.GRU(4)(normalization(x)))
+
+
 def _after_a_dense():  # the recurrent layer does not read the input
     x = keras.Input((None, 3), name="steps")
     return keras.Model(x, keras.layers.SimpleRNN(4)(keras.layers.Dense(3)(x)))
+
+
+def _stacked_grus():
+    x = keras.Input((None, 3), name="steps")
+    h = keras.layers.GRU(5, return_sequences=True)(x)
+    return keras.Model(x, keras.layers.Dense(2)(keras.layers.GRU(4)(h)))
+
+
+def _simple_rnn_then_lstm_with_dropout():
+    return keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.SimpleRNN(6, return_sequences=True),
+            keras.layers.LSTM(4, recurrent_dropout=0.2, return_sequences=True),
+            keras.layers.Dense(2),
+        ]
+    )
+
+
+def _convolution_then_gru():
+    return keras.Sequential(
+        [
+            keras.Input((None, 3)),
+            keras.layers.Conv1D(4, 3, padding="same", activation="relu"),
+            keras.layers.GRU(5, reset_after=False),
+            keras.layers.Dense(2),
+        ]
+    )
+
+
+def _twin_branches():  # two layers of one kind and width reading the same input
+    x = keras.Input((None, 3), name="steps")
+    a = keras.layers.GRU(4, name="first")(x)
+    b = keras.layers.GRU(4, activation="relu", name="second")(x)
+    return keras.Model(x, keras.layers.Concatenate()([a, b]))
+
+
+@pytest.mark.parametrize(
+    "build, ops",
+    [
+        (_after_a_dense, ("RNN",)),
+        (_stacked_grus, ("GRU", "GRU")),
+        (_simple_rnn_then_lstm_with_dropout, ("RNN", "LSTM")),
+        (_convolution_then_gru, ("GRU",)),
+        (_twin_branches, ("GRU", "GRU")),
+    ],
+)
+def test_unmasked_recurrent_layers_anywhere_are_fused_and_equal_keras(build, ops):
+    """tf2onnx leaves these GRUs, SimpleRNNs and LSTMs with dropout as
+    ``Loop``s; every one becomes its op, each written over its own stand-in."""
+    keras.utils.set_random_seed(8)
+    model = build()
+    for layer in model.layers:  # weights that are not the initial ones
+        layer.set_weights([w + 0.05 for w in layer.get_weights()])
+    found = fuse_recurrent(model, None, opset=17)
+    assert isinstance(found, FusedGraph) and found.op_types == ops, found
+    graph_ops = [node.op_type for node in found.converted.proto.graph.node]
+    assert "Loop" not in graph_ops and graph_ops.count("Scan") == ops.count("RNN")
+    (spec,) = found.converted.inputs
+    data = sample_inputs([spec], 3, time=7, seed=1).inputs
+    names = [output.name for output in found.converted.outputs]
+    actual = _session(found.converted.proto).run(names, data)
+    expected = keras_outputs(model, data)
+    for name, value in zip(names, actual, strict=True):
+        np.testing.assert_allclose(value, expected[name], atol=1e-5, rtol=0, err_msg=name)
 
 
 class _Scale(keras.layers.Layer):
@@ -221,7 +299,8 @@ def _embedding_then_dense():  # the Dense reads the mask-carrying embeddings
         (_pooled, "(GlobalAveragePooling1D) may read the mask"),
         (_backwards, "go_backwards=True"),
         (_swish, "activation 'silu' has no ONNX equivalent"),
-        (_after_a_dense, "Dense is not one of LSTM, GRU, SimpleRNN"),
+        (_masking_after_a_dense, "(Masking) masks a value that is not the input"),
+        (_adapted_normalization, "(Normalization) holds adapted state"),
         (_custom_layer_after, "is a custom layer"),
         (_embedding_then_dense, "Dense is not one of LSTM, GRU, SimpleRNN"),
     ],
