@@ -10,7 +10,7 @@ from typing import Any
 from parity.exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx, simplified_graph
 from parity.exporter.forms import as_functional
 from parity.exporter.fused import FusedGraph, NotFused, fuse_recurrent
-from parity.exporter.golden import golden_data
+from parity.exporter.golden import golden_data, golden_mismatch
 from parity.exporter.load import load_keras, source_info
 from parity.exporter.rewrite import needs_repair
 from parity.exporter.saved_model import NOTE as SAVED_MODEL_NOTE
@@ -134,14 +134,26 @@ def export_model(
         fused = NotFused("the batch axis is fixed")
     elif fuse:
         fused = fuse_recurrent(model, mask, opset=opset)
-    if isinstance(fused, FusedGraph):
-        converted = fused.converted
-        if mask is not None:
-            mask = dataclasses.replace(mask, padding="post", fused=True)
-    else:
-        converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
-    converted, unsimplified = simplified_graph(converted)
-    graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
+    strayed = False
+    while True:  # at most twice: a fused graph that strays from Keras is given up
+        used_mask = mask
+        if isinstance(fused, FusedGraph):
+            converted = fused.converted
+            if mask is not None:
+                used_mask = dataclasses.replace(mask, padding="post", fused=True)
+        else:
+            converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
+        converted, unsimplified = simplified_graph(converted)
+        graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
+        golden = golden_data(model, GRAPH_KEY, graph, used_mask, seed=seed)
+        if not isinstance(fused, FusedGraph):
+            break
+        wrong = golden_mismatch(converted.proto, GRAPH_KEY, graph, golden)
+        if wrong is None:
+            break
+        fused = NotFused(f"the fused graph strayed from Keras on the golden inputs: {wrong}")
+        strayed = True
+    mask = used_mask
     notes = [SAVED_MODEL_NOTE] if saved_model else []
     if unsimplified:
         notes.append(unsimplified)
@@ -152,6 +164,8 @@ def export_model(
         )
     if isinstance(fused, FusedGraph):
         notes.extend(fused.notes())
+    elif strayed and mask is None:
+        notes.append(f"the recurrent layers are tf2onnx's graph: {fused.reason}")
     if mask is not None and mask.fused:
         notes.append(
             f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the fused op "
@@ -176,7 +190,6 @@ def export_model(
         mask=mask,
         notes=tuple(notes),
     )
-    golden = golden_data(model, GRAPH_KEY, graph, mask, seed=seed)
     return write_bundle(
         Path(out_dir), manifest, {GRAPH_KEY: converted.proto.SerializeToString()}, golden
     )

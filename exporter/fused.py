@@ -61,6 +61,7 @@ from parity.exporter.onnx_nodes import axes_op, read_by, readers_of, without_dea
 from parity.exporter.rnn_scan import rnn_as_scan
 from parity.exporter.rnn_weights import fused_op, unsupported
 from parity.runtime.bundle_format.manifest import MaskSpec
+from parity.runtime.errors import ParityError
 
 PREFIX = "parity_fused/"
 
@@ -115,7 +116,10 @@ def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGra
     if isinstance(found, NotFused):
         return found
     recurrents, masker = found
-    converted = keras_to_onnx(_stand_in_copy(model, recurrents, masker), opset=opset)
+    try:
+        converted = keras_to_onnx(_stand_in_copy(model, recurrents, masker), opset=opset)
+    except ParityError as exc:  # the general graph may still convert
+        return NotFused(f"the copy with stand-in layers did not convert ({exc})")
     proto = converted.proto
     if any(node.op_type in ("Loop", "Scan") for node in proto.graph.node):
         return NotFused("tf2onnx did not make every recurrent layer's stand-in an LSTM op")

@@ -13,9 +13,14 @@ from typing import Any
 import numpy as np
 
 from parity.exporter.keras_io import keras_outputs
-from parity.runtime.bundle_format.golden import draw_name, input_key, output_key
+from parity.runtime.bundle_format.golden import draw_name, golden_draws, input_key, output_key
 from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
 from parity.runtime.sampling import sample_inputs
+
+# How far a rewritten graph may stray from Keras on the golden inputs before
+# export gives it up: ten times verification's fallback rule, so it flags a
+# wrong graph, not rounding (verification judges the rest).
+REWRITE_ATOL, REWRITE_RTOL = 1e-4, 1e-3
 
 # Two draws: an odd batch at one length, and a batch longer than its time
 # axis, so that batch and time cannot be confused.
@@ -37,3 +42,34 @@ def golden_data(
         golden.update({input_key(draw, n): v for n, v in sample.inputs.items()})
         golden.update({output_key(draw, n): v for n, v in outputs.items()})
     return golden
+
+
+def golden_mismatch(
+    proto: Any, key: str, graph: GraphSpec, golden: dict[str, np.ndarray]
+) -> str | None:
+    """Where ONNX Runtime's outputs of ``proto`` on the golden inputs of graph
+    ``key`` stray from Keras' beyond ``REWRITE_ATOL``/``REWRITE_RTOL``, in
+    words, or ``None``. Export asks this of the graphs it rewrites (parity's
+    fused recurrent layers): a layer whose copy lost state (an adapted
+    ``Normalization``) gives a graph that converts and runs, and is wrong.
+
+    Args:
+        proto: the ONNX model.
+        key: the graph's key in ``golden``.
+        graph: the graph's inputs and outputs.
+        golden: :func:`golden_data`'s arrays.
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [spec.name for spec in graph.outputs]
+    for draw, _ in golden_draws(golden, {key: graph}):
+        feeds = {spec.name: golden[input_key(draw, spec.name)] for spec in graph.inputs}
+        for name, actual in zip(names, session.run(names, feeds), strict=True):
+            expected = golden[output_key(draw, name)]
+            error = np.abs(actual.astype(np.float64) - expected)
+            allowed = REWRITE_ATOL + REWRITE_RTOL * np.abs(expected)
+            if actual.shape != expected.shape or not np.all(error <= allowed):
+                worst = float(np.max(error)) if actual.shape == expected.shape else float("nan")
+                return f"output {name!r} of draw {draw!r} is off by up to {worst:.3g}"
+    return None

@@ -13,8 +13,9 @@ from parity.exporter.fused import FusedGraph, NotFused, fuse_recurrent
 from parity.exporter.keras_io import keras_outputs
 from parity.exporter.rnn_scan import BODY
 from parity.exporter.signature import find_mask
-from parity.runtime.errors import InputError
+from parity.runtime.errors import InputError, ParityError
 from parity.runtime.sampling import sample_inputs
+from parity.verify import check
 
 
 def _session(proto: onnx.ModelProto) -> ort.InferenceSession:
@@ -421,3 +422,45 @@ def test_a_trained_simple_rnn_exports_simplified(tmp_path):
     manifest = export_model(model, tmp_path / "bundle")
     assert not [note for note in manifest.notes if "left as tf2onnx wrote it" in note]
     assert any("RNN op written as a Scan" in note for note in manifest.notes)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_fused_graph_that_strays_from_keras_is_given_up(monkeypatch, tmp_path, masked):
+    """Export runs the fused graph on the golden inputs: with the guard that
+    keeps an adapted Normalization out of the stand-in copy removed, the copy
+    loses the mean and the graph is wrong; export keeps tf2onnx's graph."""
+    from parity.exporter import export_model, fused
+
+    monkeypatch.setattr(fused, "_why_not_rebuilt", lambda layer: None)
+    normalization = keras.layers.Normalization()
+    x = keras.Input((None, 3), name="steps")
+    if masked:  # the layer after a masked layer's last output may be any layer
+        normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 4)))
+        model = keras.Model(x, normalization(keras.layers.GRU(4)(keras.layers.Masking(0.0)(x))))
+    else:
+        normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 5, 3)))
+        model = keras.Model(x, keras.layers.GRU(4)(normalization(x)))
+    manifest = export_model(model, tmp_path / "bundle")
+    assert any("strayed from Keras on the golden inputs" in note for note in manifest.notes)
+    graph = onnx.load(tmp_path / "bundle" / "model.onnx")
+    assert "GRU" not in {node.op_type for node in graph.graph.node}
+    assert manifest.mask is None or not manifest.mask.fused
+    # the graph kept matches its golden data
+    assert check(tmp_path / "bundle", device="cpu").passed
+
+
+def test_a_stand_in_copy_that_does_not_convert_keeps_the_general_graph(monkeypatch, tmp_path):
+    """A conversion failure of the copy (injected: tf2onnx refusing it) is a
+    reason not to fuse, not an export error: the model itself converts."""
+    from parity.exporter import export_model, fused
+
+    def refuse(model, **options):
+        raise ParityError(f"tf2onnx cannot convert model {model.name!r}: injected")
+
+    monkeypatch.setattr(fused, "keras_to_onnx", refuse)
+    model = _stacked_grus()
+    found = fuse_recurrent(model, None, opset=17)
+    assert isinstance(found, NotFused) and "did not convert" in found.reason
+    export_model(model, tmp_path / "bundle")
+    graph = onnx.load(tmp_path / "bundle" / "model.onnx")
+    assert "GRU" not in {node.op_type for node in graph.graph.node}
