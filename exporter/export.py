@@ -56,7 +56,7 @@ def export_keras(
         steps: the generation horizon to record for a seq2seq model (default:
             the decoder input's fixed length).
         seed: the seed of the golden-data inputs.
-        fuse: write a lone recurrent layer as ONNX's fused op where the model's
+        fuse: write recurrent layers as ONNX's fused ops where the model's
             form allows (False keeps tf2onnx's general graph).
 
     Returns:
@@ -134,7 +134,6 @@ def export_model(
         fused = NotFused("the batch axis is fixed")
     elif fuse:
         fused = fuse_recurrent(model, mask, opset=opset)
-    strayed = False
     while True:  # at most twice: a fused graph that strays from Keras is given up
         used_mask = mask
         if isinstance(fused, FusedGraph):
@@ -152,7 +151,6 @@ def export_model(
         if wrong is None:
             break
         fused = NotFused(f"the fused graph strayed from Keras on the golden inputs: {wrong}")
-        strayed = True
     mask = used_mask
     notes = [SAVED_MODEL_NOTE] if saved_model else []
     if unsimplified:
@@ -164,8 +162,11 @@ def export_model(
         )
     if isinstance(fused, FusedGraph):
         notes.extend(fused.notes())
-    elif strayed and mask is None:
-        notes.append(f"the recurrent layers are tf2onnx's graph: {fused.reason}")
+    elif mask is None and any(hasattr(layer, "cell") for layer in model._flatten_layers()):
+        notes.append(
+            "the recurrent layers are tf2onnx's graph (plain LSTMs as LSTM ops, others as "
+            f"Loops): not fused because {fused.reason}"
+        )
     if mask is not None and mask.fused:
         notes.append(
             f"input {mask.input!r} is masked ({mask.source}, value {mask.value}): the fused op "

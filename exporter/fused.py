@@ -257,7 +257,8 @@ def _why_not_rebuilt(layer: Any) -> str | None:
         # a custom layer may not rebuild from its config
         return f"layer {layer.name!r} is a custom layer"
     kind = type(layer).__name__
-    if hasattr(layer, "cell") or hasattr(layer, "layers") or hasattr(layer, "layer"):
+    if any(True for _ in layer._flatten_layers(include_self=False, recursive=False)):
+        # it holds layers: recurrent (its cell), a wrapper (Bidirectional) or a model
         return f"layer {layer.name!r} ({kind}) is recurrent, a wrapper or a model"
     if hasattr(layer, "adapt"):  # Normalization's mean lives outside its weights
         return f"layer {layer.name!r} ({kind}) holds adapted state that its weights do not"

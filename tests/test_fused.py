@@ -464,3 +464,15 @@ def test_a_stand_in_copy_that_does_not_convert_keeps_the_general_graph(monkeypat
     export_model(model, tmp_path / "bundle")
     graph = onnx.load(tmp_path / "bundle" / "model.onnx")
     assert "GRU" not in {node.op_type for node in graph.graph.node}
+
+
+def test_an_unmasked_model_kept_general_says_why(tmp_path):
+    from parity.exporter import export_model
+
+    x = keras.Input((None, 3), name="steps")
+    h = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True))(x)
+    manifest = export_model(keras.Model(x, keras.layers.GRU(4)(h)), tmp_path / "bundle")
+    (note,) = [note for note in manifest.notes if "recurrent layers are tf2onnx's graph" in note]
+    assert "(Bidirectional) is recurrent, a wrapper or a model" in note
+    plain = export_model(keras.Model(x, keras.layers.Dense(2)(x)), tmp_path / "plain")
+    assert not [note for note in plain.notes if "recurrent" in note]  # no recurrent layer

@@ -12,6 +12,7 @@ import pytest
 from parity import runtime, verify
 from parity.exporter import export_keras, load_keras
 from parity.runtime.errors import InputError, ParityError
+from tests import faults
 
 FEATURES = 3
 VOCAB = 20
@@ -301,6 +302,11 @@ def test_adapted_normalization_lstm_layer_normalization(tmp_path):
     outputs = keras.layers.Dense(2)(keras.layers.LayerNormalization()(x))
     manifest = _exported(keras.Model(inputs, outputs), tmp_path)
     _no_numbered_dims(manifest)
+    # the float64 reference normalizes by the adapted mean too, so TensorFlow
+    # against ONNX Runtime (not only the golden data) catches a damaged weight
+    damaged = faults.damaged_copy(tmp_path / "bundle", tmp_path / "bad", faults.scale_kernel(1.01))
+    report = verify.check(damaged, tmp_path / "m.keras", batches=(1, 3))
+    assert [c for c in report.failures if c.kind == "output"], report.table()
 
 
 def _exported_saved_model(folder: Path) -> keras.Model:

@@ -19,7 +19,10 @@ def float64_model(model: Any) -> tuple[Any | None, str]:
 
     Every layer's dtype policy becomes float64 (nested layers of wrappers such
     as ``TimeDistributed`` and ``Bidirectional`` too); float inputs become
-    float64 inputs, integer inputs (token ids) stay as they are.
+    float64 inputs, integer inputs (token ids) stay as they are. A layer with
+    adapted state (an adapted ``Normalization``) refreshes what it computes
+    from its weights, which ``set_weights`` alone leaves at the initial
+    values.
 
     Args:
         model: a functional Keras model.
@@ -45,6 +48,9 @@ def float64_model(model: Any) -> tuple[Any | None, str]:
         weights = model.get_weights()
         copy.set_weights([np.asarray(w, np.float64) if w.dtype.kind == "f" else w
                           for w in weights])  # fmt: skip
+        for layer in copy._flatten_layers():
+            if hasattr(layer, "adapt"):  # Normalization computes its mean from its weights here
+                layer.finalize_state()
     except Exception as exc:  # Keras raises many types for a layer it cannot rebuild
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         return None, f"the model cannot be rebuilt in float64 ({reason})"

@@ -30,8 +30,8 @@ from parity.options import opset_option, seed_option, unsafe_option
     "--fuse/--no-fuse",
     default=True,
     show_default=True,
-    help="Write a lone recurrent layer as ONNX's fused op (masked: post-padding only), "
-    "or keep tf2onnx's general graph.",
+    help="Write recurrent layers as ONNX's fused ops where the model's form allows "
+    "(masked: one layer, post-padding only), or keep tf2onnx's general graph.",
 )
 @unsafe_option()
 def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, unsafe) -> None:
