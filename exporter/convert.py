@@ -25,7 +25,7 @@ from parity.exporter.onnx_passes import simplified
 from parity.exporter.rewrite import repair
 from parity.exporter.signature import input_domain
 from parity.runtime.bundle_format.manifest import TensorSpec
-from parity.runtime.errors import ParityError
+from parity.runtime.errors import ParityError, first_line
 
 SUPPORTED_OPSETS = range(14, 19)  # tf2onnx 1.17's range
 DEFAULT_OPSET = 17
@@ -73,7 +73,7 @@ def keras_to_onnx(
     except ParityError:
         raise
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise ParityError(f"tf2onnx cannot convert model {model.name!r}: {reason}") from None
     _rename_outputs(proto, output_names)
     _name_dims(proto, axis_names(model, output_names))
@@ -197,7 +197,7 @@ def checked(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
         onnx.checker.check_model(proto, full_check=True)
         return onnx.shape_inference.infer_shapes(proto, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        reason = str(exc).strip().splitlines()[0]
+        reason = first_line(exc)
         raise ParityError(f"the graph converted from {name!r} is invalid ONNX: {reason}") from None
 
 

@@ -35,3 +35,10 @@ class ParameterError(ParityError):
         super().__init__(f"{parameter}: {message}")
         self.parameter = parameter
         self.reason = message
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type's name when it has none):
+    what a one-line error quotes of a library's exception."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -28,7 +28,7 @@ from typing import IO
 
 import numpy as np
 
-from parity.runtime.errors import InputError, ParityError
+from parity.runtime.errors import InputError, ParityError, first_line
 from parity.runtime.limits import byte_limit, describe_bytes
 from parity.runtime.paths import as_path, replaced_atomically
 
@@ -75,9 +75,9 @@ def load_array(path: str | os.PathLike[str]) -> np.ndarray:
             stream.seek(0)
             return np.lib.format.read_array(stream, allow_pickle=False)
     except ValueError as exc:
-        raise ParityError(f"{path}: not a numpy array file ({_first_line(exc)})") from None
+        raise ParityError(f"{path}: not a numpy array file ({first_line(exc)})") from None
     except _READ_ERRORS as exc:
-        raise ParityError(f"{path}: unreadable numpy file ({_first_line(exc)})") from None
+        raise ParityError(f"{path}: unreadable numpy file ({first_line(exc)})") from None
 
 
 def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -109,9 +109,9 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                     arrays[key] = np.lib.format.read_array(stream, allow_pickle=False)
             return arrays
     except ValueError as exc:
-        raise ParityError(f"{path}: not a numpy array file ({_first_line(exc)})") from None
+        raise ParityError(f"{path}: not a numpy array file ({first_line(exc)})") from None
     except _READ_ERRORS as exc:
-        raise ParityError(f"{path}: unreadable numpy file ({_first_line(exc)})") from None
+        raise ParityError(f"{path}: unreadable numpy file ({first_line(exc)})") from None
 
 
 def _limit() -> int:
@@ -190,11 +190,6 @@ def _nbytes(header: _Header) -> int:
 
 def _what(path: Path, key: str | None) -> str:
     return f"{path}: the array" if key is None else f"{path}: array {key!r}"
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def save_array(path: str | os.PathLike[str], value: np.ndarray) -> None:

@@ -14,7 +14,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from parity.runtime.errors import BundleError, ParityError
+from parity.runtime.errors import BundleError, ParityError, first_line
 
 DEVICES = ("auto", "cpu", "gpu")
 CUDA = "CUDAExecutionProvider"
@@ -115,7 +115,7 @@ def open_session(path: Path, device: str, tf32: bool = False, threads: int = 0) 
             str(path), options, providers=requested_providers(device, tf32)
         )
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise BundleError(f"{path}: ONNX Runtime cannot load this graph ({reason})") from None
     if device == "gpu" and session.get_providers()[0] != CUDA:
         raise ParityError(
