@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parity.exporter.convert import DEFAULT_OPSET, check_opset, keras_to_onnx, simplified_graph
+from parity.exporter.convert import (
+    DEFAULT_OPSET,
+    ConvertedGraph,
+    check_opset,
+    keras_to_onnx,
+    simplified_graph,
+)
 from parity.exporter.forms import as_functional
 from parity.exporter.fused import FusedGraph, NotFused, fuse_recurrent
 from parity.exporter.golden import golden_data, golden_mismatch
@@ -17,7 +24,7 @@ from parity.exporter.saved_model import NOTE as SAVED_MODEL_NOTE
 from parity.exporter.saved_model import is_wrapped_saved_model
 from parity.exporter.seq2seq import export_seq2seq, is_seq2seq
 from parity.exporter.signature import find_mask
-from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest
+from parity.runtime.bundle_format.manifest import FORMAT_VERSION, GraphSpec, Manifest, MaskSpec
 from parity.runtime.bundle_format.writer import check_out_dir, placeholder_graph, write_bundle
 from parity.runtime.errors import ParameterError, ParityError
 from parity.runtime.paths import as_path
@@ -134,27 +141,16 @@ def export_model(
         fused = NotFused("the batch axis is fixed")
     elif fuse:
         fused = fuse_recurrent(model, mask, opset=opset)
-    while True:  # at most twice: a fused graph that strays from Keras is given up
-        used_mask = mask
-        if isinstance(fused, FusedGraph):
-            converted = fused.converted
-            if mask is not None:
-                used_mask = dataclasses.replace(mask, padding="post", fused=True)
-        else:
-            converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
-        converted, unsimplified = simplified_graph(converted)
-        graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
-        golden = golden_data(model, GRAPH_KEY, graph, used_mask, seed=seed)
-        if not isinstance(fused, FusedGraph):
-            break
-        wrong = golden_mismatch(converted.proto, GRAPH_KEY, graph, golden)
-        if wrong is None:
-            break
-        fused = NotFused(f"the fused graph strayed from Keras on the golden inputs: {wrong}")
-    mask = used_mask
+    written = _written_graph(model, fused, mask, opset, dynamic_batch, seed)
+    if isinstance(fused, FusedGraph):
+        wrong = golden_mismatch(written.converted.proto, GRAPH_KEY, written.graph, written.golden)
+        if wrong is not None:  # keep tf2onnx's graph
+            fused = NotFused(f"the fused graph strayed from Keras on the golden inputs: {wrong}")
+            written = _written_graph(model, fused, mask, opset, dynamic_batch, seed)
+    converted, graph, golden, mask = written.converted, written.graph, written.golden, written.mask
     notes = [SAVED_MODEL_NOTE] if saved_model else []
-    if unsimplified:
-        notes.append(unsimplified)
+    if written.unsimplified:
+        notes.append(written.unsimplified)
     if needs_repair(model):
         notes.append(
             "TimeDistributed layers were folded into the batch axis before conversion "
@@ -194,3 +190,37 @@ def export_model(
     return write_bundle(
         Path(out_dir), manifest, {GRAPH_KEY: converted.proto.SerializeToString()}, golden
     )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A single graph as export writes it: simplified, its spec, its golden
+    data and the mask it was made for; ``unsimplified`` says why the
+    simplifier could not take it (else ``None``)."""
+
+    converted: ConvertedGraph
+    unsimplified: str | None
+    graph: GraphSpec
+    golden: dict[str, Any]
+    mask: MaskSpec | None
+
+
+def _written_graph(
+    model: Any,
+    fused: FusedGraph | NotFused,
+    mask: MaskSpec | None,
+    opset: int,
+    dynamic_batch: bool,
+    seed: int,
+) -> _Written:
+    """``fused``'s graph, or tf2onnx's when ``fused`` is ``NotFused``, ready to write."""
+    if isinstance(fused, FusedGraph):
+        converted = fused.converted
+        if mask is not None:
+            mask = dataclasses.replace(mask, padding="post", fused=True)
+    else:
+        converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
+    converted, unsimplified = simplified_graph(converted)
+    graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
+    golden = golden_data(model, GRAPH_KEY, graph, mask, seed=seed)
+    return _Written(converted, unsimplified, graph, golden, mask)

@@ -312,7 +312,9 @@ def _stand_in_copy(model: Any, recurrents: list, masker: Any) -> Any:
         copy.set_weights(layer.get_weights())
     for marker, copy in enumerate(stand_ins, start=1):
         kernel, recurrent, bias = copy.get_weights()
-        copy.set_weights([np.full_like(kernel, marker), np.zeros_like(recurrent), bias * 0])
+        copy.set_weights(
+            [np.full_like(kernel, marker), np.zeros_like(recurrent), np.zeros_like(bias)]
+        )
     outputs = [tensors[id(tensor)] for tensor in model.outputs]
     return keras.Model(x, outputs[0] if len(outputs) == 1 else outputs, name=model.name)
 

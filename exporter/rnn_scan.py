@@ -134,7 +134,8 @@ def _held_past_lengths(
     """The state at each row's last valid step (``h_at_length``; zeros for a
     row of length 0) and, when ``y``, ``Y`` with zeros at each row's steps
     past its length (``y_steps``), from the state at every step
-    (``every_h``). Rows are valid for a prefix of their steps, so the scan
+    (``every_h``), with the shapes ``rnn_as_scan`` computed (``x_shape``,
+    ``state``). Rows are valid for a prefix of their steps, so the scan
     runs every row to the end and holds nothing: what a row computes past
     its length is never read."""
     nodes = [
@@ -143,8 +144,7 @@ def _held_past_lengths(
         # each row's step (length - 1), or step 0 for a row of length 0
         helper.make_node("Sub", [name("len_3d"), name("one")], [name("last_3d")]),
         helper.make_node("Max", [name("last_3d"), name("zero")], [name("last_step")]),
-        helper.make_node("Shape", [name("h_last")], [name("rows_units")]),
-        helper.make_node("Concat", [name("axis_1"), name("rows_units")], [name("h_shape")], axis=0),
+        helper.make_node("Concat", [name("axis_1"), name("state")], [name("h_shape")], axis=0),
         helper.make_node("Expand", [name("last_step"), name("h_shape")], [name("index")]),
         helper.make_node(
             "GatherElements", [name("every_h"), name("index")], [name("h_at_1")], axis=0
@@ -157,8 +157,7 @@ def _held_past_lengths(
     ]
     if y:  # valid[t, row, 0]: step t is within the row's length
         nodes += [
-            helper.make_node("Shape", [name("every_h")], [name("every_shape")]),
-            helper.make_node("Gather", [name("every_shape"), name("zero")], [name("steps")]),
+            helper.make_node("Gather", [name("x_shape"), name("zero")], [name("steps")]),
             helper.make_node("Range", [name("zero"), name("steps"), name("one")], [name("t")]),
             helper.make_node("Reshape", [name("t"), name("steps_shape")], [name("t_3d")]),
             helper.make_node("Less", [name("t_3d"), name("len_3d")], [name("valid")]),
