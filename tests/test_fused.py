@@ -55,13 +55,18 @@ def _fused_equals_keras(model, batch_lengths=None, time_steps=None, op="LSTM", o
         data = sample_inputs([spec], 5, time=steps, seed=0).inputs[spec.name]
     else:
         data = _post_padded(mask, spec, lengths, steps)
-    names = [output.name for output in fused.outputs]
-    actual = dict(zip(names, _session(fused.proto).run(names, {spec.name: data}), strict=True))
-    expected = keras_outputs(model, {spec.name: data})
+    _assert_equals_keras(model, fused, {spec.name: data})
+    return fused
+
+
+def _assert_equals_keras(model, converted, data):
+    """Each output of the ONNX graph on ``data`` equals Keras' eager output."""
+    names = [output.name for output in converted.outputs]
+    actual = dict(zip(names, _session(converted.proto).run(names, data), strict=True))
+    expected = keras_outputs(model, data)
     assert set(actual) == set(expected)
     for name in names:
         np.testing.assert_allclose(actual[name], expected[name], atol=1e-5, rtol=0, err_msg=name)
-    return fused
 
 
 def _layer_node(proto: onnx.ModelProto, op: str) -> onnx.NodeProto:
@@ -267,13 +272,8 @@ def test_unmasked_recurrent_layers_anywhere_are_fused_and_equal_keras(build, ops
     assert isinstance(found, FusedGraph) and found.op_types == ops, found
     graph_ops = [node.op_type for node in found.converted.proto.graph.node]
     assert "Loop" not in graph_ops and graph_ops.count("Scan") == ops.count("RNN")
-    (spec,) = found.converted.inputs
-    data = sample_inputs([spec], 3, time=7, seed=1).inputs
-    names = [output.name for output in found.converted.outputs]
-    actual = _session(found.converted.proto).run(names, data)
-    expected = keras_outputs(model, data)
-    for name, value in zip(names, actual, strict=True):
-        np.testing.assert_allclose(value, expected[name], atol=1e-5, rtol=0, err_msg=name)
+    data = sample_inputs(found.converted.inputs, 3, time=7, seed=1).inputs
+    _assert_equals_keras(model, found.converted, data)
 
 
 class _Scale(keras.layers.Layer):
