@@ -26,7 +26,7 @@ Seq2seq models (:data:`SEQ2SEQ_METHODS`), a whole generation over the
 preset's horizon from an encoder input of :data:`ENCODER_STEPS` steps:
 
 - ``tf while_loop``: TensorFlow's reference generation, a ``tf.while_loop``
-  over the step model (:func:`parity.verify.reference.reference_generate`);
+  over the step model (:func:`parity.exporter.keras_generation.reference_generate`);
 - ``tf while_loop XLA``: the same loop compiled with XLA (:mod:`bench.xla`);
 - ``tf.function step, Python loop``: the encoder, then a Python loop calling
   the step model in a ``tf.function`` once per step;
@@ -64,7 +64,7 @@ from parity.bench.flops import activation_bytes, count_flops, recurrent_gemms
 from parity.bench.machine import memory_bytes
 from parity.bench.result import CPU, GPU, Row, Settings
 from parity.bench.timing import measure_interleaved
-from parity.runtime.errors import ParityError
+from parity.runtime.errors import ParityError, quoted
 
 BATCHES = {"tiny": (1, 32), "seed": (1, 256)}
 SEQ2SEQ_BATCHES = {"tiny": (1, 32), "seed": (1, 470)}
@@ -274,8 +274,8 @@ def _time_seq2seq(split, manifest, bundle, inputs, steps, device, gpu, settings)
     from parity.bench.iobinding import iobinding_generate
     from parity.bench.litert import litert_generate
     from parity.bench.xla import xla_generate
+    from parity.exporter.keras_generation import reference_generate
     from parity.runtime.generate import start_input
-    from parity.verify.reference import reference_generate
 
     ways: dict[str, Callable | str] = {}
     if bundle is None:
@@ -402,7 +402,7 @@ def _time_ways(
             notes[method] = str(exc)
             continue
         except Exception as exc:  # one way failing (an XLA compilation) is one row's note
-            notes[method] = f"failed: {' '.join(str(exc).split())[:160] or type(exc).__name__}"
+            notes[method] = f"failed: {quoted(exc, 160)}"
             continue
         notes[method] = _agreement(output, reference)
         reference = output if reference is None else reference

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from parity.exporter.keras_generation import tensorflow_feedback
 from parity.exporter.keras_graph import as_list, layer_name
-from parity.verify.reference import tensorflow_feedback
 
 
 def xla_call(model: Any, arrays: list[np.ndarray]) -> Callable[[], np.ndarray]:

@@ -22,13 +22,12 @@ from parity.exporter.axes import AxisNames, axis_names
 from parity.exporter.keras_graph import input_names, model_inputs
 from parity.exporter.keras_io import keras_output_names
 from parity.exporter.onnx_passes import simplified
+from parity.exporter.opsets import DEFAULT_OPSET, check_opset
 from parity.exporter.rewrite import repair
 from parity.exporter.signature import input_domain
 from parity.runtime.bundle_format.manifest import TensorSpec
-from parity.runtime.errors import ParityError, first_line
+from parity.runtime.errors import ParityError, quoted
 
-SUPPORTED_OPSETS = range(14, 19)  # tf2onnx 1.17's range
-DEFAULT_OPSET = 17
 # onnxruntime 1.31 loads models up to IR version 10; onnx 1.23 writes 14 by default.
 MAX_IR_VERSION = 10
 
@@ -38,15 +37,6 @@ class ConvertedGraph:
     proto: onnx.ModelProto
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-
-
-def check_opset(opset: int) -> int:
-    if opset not in SUPPORTED_OPSETS:
-        raise ParityError(
-            f"opset {opset} is not supported (supported: {SUPPORTED_OPSETS.start} to "
-            f"{SUPPORTED_OPSETS.stop - 1})"
-        )
-    return opset
 
 
 def keras_to_onnx(
@@ -73,7 +63,7 @@ def keras_to_onnx(
     except ParityError:
         raise
     except Exception as exc:
-        reason = first_line(exc)
+        reason = quoted(exc)
         raise ParityError(f"tf2onnx cannot convert model {model.name!r}: {reason}") from None
     _rename_outputs(proto, output_names)
     _name_dims(proto, axis_names(model, output_names))
@@ -197,7 +187,7 @@ def checked(proto: onnx.ModelProto, name: str) -> onnx.ModelProto:
         onnx.checker.check_model(proto, full_check=True)
         return onnx.shape_inference.infer_shapes(proto, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        reason = first_line(exc)
+        reason = quoted(exc)
         raise ParityError(f"the graph converted from {name!r} is invalid ONNX: {reason}") from None
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parity.exporter.bundle_writer import check_out_dir, placeholder_graph, write_bundle
 from parity.exporter.convert import (
     DEFAULT_OPSET,
     ConvertedGraph,
@@ -15,17 +16,16 @@ from parity.exporter.convert import (
     keras_to_onnx,
     simplified_graph,
 )
-from parity.exporter.forms import as_functional
+from parity.exporter.functional import as_functional
 from parity.exporter.fused import FusedGraph, NotFused, fuse_recurrent
-from parity.exporter.golden import golden_data, golden_mismatch
+from parity.exporter.golden_data import golden_data, golden_mismatch
 from parity.exporter.load import load_keras, source_info
 from parity.exporter.rewrite import needs_repair
 from parity.exporter.saved_model import NOTE as SAVED_MODEL_NOTE
 from parity.exporter.saved_model import is_wrapped_saved_model
-from parity.exporter.seq2seq import export_seq2seq, is_seq2seq
+from parity.exporter.seq2seq_bundle import export_seq2seq, is_seq2seq
 from parity.exporter.signature import find_mask
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, GraphSpec, Manifest, MaskSpec
-from parity.runtime.bundle_format.writer import check_out_dir, placeholder_graph, write_bundle
 from parity.runtime.errors import ParameterError, ParityError
 from parity.runtime.paths import as_path
 from parity.runtime.versions import tool_versions

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import zipfile
@@ -38,8 +37,8 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-from parity.runtime.bundle_format.writer import sha256_file
-from parity.runtime.errors import ParityError
+from parity.runtime.bundle_format.digest import sha256_file
+from parity.runtime.errors import ParityError, quoted
 from parity.runtime.limits import byte_limit, describe_bytes
 from parity.runtime.paths import as_path
 
@@ -111,13 +110,10 @@ def _keras_load(path: Path, readable: Path, config: Any, unsafe: bool) -> Any:
     its failures told as one line about ``path``."""
     import keras
 
-    from parity import models  # noqa: F401  (the zoo's layers, should it register any)
-
     try:
         return keras.saving.load_model(readable, safe_mode=not unsafe, compile=False)
     except Exception as exc:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # Keras' bold terminal escapes
-        message = " ".join(text.split())[:300] or type(exc).__name__
+        message = quoted(exc)
         lambdas = _lambdas(config)
         refused = "safe_mode" in message or "unsafe" in message.lower()
         if lambdas and not unsafe and (refused or "lambda" in message.lower()):
@@ -183,7 +179,7 @@ def _checked_h5(path: Path, unsafe: bool) -> Any:
     except ParityError:
         raise
     except Exception as exc:  # h5py raises OSError, KeyError, ValueError on damaged files
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = quoted(exc, 200)
         raise ParityError(f"{path}: corrupt HDF5 file ({reason})") from None
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")

@@ -69,7 +69,7 @@ from parity.exporter.onnx_passes import (
     rename_reads,
 )
 from parity.runtime.bundle_format.manifest import Seq2SeqSpec, TensorSpec
-from parity.runtime.errors import ParityError
+from parity.runtime.errors import ParityError, quoted
 from parity.runtime.generate import LOOP_START, LOOP_STEPS
 
 __all__ = [
@@ -218,7 +218,7 @@ def generation_graph(
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = " ".join(str(exc).split())[:400]
+        first = quoted(exc, 400)
         raise ParityError(f"generation graph: not a valid ONNX graph ({first})") from None
     return model
 

@@ -58,7 +58,7 @@ from parity.exporter.onnx_nodes import (
     readers_of,
     subgraphs,
 )
-from parity.runtime.errors import ParityError, first_line
+from parity.runtime.errors import ParityError, quoted
 
 __all__ = [
     "SKIPPED_FUSIONS",
@@ -99,7 +99,7 @@ def simplified(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         result, _ = onnxsim.simplify(copy, skipped_optimizers=list(SKIPPED_FUSIONS))
     except Exception as exc:  # onnxsim raises bare RuntimeError/ValueError/onnx errors
-        reason = first_line(exc)
+        reason = quoted(exc)
         raise ParityError(
             f"onnx-simplifier cannot simplify graph {model.graph.name!r}: {reason}"
         ) from None

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from parity.runtime.errors import ParityError
+from parity.runtime.errors import ParityError, quoted
 from parity.runtime.limits import byte_limit, describe_bytes
 
 SIGNATURE = "serving_default"
@@ -77,7 +77,7 @@ def load_saved_model(
     try:
         layer = _signature_layer_class()(str(path), call_endpoint=SIGNATURE, name="signature")
     except Exception as exc:
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        reason = quoted(exc, 300)
         raise ParityError(f"{path}: cannot load the SavedModel's {SIGNATURE!r}: {reason}") from None
     _, specs = layer.call_endpoint_fn.structured_input_signature
     inputs = [

@@ -23,7 +23,7 @@ layer starts from ``initial_state`` or from zeros; the states given by
 input*, alone. The encoder is whatever computes them.
 
 TensorFlow's generation with the step model, the reference that ONNX
-Runtime's generation is held to, is :mod:`parity.verify.reference`.
+Runtime's generation is held to, is :mod:`parity.exporter.keras_generation`.
 """
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
-from parity.cli import main
+"""``python -m parity``: the command line."""
+
+from parity.cli.app import main
 
 main()

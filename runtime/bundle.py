@@ -9,15 +9,17 @@ from typing import Any
 
 import numpy as np
 
+from parity.runtime.bundle_format.digest import sha256_bytes, sha256_file
+from parity.runtime.bundle_format.leftovers import aside_bundle
 from parity.runtime.bundle_format.manifest import (
     GraphSpec,
     Manifest,
     read_manifest,
     safe_member,
 )
-from parity.runtime.bundle_format.writer import recover_bundle, sha256_bytes, sha256_file
-from parity.runtime.errors import BundleError, InputError, RunError
+from parity.runtime.errors import BundleError, InputError, RunError, quoted
 from parity.runtime.inputs import check_feeds, check_prefix_mask
+from parity.runtime.limits import describe_bytes
 from parity.runtime.paths import as_path
 from parity.runtime.providers import (
     ONE_ROW_SPLIT_MACS,
@@ -27,6 +29,10 @@ from parity.runtime.providers import (
     session_device,
 )
 
+# The largest graph file: protobuf cannot hold a message over 2 GiB, so a
+# larger file is refused before it is read (and before it is hashed).
+MAX_GRAPH_BYTES = 2 * 2**30
+
 
 class Bundle:
     """A bundle opened for running. Sessions are created once; ``run`` may be
@@ -35,16 +41,16 @@ class Bundle:
     ``providers`` maps each graph to the providers its session really got, in
     priority order; ``device`` is "gpu" when every session runs on CUDA.
     On the CPU a batch of one row of a graph in ``one_row_files`` (graph to
-    file) runs on a second session of that file with
+    its file and sha256) runs on a second session of that file with
     :data:`~parity.runtime.providers.SINGLE_ROW_THREADS` threads, opened when
-    first needed."""
+    first needed from the file's bytes once they match the sha256 again."""
 
     def __init__(
         self,
         path: Path,
         manifest: Manifest,
         sessions: Mapping[str, Any],
-        one_row_files: Mapping[str, Path] | None = None,
+        one_row_files: Mapping[str, tuple[Path, str]] | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
@@ -63,8 +69,9 @@ class Bundle:
         if batch != 1 or key not in self._one_row_files or session_device(session) != "cpu":
             return session
         if key not in self._single_row:
-            file = self._one_row_files[key]
-            self._single_row[key] = open_session(file, "cpu", threads=SINGLE_ROW_THREADS)
+            file, digest = self._one_row_files[key]
+            data = _checked_graph_bytes(file, digest)
+            self._single_row[key] = open_session(data, file, "cpu", threads=SINGLE_ROW_THREADS)
         return self._single_row[key]
 
     def run(self, feeds: Mapping[str, Any], graph: str | None = None) -> dict[str, np.ndarray]:
@@ -81,7 +88,7 @@ class Bundle:
         try:
             values = self.session(key, batch).run(names, checked)
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise RunError(f"{spec.file}: ONNX Runtime failed: {_first_line(exc)}") from None
+            raise RunError(f"{spec.file}: ONNX Runtime failed: {quoted(exc, 400)}") from None
         return dict(zip(names, values, strict=True))
 
     def _key(self, graph: str | None) -> str:
@@ -101,32 +108,54 @@ class Bundle:
 def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -> Bundle:
     """Open the bundle at ``path``: validate the manifest, check the sha256 of
     every file it names and of every external data file a graph reads, and
-    create a session per graph on ``device`` ("auto", "cpu" or "gpu"). ``tf32``
-    allows TF32 matmuls on CUDA (off by default).
+    create a session per graph on ``device`` ("auto", "cpu" or "gpu") from
+    the very bytes that were checked. ``tf32`` allows TF32 matmuls on CUDA
+    (off by default). Nothing is written.
 
-    An export stopped while it set the old bundle aside leaves ``path``
-    missing; the old bundle is renamed back first."""
+    An export stopped while it had set the old bundle aside leaves ``path``
+    missing; that bundle is then read where it lies, and is the returned
+    bundle's ``path`` (the next export puts it back)."""
     check_device(device)
     path = as_path(path)
+    folder = path
     if not path.exists():
-        recover_bundle(path)
-    manifest = read_manifest(path)
+        folder = aside_bundle(path.resolve()) or path
+    manifest = read_manifest(folder)
     sessions, one_row_files = {}, {}
     for key, graph in manifest.graphs.items():
-        file = safe_member(path, graph.file)
+        file = safe_member(folder, graph.file)
         if not file.is_file():
             raise BundleError(f"{path}: graph file {graph.file!r} is missing")
-        data = file.read_bytes()
-        if sha256_bytes(data) != graph.sha256:
-            raise BundleError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
+        data = _checked_graph_bytes(file, graph.sha256)
         model = _parsed(file, data)
-        _check_external_data(path, graph, model)
-        session = open_session(file, device, tf32)
+        external = _check_external_data(folder, graph, model)
+        # A graph with external data is opened by its path, which the
+        # external files are found from; they were checked just now.
+        session = open_session(file if external else data, file, device, tf32)
         _check_signature(file, graph, session)
         sessions[key] = session
-        if _convolution_macs(model) < ONE_ROW_SPLIT_MACS:
-            one_row_files[key] = file
-    return Bundle(path, manifest, sessions, one_row_files)
+        if not external and _convolution_macs(model) < ONE_ROW_SPLIT_MACS:
+            one_row_files[key] = (file, graph.sha256)
+    return Bundle(folder, manifest, sessions, one_row_files)
+
+
+def _checked_graph_bytes(file: Path, digest: str) -> bytes:
+    """The bytes of the graph ``file`` once they match ``digest``; a file
+    larger than protobuf can hold (:data:`MAX_GRAPH_BYTES`) is refused
+    before it is read."""
+    try:
+        size = file.stat().st_size
+        if size > MAX_GRAPH_BYTES:
+            raise BundleError(
+                f"{file}: {describe_bytes(size)}, beyond the {describe_bytes(MAX_GRAPH_BYTES)} an "
+                "ONNX graph file can hold (larger weights belong in external data files)"
+            )
+        data = file.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"{file}: unreadable ({exc.strerror or exc})") from None
+    if sha256_bytes(data) != digest:
+        raise BundleError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
+    return data
 
 
 def _parsed(file: Path, data: bytes) -> Any:
@@ -136,7 +165,7 @@ def _parsed(file: Path, data: bytes) -> Any:
         return onnx.ModelProto.FromString(data)
     except Exception as exc:  # protobuf raises its own DecodeError
         raise BundleError(
-            f"{file}: ONNX Runtime cannot load this graph (not an ONNX model: {_first_line(exc)})"
+            f"{file}: ONNX Runtime cannot load this graph (not an ONNX model: {quoted(exc, 400)})"
         ) from None
 
 
@@ -163,10 +192,11 @@ def _convolution_macs(model: Any) -> int:
     return total
 
 
-def _check_external_data(path: Path, graph: GraphSpec, model: Any) -> None:
+def _check_external_data(path: Path, graph: GraphSpec, model: Any) -> bool:
     """Every file the graph reads its weights from must be listed in the
     manifest (``external_data``), inside the bundle, and match its sha256.
-    ONNX Runtime reads any such file inside the bundle's folder unchecked."""
+    ONNX Runtime reads any such file inside the bundle's folder unchecked.
+    Returns whether the graph reads any."""
     folder = PurePosixPath(graph.file).parent
     for location in sorted(set(_external_locations(model))):
         member = str(folder / location)
@@ -181,6 +211,7 @@ def _check_external_data(path: Path, graph: GraphSpec, model: Any) -> None:
             raise BundleError(f"{path}: external data file {member!r} is missing")
         if sha256_file(file) != digest:
             raise BundleError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
+    return bool(graph.external_data)
 
 
 def _external_locations(model: Any) -> Iterator[str]:
@@ -233,8 +264,3 @@ def _check_signature(file: Path, graph: Any, session: Any) -> None:
             raise BundleError(
                 f"{file}: graph {what} {found} do not match the manifest's {expected}"
             )
-
-
-def _first_line(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    return text[:400] if text else type(exc).__name__

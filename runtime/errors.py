@@ -7,6 +7,11 @@ offending file or input and says what is wrong; the CLI prints it and exits 2.
 
 from __future__ import annotations
 
+import re
+
+# The colour and bold escapes some libraries (Keras) put in their messages.
+_TERMINAL_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
+
 
 class ParityError(Exception):
     """Bad input: a missing or corrupt file, a wrong array, a bad option."""
@@ -37,8 +42,17 @@ class ParameterError(ParityError):
         self.reason = message
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message (its type's name when it has none):
-    what a one-line error quotes of a library's exception."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def quoted(exc: BaseException, limit: int = 300) -> str:
+    """What a one-line error quotes of a library's exception: its message on
+    one line (terminal escapes removed, whitespace collapsed; a library's
+    reason often follows a first line that only says where), cut after
+    ``limit`` characters; its type's name when it has no message.
+
+    Args:
+        exc: the library's exception.
+        limit: the longest quote, in characters.
+    """
+    text = " ".join(_TERMINAL_ESCAPES.sub("", str(exc)).split())
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    return text or type(exc).__name__

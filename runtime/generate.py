@@ -6,7 +6,7 @@ states passed back in as they come out. The loop allocates nothing per step
 beyond what ONNX Runtime returns, and checks its inputs once, before the loop.
 
 The stop-token rule is TensorFlow's reference rule
-(:func:`parity.verify.reference.reference_generate`): a row that has emitted the stop
+(:func:`parity.exporter.keras_generation.reference_generate`): a row that has emitted the stop
 token keeps repeating that output, and generation ends early once every row
 has emitted it.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from parity.runtime.bundle_format.manifest import Manifest
-from parity.runtime.errors import InputError, ParameterError, ParityError, RunError
+from parity.runtime.errors import InputError, ParameterError, ParityError, RunError, quoted
 from parity.runtime.inputs import check_feeds
 
 # Longer horizons are refused (here and at export) rather than left to exhaust
@@ -111,7 +111,7 @@ def generate(
         try:
             output, *states = session.run(names, feeds)
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            reason = " ".join(str(exc).split())[:400]
+            reason = quoted(exc, 400)
             raise RunError(f"{step_graph.file}: ONNX Runtime failed, step {t}: {reason}") from None
         if result is None:
             result = np.empty((batch, steps, *output.shape[2:]), output.dtype)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from parity.runtime.bundle_format.manifest import Dim, GraphSpec, MaskSpec, TensorSpec
-from parity.runtime.errors import InputError, first_line
+from parity.runtime.errors import InputError, quoted
 
 
 def check_feeds(graph: GraphSpec, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -60,7 +60,7 @@ def check_array(spec: TensorSpec, value: Any) -> np.ndarray:
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as exc:
-        reason = first_line(exc)
+        reason = quoted(exc)
         raise InputError(f"input {spec.name!r}: not an array ({reason})") from None
     want = np.dtype(spec.dtype)
     domain = spec.domain or {}

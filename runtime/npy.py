@@ -1,4 +1,4 @@
-"""Loading and saving user arrays (``.npy``/``.npz``) without pickles, within a size limit.
+"""Loading user arrays (``.npy``/``.npz``) without pickles, within a size limit.
 
 Arrays come from files users did not always make themselves: a 2 MB ``.npz``
 can inflate to gigabytes, a ``.npy`` header can declare terabytes. Every
@@ -28,9 +28,9 @@ from typing import IO
 
 import numpy as np
 
-from parity.runtime.errors import InputError, ParityError, first_line
+from parity.runtime.errors import InputError, ParityError, quoted
 from parity.runtime.limits import byte_limit, describe_bytes
-from parity.runtime.paths import as_path, replaced_atomically
+from parity.runtime.paths import as_path
 
 MAX_ARRAY_BYTES = 2 * 2**30
 MAX_ARRAY_BYTES_VARIABLE = "PARITY_MAX_ARRAY_BYTES"
@@ -75,9 +75,9 @@ def load_array(path: str | os.PathLike[str]) -> np.ndarray:
             stream.seek(0)
             return np.lib.format.read_array(stream, allow_pickle=False)
     except ValueError as exc:
-        raise ParityError(f"{path}: not a numpy array file ({first_line(exc)})") from None
+        raise ParityError(f"{path}: not a numpy array file ({quoted(exc)})") from None
     except _READ_ERRORS as exc:
-        raise ParityError(f"{path}: unreadable numpy file ({first_line(exc)})") from None
+        raise ParityError(f"{path}: unreadable numpy file ({quoted(exc)})") from None
 
 
 def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -109,9 +109,9 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                     arrays[key] = np.lib.format.read_array(stream, allow_pickle=False)
             return arrays
     except ValueError as exc:
-        raise ParityError(f"{path}: not a numpy array file ({first_line(exc)})") from None
+        raise ParityError(f"{path}: not a numpy array file ({quoted(exc)})") from None
     except _READ_ERRORS as exc:
-        raise ParityError(f"{path}: unreadable numpy file ({first_line(exc)})") from None
+        raise ParityError(f"{path}: unreadable numpy file ({quoted(exc)})") from None
 
 
 def _limit() -> int:
@@ -190,14 +190,3 @@ def _nbytes(header: _Header) -> int:
 
 def _what(path: Path, key: str | None) -> str:
     return f"{path}: the array" if key is None else f"{path}: array {key!r}"
-
-
-def save_array(path: str | os.PathLike[str], value: np.ndarray) -> None:
-    """Write ``value`` to ``path`` (.npy) atomically.
-
-    Args:
-        path: the ``.npy`` file to write or replace.
-        value: the array (no Python objects: written without pickles).
-    """
-    with replaced_atomically(path) as temporary, open(temporary, "xb") as stream:
-        np.save(stream, value, allow_pickle=False)

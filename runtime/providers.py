@@ -14,7 +14,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from parity.runtime.errors import BundleError, ParityError, first_line
+from parity.runtime.errors import BundleError, ParityError, quoted
 
 DEVICES = ("auto", "cpu", "gpu")
 CUDA = "CUDAExecutionProvider"
@@ -101,9 +101,12 @@ def _preload_cuda_libraries(ort: Any) -> None:
             ort.preload_dlls()
 
 
-def open_session(path: Path, device: str, tf32: bool = False, threads: int = 0) -> Any:
-    """An ONNX Runtime session for the graph at ``path`` on ``device``, on
-    ``threads`` intra-op threads (0: ONNX Runtime's choice, one per core)."""
+def open_session(
+    graph: bytes | Path, path: Path, device: str, tf32: bool = False, threads: int = 0
+) -> Any:
+    """An ONNX Runtime session for ``graph`` (its serialized bytes, or its
+    file) on ``device``, on ``threads`` intra-op threads (0: ONNX Runtime's
+    choice, one per core); ``path`` names the graph's file in errors."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -111,11 +114,10 @@ def open_session(path: Path, device: str, tf32: bool = False, threads: int = 0) 
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.spin_duration_us", str(SPIN_DURATION_US))
     try:
-        session = ort.InferenceSession(
-            str(path), options, providers=requested_providers(device, tf32)
-        )
+        source = graph if isinstance(graph, bytes) else str(graph)
+        session = ort.InferenceSession(source, options, providers=requested_providers(device, tf32))
     except Exception as exc:
-        reason = first_line(exc)
+        reason = quoted(exc)
         raise BundleError(f"{path}: ONNX Runtime cannot load this graph ({reason})") from None
     if device == "gpu" and session.get_providers()[0] != CUDA:
         raise ParityError(

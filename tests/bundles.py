@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from parity.exporter.bundle_writer import placeholder_graph, write_bundle
 from parity.runtime.bundle_format.manifest import (
     FORMAT_VERSION,
     Manifest,
@@ -20,7 +21,6 @@ from parity.runtime.bundle_format.manifest import (
     StateSpec,
     TensorSpec,
 )
-from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
 
 SOURCE = {"name": "handmade", "file": "handmade.keras", "sha256": "0" * 64}
 VERSIONS = {"onnx": "test"}

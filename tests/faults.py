@@ -18,8 +18,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from parity.exporter.bundle_writer import write_bundle
 from parity.runtime.bundle_format.manifest import read_manifest
-from parity.runtime.bundle_format.writer import write_bundle
 from parity.runtime.npy import load_arrays
 
 Fault = Callable[[onnx.ModelProto], None]

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from parity import runtime
 from parity.bench.floor import Gemm, measure_floor
 from parity.bench.iobinding import iobinding_generate
-from parity.bench.report import to_dict
+from parity.bench.render import to_dict
 from parity.bench.result import BenchResult, Row, Settings
 from parity.bench.timing import Timing, measure, measure_interleaved
-from parity.cli import cli
+from parity.cli.app import cli
 from parity.runtime.errors import ParityError
 from parity.runtime.sampling import sample_inputs
 from tests import bundles

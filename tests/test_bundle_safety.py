@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from parity import runtime
-from parity.runtime.bundle_format import writer
+from parity.exporter.bundle_writer import check_out_dir
+from parity.exporter import bundle_writer as writer
+from parity.runtime.bundle_format.digest import sha256_file
 from parity.runtime.bundle_format.manifest import MANIFEST_NAME, read_manifest
-from parity.runtime.bundle_format.writer import check_out_dir, sha256_file
 from parity.runtime.errors import BundleError, ParityError
 from parity.runtime.npy import load_arrays
 from tests import bundles
@@ -103,7 +104,7 @@ def test_a_link_to_a_bundle_keeps_pointing_at_the_new_bundle(tmp_path):
 STEPPED_WRITE = """
 import os, shutil, sys
 from pathlib import Path
-from parity.runtime.bundle_format import writer
+from parity.exporter import bundle_writer as writer
 from tests import bundles
 
 out, mode, stop, when = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -149,8 +150,9 @@ def _killed_write(out, mode, stop, when):
 def test_a_process_killed_at_any_step_leaves_a_whole_bundle(tmp_path, mode):
     """Kill the writer before and after each step of the swap: with the
     exchange the folder holds the old or the new bundle at every point; with
-    two renames it may be missing, and the next load puts the old one back.
-    Either way the next export leaves nothing behind."""
+    two renames it may be missing, and then a load reads the old one where
+    it was set aside, renaming nothing. Either way the next export leaves
+    nothing behind."""
     out = tmp_path / "out"
     bundles.write_single(out, factor=OLD)
     points = []
@@ -163,8 +165,10 @@ def test_a_process_killed_at_any_step_leaves_a_whole_bundle(tmp_path, mode):
                 found = _whole(out)
             else:
                 assert [p for p in tmp_path.iterdir() if p.name.startswith(".out.old.")]
-                runtime.load_bundle(out, device="cpu")
-                found = _whole(out)
+                before = sorted(tmp_path.iterdir())
+                loaded = runtime.load_bundle(out, device="cpu")
+                assert sorted(tmp_path.iterdir()) == before  # nothing renamed or written
+                found = _whole(loaded.path)
                 assert found == OLD
             assert found in (OLD, NEW), (stop, when)
             bundles.write_single(out, factor=OLD)
@@ -275,12 +279,19 @@ def test_stale_leftovers_are_removed_and_live_ones_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", *live, *others])
 
 
-def test_load_renames_back_a_bundle_a_stopped_export_set_aside(tmp_path):
+def test_load_reads_a_bundle_a_stopped_export_set_aside_and_export_puts_it_back(tmp_path):
     out = tmp_path / "out"
     bundles.write_single(out, factor=OLD)
     aside = tmp_path / f".out.old.{_dead_pid()}.abcd1234"
     out.rename(aside)
-    assert runtime.load_bundle(out, device="cpu").manifest.name == "scale"
+    tmp_path.chmod(0o555)  # loading writes nothing, so a read-only folder is no obstacle
+    try:
+        loaded = runtime.load_bundle(out, device="cpu")
+    finally:
+        tmp_path.chmod(0o755)
+    assert loaded.manifest.name == "scale" and loaded.path == aside
+    assert [p.name for p in tmp_path.iterdir()] == [aside.name]
+    bundles.write_single(out, factor=NEW)  # the next export finishes the swap
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     live = tmp_path / f".out.old.{os.getpid()}.abcd1234"
     out.rename(live)  # a live export between its two renames: not taken

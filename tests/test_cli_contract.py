@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parity import models
-from parity.cli import bad_input, cli
-from parity.exporter.convert import SUPPORTED_OPSETS
+from parity.cli.app import bad_input, cli
+from parity.cli.commands import load as load_command
+from parity.exporter.opsets import SUPPORTED_OPSETS
 from parity.runtime.errors import ParameterError, ParityError
 from parity.runtime.providers import DEVICES
 from tests import bundles
@@ -47,7 +48,7 @@ NOT_INTS = st.text(max_size=8).filter(_not_an_int)
 def unknown_options(command: str) -> st.SearchStrategy[list[str]]:
     """An option that ``parity COMMAND`` does not have."""
     known = {"-h", "--help"}
-    for parameter in cli.commands[command].params:
+    for parameter in load_command(command).params:
         known.update(parameter.opts + parameter.secondary_opts)
     options = st.from_regex(r"--?[a-z][a-z0-9-]{0,10}", fullmatch=True)
     return options.filter(lambda option: option not in known).map(lambda option: [option])
@@ -193,7 +194,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(args, target
 
 
 def test_a_library_parameter_is_named_by_the_commands_flag():
-    bench = cli.commands["bench"]
+    bench = load_command("bench")
     message = bad_input(ParameterError("batches", "must be at least 1, got [0]"), bench).message
     assert message == "--batch: must be at least 1, got [0]"
     assert bad_input(ParameterError("nothing", "is wrong"), bench).message == "nothing: is wrong"

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from parity import models
-from parity.cli import cli
+from parity.cli.app import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from parity.cli.coverage import Case, cases, run_case, write_matrix
+from parity.cli.model_forms import form_cases, run_form
 from parity.runtime.errors import ParityError
-from parity.verify.coverage import Case, cases, run_case, write_matrix
-from parity.verify.forms import form_cases, run_form
 
 CASES = {case.name: case for case in cases()}
 REFUSED = {"LSTM stateful=True (batch 1) mask=none": "stateful"}

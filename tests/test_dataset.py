@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from parity.cli import cli
+from parity.cli.app import cli
 from parity.runtime.errors import InputError, ParityError
 from parity.verify.check import DATASET_ROW
 from parity.verify.dataset import check_dataset

@@ -2,7 +2,7 @@
 
 from click.testing import CliRunner
 
-from parity.cli import cli
+from parity.cli.app import cli
 
 
 def test_demo_on_one_model(tmp_path):

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from parity import models, runtime
-from parity.cli import cli
+from parity.cli.app import cli
 from parity.exporter import export_keras, export_model
 from parity.exporter.keras_io import keras_outputs
-from parity.runtime.bundle_format.writer import sha256_file
+from parity.runtime.bundle_format.digest import sha256_file
 from parity.runtime.errors import ParityError
 from parity.runtime.sampling import sample_inputs
 

@@ -17,10 +17,10 @@ import onnx
 import pytest
 
 from parity import runtime
+from parity.cli.coverage import cases
 from parity.exporter import export_keras, export_model
 from parity.runtime.bundle_format.manifest import read_manifest
 from parity.verify.check import tensorflow_run
-from parity.verify.coverage import cases
 from parity.verify.runners import select_device
 from parity.verify.stored import replay
 from parity.verify.tolerance import TolerancePolicy
@@ -64,7 +64,7 @@ def subjects(trained_zoo, tmp_path_factory):
         if export is not None:
             export(path)
         else:
-            from parity.exporter.seq2seq import export_seq2seq
+            from parity.exporter.seq2seq_bundle import export_seq2seq
 
             if name == "token_gru":
                 export_seq2seq(model, path, source_info={"name": name}, golden_batch=1)

@@ -1,23 +1,30 @@
-"""The package layout: one top-level package, no import cycles, and Keras'
-private attributes read in one module."""
+"""The package layout: one top-level package whose subpackages are the
+repository's top-level folders, layered (runtime at the bottom, never
+writing), no import cycles, and Keras' private attributes read in one module."""
 
 import ast
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBPACKAGES = ("models", "exporter", "runtime", "verify", "bench", "parity")
+# Every subpackage and its layer: a package may import only packages of lower
+# layers (and itself). The runtime is at the bottom; ``files`` (writing a
+# user's files) and ``models`` (the zoo) stand beside each other on it.
+LAYERS = {"runtime": 0, "files": 1, "models": 1, "exporter": 2, "verify": 3, "bench": 4, "cli": 5}
+SUBPACKAGES = tuple(LAYERS)
 
 
 def _modules() -> dict[str, Path]:
-    """Every module of the ``parity`` namespace, by dotted name, from the source folders."""
+    """Every module of the ``parity`` namespace, by dotted name, from the source
+    folders: ``parity/`` itself, and each top-level folder ``X/`` as ``parity.X``."""
     found = {}
-    for folder in SUBPACKAGES:
+    for folder in (*SUBPACKAGES, "parity"):
         for path in (ROOT / folder).rglob("*.py"):
             parts = path.relative_to(ROOT).with_suffix("").parts
             if parts[0] != "parity":
@@ -26,6 +33,110 @@ def _modules() -> dict[str, Path]:
                 parts = parts[:-1]
             found[".".join(parts)] = path
     return found
+
+
+def test_every_top_level_folder_with_code_is_a_subpackage_and_parity_holds_only_the_root():
+    folders = {
+        path.parent.name
+        for path in ROOT.glob("*/__init__.py")
+        if path.parent.name not in ("tests", "parity")
+    }
+    assert folders == set(SUBPACKAGES)
+    assert sorted(p.name for p in (ROOT / "parity").iterdir() if p.name != "__pycache__") == [
+        "__init__.py",
+        "__main__.py",
+    ]
+    mapped = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert {name: folder for name, folder in mapped["package-dir"].items()} == {
+        "parity": "parity",
+        **{
+            f"parity.{path.relative_to(ROOT).as_posix().replace('/', '.')}": path.relative_to(
+                ROOT
+            ).as_posix()
+            for package in SUBPACKAGES
+            for path in [ROOT / package, *(ROOT / package).glob("*/")]
+            if (path / "__init__.py").is_file()
+        },
+    }
+    assert sorted(mapped["packages"]) == sorted(mapped["package-dir"])
+
+
+def test_packages_import_only_lower_layers():
+    """runtime <- files, models <- exporter <- verify <- bench <- cli, with
+    imports inside functions counted too."""
+    modules = _modules()
+    wrong = []
+    for name, path in modules.items():
+        package = name.split(".")[1] if name.count(".") else "parity"
+        if package not in LAYERS:
+            continue
+        for imported in _imports(path, modules):
+            other = imported.split(".")[1] if imported.count(".") else "parity"
+            if other != package and not LAYERS.get(other, -1) < LAYERS[package]:
+                wrong.append(f"{name} imports {imported}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_runtime_imports_only_numpy_onnx_and_onnxruntime():
+    allowed = {"numpy", "onnx", "onnxruntime", "parity", *sys.stdlib_module_names}
+    found = set()
+    for name, path in _modules().items():
+        if name.startswith("parity.runtime"):
+            found |= {f"{name}: {root}" for root in _import_roots(path) if root not in allowed}
+    assert not found
+
+
+def test_the_runtime_never_writes():
+    """No call in the runtime creates, changes or removes a file: an app that
+    embeds it may run on a read-only file system."""
+    writes = {"write_bytes", "write_text", "rename", "replace", "unlink", "rmdir", "mkdir",
+              "remove", "rmtree", "mkdtemp", "mkstemp", "chmod", "savez", "save", "touch"}  # fmt: skip
+    found = []
+    for name, path in _modules().items():
+        if not name.startswith("parity.runtime"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            function = node.func
+            called = (
+                function.attr
+                if isinstance(function, ast.Attribute)
+                else getattr(function, "id", "")
+            )
+            if called in writes:
+                found.append(f"{name}:{node.lineno} {called}")
+            if called == "open" and len(node.args) > 1:
+                mode = node.args[1]
+                if not (isinstance(mode, ast.Constant) and set(str(mode.value)) <= set("rbt")):
+                    found.append(f"{name}:{node.lineno} open for writing")
+    assert not found
+
+
+def test_nothing_is_importable_under_two_names():
+    code = (
+        "import importlib, parity.cli, parity.runtime\n"
+        "for name in ('parity.parity', 'parity.tests', 'parity.commands'):\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError:\n"
+        "        continue\n"
+        "    raise SystemExit(name + ' imports')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+
+
+def _import_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
 
 
 def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
@@ -85,7 +196,7 @@ def test_no_bare_top_level_imports():
                 roots = [alias.name.split(".")[0] for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 roots = [node.module.split(".")[0]]
-            bare += [f"{name}: {root}" for root in roots if root in SUBPACKAGES[:-1]]
+            bare += [f"{name}: {root}" for root in roots if root in SUBPACKAGES]
     assert not bare
 
 
@@ -137,11 +248,12 @@ def test_wheel_holds_one_top_level_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert tops == {"parity"}
-    for sub in ("models", "exporter", "runtime", "runtime/bundle_format", "verify", "bench"):
+    for sub in (*SUBPACKAGES, "runtime/bundle_format", "cli/commands"):
         assert f"parity/{sub}/__init__.py" in names
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
-    code = "import parity.runtime, parity.verify, parity.exporter, parity.models, parity.bench;"
+    code = "import parity.runtime, parity.verify, parity.exporter, parity.models, parity.bench, "
+    code += "parity.files, parity.cli.app;"
     code += "print(parity.runtime.__file__)"
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -194,7 +194,7 @@ def test_a_member_that_is_not_an_array_is_refused(tmp_path):
 def test_generate_cli_refuses_a_bomb_in_one_line(tmp_path):
     from click.testing import CliRunner
 
-    from parity.cli import cli
+    from parity.cli.app import cli
 
     bundles.write_seq2seq(tmp_path / "toy")
     path = tmp_path / "huge.npy"
@@ -310,7 +310,7 @@ def test_check_steps_names_the_parameter(steps):
 
 @pytest.mark.parametrize("steps", [MAX_STEPS + 1, 10**9, 0])
 def test_export_refuses_a_horizon_the_runtime_refuses_before_building(steps, tmp_path):
-    from parity.exporter.seq2seq import export_seq2seq
+    from parity.exporter.seq2seq_bundle import export_seq2seq
 
     # no model at all: the horizon is checked before the model is looked at
     with pytest.raises(ParameterError, match="^steps: "):

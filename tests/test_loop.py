@@ -19,6 +19,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from parity import runtime
+from parity.exporter.bundle_writer import placeholder_graph, write_bundle
 from parity.exporter.loop import START, STEPS, generation_graph, generation_specs
 from parity.exporter.onnx_passes import prefixed, simplified
 from parity.runtime.bundle_format.manifest import (
@@ -28,7 +29,6 @@ from parity.runtime.bundle_format.manifest import (
     StateSpec,
     TensorSpec,
 )
-from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
 from parity.runtime.errors import ParityError
 from parity.runtime.sampling import sample_inputs
 from tests import seq2seq_models
@@ -537,7 +537,7 @@ REAL_STEPS = 30
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, trained_zoo):
     """name -> (bundle, generation graph) for seq2seq models exported with tf2onnx."""
-    from parity.exporter.seq2seq import export_seq2seq
+    from parity.exporter.seq2seq_bundle import export_seq2seq
 
     folder = tmp_path_factory.mktemp("loop_exported")
     keras.utils.set_random_seed(5)

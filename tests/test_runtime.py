@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parity import runtime
-from parity.cli import cli
+from parity.cli.app import cli
 from parity.runtime.bundle_format.manifest import TensorSpec
 from parity.runtime.errors import BundleError, InputError, ParityError
 from parity.runtime.inputs import check_array
@@ -110,7 +110,7 @@ def test_damaged_bundles_are_refused_with_one_line(single, damage, message):
 
 
 def test_graph_onnx_runtime_cannot_load(single):
-    from parity.runtime.bundle_format.writer import sha256_file
+    from parity.runtime.bundle_format.digest import sha256_file
 
     (single / "model.onnx").write_bytes(np.random.default_rng(0).bytes(300))
     digest = sha256_file(single / "model.onnx")

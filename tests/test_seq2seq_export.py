@@ -3,7 +3,7 @@ held to TensorFlow's reference generation of the same trained model.
 
 Each model is exported once per module. ONNX Runtime runs the graphs directly
 (a graph against its Keras counterpart) and through ``runtime.generate`` (the
-whole generation against :func:`parity.verify.reference.reference_generate`).
+whole generation against :func:`parity.exporter.keras_generation.reference_generate`).
 """
 
 import json
@@ -14,11 +14,11 @@ import onnxruntime as ort
 import pytest
 
 from parity import models, runtime
-from parity.exporter.seq2seq import DEFAULT_STEPS, export_seq2seq
+from parity.exporter.keras_generation import reference_generate
+from parity.exporter.seq2seq_bundle import DEFAULT_STEPS, export_seq2seq
 from parity.runtime.bundle_format.manifest import read_manifest
 from parity.runtime.errors import ParityError
 from parity.runtime.generate import start_input
-from parity.verify.reference import reference_generate
 from tests import seq2seq_models
 
 ATOL = 1e-5

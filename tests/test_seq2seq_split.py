@@ -10,10 +10,10 @@ import keras
 import numpy as np
 import pytest
 
+from parity.exporter.keras_generation import _GENERATORS, reference_generate
 from parity.exporter.keras_graph import layer_name
 from parity.exporter.split import is_seq2seq, split_seq2seq
 from parity.runtime.errors import ParityError
-from parity.verify.reference import _GENERATORS, reference_generate
 from tests import seq2seq_models
 
 HORIZON = 6

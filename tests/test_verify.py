@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from parity import models
-from parity.cli import cli
+from parity.cli.app import cli
 from parity.exporter import export_model
 from parity.runtime.errors import ParityError
 from parity.verify import assert_equivalent, check

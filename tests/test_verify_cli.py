@@ -6,7 +6,7 @@ import sys
 
 from click.testing import CliRunner
 
-from parity.cli import cli
+from parity.cli.app import cli
 from tests import bundles
 
 
@@ -53,7 +53,7 @@ def test_bundle_only_verification_never_imports_tensorflow(tmp_path):
     bundles.write_single(tmp_path / "b")
     script = (
         "import sys\n"
-        "from parity.cli import main\n"
+        "from parity.cli.app import main\n"
         f"sys.argv = ['parity', 'verify', {str(tmp_path / 'b')!r}, '-q']\n"
         "try:\n"
         "    main()\n"
@@ -70,7 +70,7 @@ def test_help_does_not_import_tensorflow():
     script = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from parity.cli import cli\n"
+        "from parity.cli.app import cli\n"
         "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
         "assert CliRunner().invoke(cli, ['--version']).exit_code == 0\n"
         "sys.exit(1 if 'tensorflow' in sys.modules else 0)\n"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from parity.cli import cli
+from parity.cli.app import cli
 
 
 def _verify(*args):

@@ -210,7 +210,7 @@ def tensorflow_run(
     say = progress or (lambda message: None)
     manifest = bundle.manifest
     if manifest.kind == "seq2seq":
-        from parity.verify.seq2seq import seq2seq_run
+        from parity.verify.seq2seq_run import seq2seq_run
 
         horizon = steps or manifest.seq2seq.steps
         return seq2seq_run(bundle, keras_model, batches, horizon, tf_device, seed, say, inputs)
@@ -466,7 +466,7 @@ def load_source_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str
     model as a functional model over its own layers), so that everything
     verification builds from it (the float64 rebuild, the seq2seq split) sees
     what the export saw."""
-    from parity.exporter.forms import as_functional
+    from parity.exporter.functional import as_functional
 
     if not isinstance(model, str | Path):
         return as_functional(model), getattr(model, "name", "keras model")

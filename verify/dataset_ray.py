@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from parity.runtime.errors import ParityError, first_line
+from parity.runtime.errors import ParityError, quoted
 from parity.verify.row_errors import BatchResult
 from parity.verify.shards import Unit
 
@@ -73,7 +73,7 @@ def ray_results(
         try:
             ray.init(**options)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise ParityError(f"Ray: cannot start or join ({first_line(exc)})") from None
+            raise ParityError(f"Ray: cannot start or join ({quoted(exc)})") from None
     try:
         pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         say(f"comparing on Ray with {pool} worker(s)")

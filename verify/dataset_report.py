@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from parity.runtime.paths import replaced_atomically
+from parity.files import replacing
 from parity.verify.report import format_number, jsonable
 from parity.verify.row_errors import FailedRow
 
@@ -258,6 +258,6 @@ def write_failures(report: DatasetReport, path: Path) -> DatasetReport:
         The report, naming the file.
     """
     arrays = dict(report.failed_inputs)
-    with replaced_atomically(path) as temporary, open(temporary, "xb") as stream:
+    with replacing(path) as stream:
         np.savez(stream, **arrays)
     return dataclasses.replace(report, failures_file=str(path))

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from parity.runtime.errors import quoted
+
 
 def float64_model(model: Any) -> tuple[Any | None, str]:
     """The model rebuilt in float64 with the same weights, or None and the reason.
@@ -52,7 +54,7 @@ def float64_model(model: Any) -> tuple[Any | None, str]:
             if hasattr(layer, "adapt"):  # Normalization computes its mean from its weights here
                 layer.finalize_state()
     except Exception as exc:  # Keras raises many types for a layer it cannot rebuild
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        reason = quoted(exc, 200)
         return None, f"the model cannot be rebuilt in float64 ({reason})"
     narrow = [(v.path, v.dtype) for v in copy.weights
               if "float" in str(v.dtype) and v.dtype != "float64"]  # fmt: skip

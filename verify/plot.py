@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from parity.runtime.paths import replaced_atomically
+from parity.files import replacing
 from parity.verify.compare import HISTOGRAM_EDGES, Check
 from parity.verify.report import Report
 
@@ -58,7 +58,7 @@ def plot_report(report: Report, path: Path) -> None:
     figure.suptitle(("PASSED" if report.passed else "FAILED") + f": {report.bundle}", fontsize=9)
     figure.tight_layout()
     try:
-        with replaced_atomically(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=100)
+        with replacing(path) as stream:
+            figure.savefig(stream, format="png", dpi=100)
     finally:
         plt.close(figure)

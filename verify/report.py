@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parity.runtime.paths import replaced_atomically
+from parity.files import replacing
 from parity.verify.compare import Check
 
 SCHEMA_VERSION = 2
@@ -216,5 +216,5 @@ def write_json(report: Report | Any, path: Path) -> None:
             dataset check's).
         path: the file to write or replace.
     """
-    with replaced_atomically(path) as temporary:
-        temporary.write_text(report.to_json(), encoding="utf-8")
+    with replacing(path) as stream:
+        stream.write(report.to_json().encode("utf-8"))

@@ -13,7 +13,7 @@ worker sends it back whole.
 Single bundles run the whole model; seq2seq bundles generate from each row's
 encoder input over the horizon, ONNX Runtime's generation
 (:func:`parity.runtime.generate`, the path it takes by default) against
-TensorFlow's reference (:func:`parity.verify.reference.reference_generate`),
+TensorFlow's reference (:func:`parity.exporter.keras_generation.reference_generate`),
 the tolerance growing with the step as in ``verify``.
 """
 
@@ -183,9 +183,9 @@ class RowComparer:
                 )
                 for name in self._output_names()
             ]
+        from parity.exporter.keras_generation import reference_generate
         from parity.runtime import generate
         from parity.runtime.generate import start_input
-        from parity.verify.reference import reference_generate
 
         start = start_input(self.bundle.manifest, feeds)
         with on_device(self.tf_device):

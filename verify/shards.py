@@ -36,7 +36,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from parity.runtime.errors import InputError, ParityError, first_line
+from parity.runtime.errors import InputError, ParityError, quoted
 from parity.runtime.paths import as_path
 
 NPZ = "npz"
@@ -242,7 +242,7 @@ def _npz_members(path: str, names: Sequence[str]) -> dict[str, _Member]:
                 )
             return {name: _npz_member(path, archive, infos[name], name) for name in names}
     except _READ_ERRORS as exc:
-        raise ParityError(f"{path}: unreadable shard ({first_line(exc)})") from None
+        raise ParityError(f"{path}: unreadable shard ({quoted(exc)})") from None
 
 
 def _npz_member(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> _Member:
@@ -276,7 +276,7 @@ def _npz_mappable(path: str) -> bool:
         with zipfile.ZipFile(path) as archive:
             return all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
     except _READ_ERRORS as exc:
-        raise ParityError(f"{path}: unreadable shard ({first_line(exc)})") from None
+        raise ParityError(f"{path}: unreadable shard ({quoted(exc)})") from None
 
 
 def _npz_batches(unit: Unit, names: Sequence[str], batch_size: int) -> Iterator[Batch]:
@@ -292,7 +292,7 @@ def _npz_batches(unit: Unit, names: Sequence[str], batch_size: int) -> Iterator[
     except ParityError:
         raise
     except _READ_ERRORS as exc:
-        raise ParityError(f"{path}: unreadable shard ({first_line(exc)})") from None
+        raise ParityError(f"{path}: unreadable shard ({quoted(exc)})") from None
 
 
 def _member_reader(archive: zipfile.ZipFile, raw: IO[bytes], path: str, member: _Member) -> Any:
@@ -362,7 +362,7 @@ def _parquet_shard(path: Path, names: Sequence[str]) -> Shard:
         metadata = file.metadata
         groups = tuple(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
     except (pa.ArrowException, OSError) as exc:
-        raise ParityError(f"{path}: unreadable shard ({first_line(exc)})") from None
+        raise ParityError(f"{path}: unreadable shard ({quoted(exc)})") from None
     return Shard(str(path), PARQUET, sum(groups), groups)
 
 
@@ -373,7 +373,7 @@ def _parquet_batches(unit: Unit, names: Sequence[str], batch_size: int) -> Itera
     try:
         table = pq.ParquetFile(unit.shard).read_row_group(unit.group, columns=list(names))
     except (pa.ArrowException, OSError) as exc:
-        raise ParityError(f"{unit.shard}: unreadable shard ({first_line(exc)})") from None
+        raise ParityError(f"{unit.shard}: unreadable shard ({quoted(exc)})") from None
     where = unit.shard
     for lo in range(unit.lo, unit.hi, batch_size):
         rows = min(batch_size, unit.hi - lo)

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from parity.runtime.bundle_format.digest import sha256_file
 from parity.runtime.bundle_format.manifest import GraphSpec, safe_member
-from parity.runtime.bundle_format.writer import sha256_file
 from parity.runtime.errors import BundleError
 from parity.runtime.npy import load_arrays
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, get_args
 
-from parity.runtime.errors import BundleError, first_line
+from parity.runtime.errors import BundleError, quoted
 
 FORMAT = "parity-bundle"
 FORMAT_VERSION = 1
@@ -544,5 +544,5 @@ def read_manifest(bundle_dir: Path) -> Manifest:
             raise BundleError(f"{path}: larger than {MAX_MANIFEST_BYTES >> 20} MiB; refused")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise BundleError(f"{path}: unreadable manifest ({first_line(exc)})") from None
+        raise BundleError(f"{path}: unreadable manifest ({quoted(exc)})") from None
     return parse_manifest(data, origin=str(path))

@@ -6,7 +6,8 @@ the destination holds a whole bundle, the old one or the new one, at every
 instant. Where the exchange is not available, the old bundle is renamed aside
 first and the new one renamed in; a process killed between the two leaves the
 old bundle aside, and the next export or load of the destination renames it
-back. A folder that is not a parity bundle is never replaced.
+back (the reader meanwhile reads it where it is). A folder that is not a
+parity bundle is never replaced.
 """
 
 from __future__ import annotations
@@ -16,20 +17,25 @@ import ctypes
 import dataclasses
 import errno
 import functools
-import hashlib
 import io
 import os
-import re
 import secrets
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from parity.runtime.bundle_format.digest import sha256_bytes
+from parity.runtime.bundle_format.leftovers import (
+    NEW,
+    OLD,
+    aside_bundle,
+    leftover_prefix,
+    leftovers,
+)
 from parity.runtime.bundle_format.manifest import (
     MANIFEST_NAME,
     GraphSpec,
@@ -39,28 +45,12 @@ from parity.runtime.bundle_format.manifest import (
 from parity.runtime.errors import BundleError, ParityError
 
 GOLDEN_NAME = "golden.npz"
-# A leftover of an export whose process is gone, or this old, is removed (or,
-# for an old bundle set aside, renamed back) by the next export or load.
-STALE_AFTER_S = 3600.0
 # How many times a swap is tried while other exports write the same folder.
 SWAP_ATTEMPTS = 5
-NEW, OLD = "new", "old"  # leftovers: ".NAME.new.PID.XXXX" (staging), ".NAME.old.PID.XXXX"
 
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -121,7 +111,8 @@ def write_bundle(
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         clean_leftovers(target)
-        staging = Path(tempfile.mkdtemp(prefix=_leftover_prefix(target, NEW), dir=target.parent))
+        prefix = leftover_prefix(target, NEW, os.getpid())
+        staging = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     except OSError as exc:
         raise ParityError(f"{out_dir}: cannot write here ({exc.strerror})") from None
     written = None
@@ -173,18 +164,10 @@ def recover_bundle(out_dir: str | Path) -> None:
     """Where ``out_dir`` is missing and an export was stopped while its old
     bundle was set aside, rename the old bundle back. Never raises: a folder
     that cannot be written is left as it is."""
-    target = Path(out_dir).resolve()
-    if not target.name or os.path.lexists(target):
-        return
-    aside = sorted(
-        (path for path, kind, stale in _leftovers(target) if kind == OLD and stale),
-        key=_mtime,
-        reverse=True,
-    )
-    for path in aside:
+    aside = aside_bundle(Path(out_dir).resolve())
+    if aside is not None:
         with contextlib.suppress(OSError):
-            os.rename(path, target)
-            return
+            os.rename(aside, Path(out_dir).resolve())
 
 
 def clean_leftovers(out_dir: Path) -> None:
@@ -192,48 +175,9 @@ def clean_leftovers(out_dir: Path) -> None:
     then remove what stopped exports left beside ``out_dir``: staging folders
     and old bundles whose process is gone or that are over an hour old."""
     recover_bundle(out_dir)
-    for path, _, stale in _leftovers(out_dir):
-        if stale:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _leftover_prefix(target: Path, kind: str) -> str:
-    return f".{target.name}.{kind}.{os.getpid()}."
-
-
-def _leftovers(target: Path) -> list[tuple[Path, str, bool]]:
-    """(path, kind, stale) of every leftover of an export to ``target``."""
-    pattern = re.compile(re.escape(f".{target.name}.") + f"({NEW}|{OLD})" + r"\.(\d+)\.[a-z0-9_]+")
-    found = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(target.parent):
-            match = pattern.fullmatch(entry.name)
-            if match and entry.is_dir(follow_symlinks=False):
-                path = Path(entry.path)
-                stale = not _alive(int(match[2])) or time.time() - _mtime(path) > STALE_AFTER_S
-                found.append((path, match[1], stale))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` may still be running (on Windows, ``os.kill``
-    ends a process instead of asking about it: only age tells there)."""
-    if pid == os.getpid() or os.name == "nt":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OverflowError, OSError):
-        return True  # another user's process, or one that cannot be asked
-    return True
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
+    for leftover in leftovers(out_dir):
+        if leftover.stale:
+            shutil.rmtree(leftover.path, ignore_errors=True)
 
 
 def _replaceable(folder: Path) -> bool:
@@ -307,7 +251,7 @@ def _rename_twice(staging: Path, target: Path, out_dir: Path) -> bool:
     bundle aside for :func:`recover_bundle`."""
     aside = None
     if os.path.lexists(target):
-        aside = target.parent / (_leftover_prefix(target, OLD) + secrets.token_hex(4))
+        aside = target.parent / (leftover_prefix(target, OLD, os.getpid()) + secrets.token_hex(4))
         try:
             os.rename(target, aside)
         except FileNotFoundError:

@@ -1,6 +1,7 @@
 """The ``parity`` command group.
 
-Each command lives in its own module under :mod:`parity.commands`; this module
+Each command lives in its own module under :mod:`parity.cli.commands`,
+imported only when that command runs; this module
 assembles them and keeps the promise every command makes: bad input (a
 :class:`runtime.errors.ParityError` from the library, or a usage error found
 by click) exits 2 with one line ``error: ...`` on stderr, never a traceback.
@@ -13,8 +14,8 @@ import sys
 import click
 
 from parity import __version__
-from parity.commands import COMMANDS
-from parity.native_logs import quiet_tensorflow
+from parity.cli import commands
+from parity.cli.native_logs import quiet_tensorflow
 from parity.runtime.errors import ParameterError, ParityError
 
 # What str.splitlines() breaks a line at: each is written escaped, so that a
@@ -54,6 +55,20 @@ def bad_input(exc: Exception, command: click.Command | None) -> BadInput:
 
 
 class _Group(click.Group):
+    """The commands of :data:`parity.cli.commands.COMMANDS`, each loaded when
+    it runs or its own ``--help`` is asked for; the group's ``--help`` lists
+    them from the table."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(commands.COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return commands.load(name) if name in commands.COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl(list(commands.COMMANDS.items()))
+
     def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
@@ -86,10 +101,6 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     computes what TensorFlow computes."""
     if not verbose:
         ctx.call_on_close(quiet_tensorflow())
-
-
-for _command in COMMANDS:
-    cli.add_command(_command)
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.bench.result import BenchResult, Row, best_tensorflow, versus_tensorflow
-from parity.runtime.paths import replaced_atomically
+from parity.files import replacing
 
 SCHEMA = "parity-bench/2"
 HEADER = (
@@ -93,8 +93,8 @@ def to_dict(result: BenchResult) -> dict[str, Any]:
 
 def write_json(result: BenchResult, path: Path) -> None:
     """Write the JSON record atomically (schema above)."""
-    with replaced_atomically(path) as temporary:
-        temporary.write_text(json.dumps(to_dict(result), indent=2) + "\n", encoding="utf-8")
+    with replacing(path) as stream:
+        stream.write((json.dumps(to_dict(result), indent=2) + "\n").encode("utf-8"))
 
 
 def table(result: BenchResult) -> str:
@@ -174,8 +174,8 @@ def plot(result: BenchResult, path: Path) -> None:
     axes.legend(handles, methods, fontsize=7, loc="lower right")
     figure.tight_layout()
     try:
-        with replaced_atomically(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=110)
+        with replacing(path) as stream:
+            figure.savefig(stream, format="png", dpi=110)
     finally:
         plt.close(figure)
 

@@ -9,14 +9,13 @@ a usage error, and nothing is written.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from parity.exporter.convert import DEFAULT_OPSET, SUPPORTED_OPSETS
+from parity.exporter.opsets import DEFAULT_OPSET, SUPPORTED_OPSETS
 from parity.runtime.providers import DEVICES
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -89,16 +88,15 @@ def plot_option(help: str) -> Decorator:
 
 
 def check_output_file(path: Path) -> Path:
-    """``path`` if a file can be written there: it is not a folder and its
-    folder exists and can be written to. Raises :class:`click.BadParameter`."""
-    folder = path.resolve().parent
-    if path.is_dir():
-        raise click.BadParameter(f"{path}: is a folder, expected a file name")
-    if not folder.is_dir():
-        raise click.BadParameter(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise click.BadParameter(f"{path}: folder {folder} is not writable")
-    return path
+    """``path`` if parity may write it (:func:`parity.files.check_target`'s
+    rule). Raises :class:`click.BadParameter`."""
+    from parity.files import check_target
+    from parity.runtime.errors import ParityError
+
+    try:
+        return check_target(path).path
+    except ParityError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _checked_output(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:

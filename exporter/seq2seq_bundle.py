@@ -20,15 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from parity.exporter.bundle_writer import placeholder_graph, write_bundle
+from parity.exporter.keras_generation import reference_generate
 from parity.exporter.loop import LOOP_GRAPH, generation_graph, generation_specs
 from parity.exporter.split import Seq2SeqSplit, is_seq2seq, split_seq2seq
 from parity.runtime.bundle_format.golden import GENERATION, START, input_key, output_key
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest, Seq2SeqSpec, TensorSpec
-from parity.runtime.bundle_format.writer import placeholder_graph, write_bundle
 from parity.runtime.errors import ParityError
 from parity.runtime.generate import MAX_STEPS, check_steps
 from parity.runtime.versions import tool_versions
-from parity.verify.reference import reference_generate
 
 __all__ = ["DEFAULT_STEPS", "export_seq2seq", "is_seq2seq"]
 

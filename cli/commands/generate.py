@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from parity.options import device_option, output_file_option
+from parity.cli.commands import COMMANDS
+from parity.cli.options import device_option, output_file_option
 
 
-@click.command("generate")
+@click.command("generate", short_help=COMMANDS["generate"])
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option(
     "--input",
@@ -46,8 +47,9 @@ def command(
 ) -> None:
     """Generate from the seq2seq bundle BUNDLE, without TensorFlow."""
     from parity import runtime
+    from parity.files import save_array
     from parity.runtime.generate import check_steps
-    from parity.runtime.npy import load_array, load_arrays, save_array
+    from parity.runtime.npy import load_array, load_arrays
 
     if steps is not None:
         check_steps(steps)

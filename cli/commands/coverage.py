@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from parity.options import output_file_option
+from parity.cli.commands import COMMANDS
+from parity.cli.options import output_file_option
 
 COMMAND = "parity coverage -o COVERAGE.md"
 
 
-@click.command("coverage")
+@click.command("coverage", short_help=COMMANDS["coverage"])
 @output_file_option(
     "-o",
     "--output",
@@ -24,7 +25,7 @@ def command(output: Path) -> None:
 
     Exits 1 when a configuration that exports fails verification.
     """
-    from parity.verify.coverage import write_matrix
+    from parity.cli.coverage import write_matrix
 
     rows = write_matrix(output, COMMAND, progress=lambda name: click.echo(f"... {name}", err=True))
     failed = [row for row in rows if row.result == "FAILS"]

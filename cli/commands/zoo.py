@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import click
 
+from parity.cli.commands import COMMANDS
 
-@click.command("zoo")
+
+@click.command("zoo", short_help=COMMANDS["zoo"])
 def command() -> None:
     """List the zoo: each model, its presets and what it is."""
     from parity import models

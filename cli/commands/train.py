@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
-from parity.options import seed_option
+from parity.cli.commands import COMMANDS
+from parity.cli.options import seed_option
 
 
-@click.command("train")
+@click.command("train", short_help=COMMANDS["train"])
 @click.argument("name")
 @click.option(
     "-o",

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from parity.options import opset_option, seed_option, unsafe_option
+from parity.cli.commands import COMMANDS
+from parity.cli.options import opset_option, seed_option, unsafe_option
 
 
-@click.command("export")
+@click.command("export", short_help=COMMANDS["export"])
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @opset_option()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.exporter.rnn_scan import BODY as RNN_SCAN_BODY
-from parity.runtime.paths import file_target, replaced_atomically
+from parity.files import check_target, replacing
 
 FEATURES = 3
 UNITS = 4
@@ -68,8 +68,8 @@ def write_matrix(
     ``configurations``: the cases to run (None: every one of :func:`cases`). ``progress`` hears each
     case's name as it starts. A missing folder is refused before any case runs.
     """
-    output = file_target(output)  # before any case runs
-    from parity.verify.forms import form_cases, run_form
+    output = check_target(output).path  # before any case runs
+    from parity.cli.model_forms import form_cases, run_form
 
     rows, form_rows = [], []
     with tempfile.TemporaryDirectory(prefix="parity-coverage-") as work:
@@ -83,9 +83,9 @@ def write_matrix(
     if output.is_file():  # sections measured by other means stay as they are
         text = output.read_text(encoding="utf-8")
         kept = text[text.index(KEPT_SECTION) :] if KEPT_SECTION in text else ""
-    with replaced_atomically(output) as temporary:
-        markdown = to_markdown(rows, command, form_rows)
-        temporary.write_text(markdown + ("\n" + kept if kept else ""), encoding="utf-8")
+    markdown = to_markdown(rows, command, form_rows) + ("\n" + kept if kept else "")
+    with replacing(output) as stream:
+        stream.write(markdown.encode("utf-8"))
     return tuple(rows)
 
 
@@ -154,7 +154,7 @@ def _described(node: Any) -> str:
 
 def to_markdown(rows: list[CoverageRow], command: str, form_rows: Sequence = ()) -> str:
     """The matrix as Markdown: the layer table, then the model-forms table."""
-    from parity.verify.forms import forms_markdown
+    from parity.cli.model_forms import forms_markdown
 
     lines = [
         "# Conversion coverage",

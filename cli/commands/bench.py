@@ -7,10 +7,11 @@ from __future__ import annotations
 import click
 
 from parity.bench.run import PRESETS, run_bench
-from parity.options import device_option, json_option, only_option, plot_option
+from parity.cli.commands import COMMANDS
+from parity.cli.options import device_option, json_option, only_option, plot_option
 
 
-@click.command("bench")
+@click.command("bench", short_help=COMMANDS["bench"])
 @click.option(
     "--preset",
     type=click.Choice(PRESETS),
@@ -43,7 +44,7 @@ def command(preset, names, batches, repeats, warmup, json_path, plot_path, devic
     """Time Keras, tf.function, XLA, LiteRT and ONNX Runtime on every zoo model (untrained,
     exported to a temporary folder) and the seq2seq generation loops, with
     achieved GFLOP/s and the multiple of the time numpy's GEMM rate implies."""
-    from parity.bench.report import plot, table, write_json
+    from parity.bench.render import plot, table, write_json
     from parity.bench.result import Settings
 
     settings = Settings(

@@ -67,7 +67,7 @@ def seq2seq_run(
         return GraphDraw(key, key, label, inputs, run(models[key]), exact)
 
     def generation_draw(label: str, encoder_inputs: dict, start: np.ndarray) -> GenerationDraw:
-        from parity.verify.reference import reference_generate
+        from parity.exporter.keras_generation import reference_generate
 
         progress(f"generation: {label}, {steps} steps")
         with on_device(device):

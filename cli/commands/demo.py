@@ -2,7 +2,7 @@
 
 Trains every zoo model on its tiny preset, exports each to a bundle, verifies
 each bundle against TensorFlow, and prints one summary table
-(:mod:`parity.verify.demo`).
+(:mod:`parity.cli.demo`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import click
 
-from parity.options import device_option, only_option, seed_option
+from parity.cli.commands import COMMANDS
+from parity.cli.options import device_option, only_option, seed_option
 
 
-@click.command("demo")
+@click.command("demo", short_help=COMMANDS["demo"])
 @click.option(
     "-o",
     "--out",
@@ -32,7 +33,7 @@ def command(out_dir, preset, seed, device, names) -> None:  # fmt: skip
 
     Exits 0 when every bundle passes verification, 1 otherwise.
     """
-    from parity.verify.demo import demo_table, run_demo
+    from parity.cli.demo import demo_table, run_demo
 
     result = run_demo(
         out_dir,

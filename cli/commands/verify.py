@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from parity.options import (
+from parity.cli.commands import COMMANDS
+from parity.cli.options import (
     device_option,
     json_option,
     output_file_option,
@@ -16,7 +17,7 @@ from parity.options import (
 )
 
 
-@click.command("verify")
+@click.command("verify", short_help=COMMANDS["verify"])
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--inputs",
