@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from parity import runtime
-from parity.exporter.bundle_writer import check_out_dir
 from parity.exporter import bundle_writer as writer
+from parity.exporter.bundle_writer import check_out_dir
 from parity.runtime.bundle_format.digest import sha256_file
 from parity.runtime.bundle_format.manifest import MANIFEST_NAME, read_manifest
 from parity.runtime.errors import BundleError, ParityError

@@ -89,8 +89,10 @@ def test_the_runtime_imports_only_numpy_onnx_and_onnxruntime():
 def test_the_runtime_never_writes():
     """No call in the runtime creates, changes or removes a file: an app that
     embeds it may run on a read-only file system."""
-    writes = {"write_bytes", "write_text", "rename", "replace", "unlink", "rmdir", "mkdir",
-              "remove", "rmtree", "mkdtemp", "mkstemp", "chmod", "savez", "save", "touch"}  # fmt: skip
+    writes = {
+        *("write_bytes", "write_text", "rename", "replace", "unlink", "rmdir", "mkdir"),
+        *("remove", "rmtree", "mkdtemp", "mkstemp", "chmod", "savez", "save", "touch"),
+    }
     found = []
     for name, path in _modules().items():
         if not name.startswith("parity.runtime"):
