@@ -96,6 +96,7 @@ def run_case(case: Case, folder: Path | None = None) -> CoverageRow:
     from parity.exporter import export_model
     from parity.runtime.errors import ParityError
     from parity.verify.check import check
+    from parity.verify.options import VerifyOptions
 
     folder = Path(folder or tempfile.mkdtemp(prefix="parity-coverage-"))
     model = case.build()
@@ -110,7 +111,7 @@ def run_case(case: Case, folder: Path | None = None) -> CoverageRow:
         )
     proto = onnx.load(bundle / "model.onnx")
     ops = sorted({_described(n) for n in proto.graph.node if n.op_type in RECURRENT_OPS})
-    report = check(bundle, model, device="cpu", batches=(1, 4), times=(6,))
+    report = check(bundle, model, VerifyOptions(device="cpu", batches=(1, 4), times=(6,)))
     compared = [c for c in report.checks if c.kind == "output"]  # TensorFlow against ONNX
     result, reason = _verdict(report)
     return CoverageRow(

@@ -68,6 +68,7 @@ def run_demo(
     from parity.exporter import export_keras
     from parity.runtime.providers import check_device
     from parity.verify.check import check
+    from parity.verify.options import VerifyOptions
 
     chosen = list(names) or models.names()
     for name in chosen:
@@ -84,7 +85,7 @@ def run_demo(
         progress(f"{name}: exporting")
         export_keras(source, folder / name, seed=seed)
         progress(f"{name}: verifying")
-        report = check(folder / name, source, device=device, seed=seed)
+        report = check(folder / name, source, VerifyOptions(device=device, seed=seed))
         seconds = time.perf_counter() - started
         rows.append(DemoRow(name, held_out(trained.metrics), report, seconds))
     return DemoResult(folder, tuple(rows))

@@ -48,6 +48,7 @@ def run_form(case: FormCase, folder: Path | None = None) -> FormRow:
     from parity.exporter import export_keras
     from parity.runtime.errors import ParityError
     from parity.verify.check import check
+    from parity.verify.options import VerifyOptions
 
     folder = Path(folder or tempfile.mkdtemp(prefix="parity-forms-"))
     work = folder / case.name.translate(str.maketrans(" :(),=", "______"))
@@ -65,7 +66,7 @@ def run_form(case: FormCase, folder: Path | None = None) -> FormRow:
     except ParityError as exc:
         return FormRow(case.form, case.model, "refused", "-", "-", str(exc))
     kind = manifest.kind + (f" ({manifest.seq2seq.form})" if manifest.seq2seq else "")
-    report = check(work / "bundle", source, device="cpu", batches=(1, 3), times=(5,))
+    report = check(work / "bundle", source, VerifyOptions(device="cpu", batches=(1, 3), times=(5,)))
     passed = len(report.checks) - len(report.failures)
     result = "exports" if report.passed else "FAILS"
     reason = "; ".join(c.name for c in report.failures[:3])

@@ -15,6 +15,7 @@ import numpy as np
 from parity.exporter.keras_io import keras_outputs
 from parity.runtime.bundle_format.golden import draw_name, golden_draws, input_key, output_key
 from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
+from parity.runtime.comparison import compare_elements
 from parity.runtime.sampling import sample_inputs
 
 # How far a rewritten graph may stray from Keras on the golden inputs before
@@ -69,7 +70,8 @@ def golden_mismatch(
             expected = golden[output_key(draw, name)]
             if actual.shape != expected.shape:
                 return f"output {name!r} of draw {draw!r} has shape {actual.shape}"
-            if not np.allclose(actual, expected, rtol=REWRITE_RTOL, atol=REWRITE_ATOL):
-                worst = float(np.max(np.abs(actual.astype(np.float64) - expected)))
+            elements = compare_elements(expected, actual, REWRITE_ATOL, REWRITE_RTOL)
+            if not elements.passed:
+                worst = float(elements.error.max())
                 return f"output {name!r} of draw {draw!r} is off by up to {worst:.3g}"
     return None

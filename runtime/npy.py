@@ -8,8 +8,8 @@ the file is refused, before any array data is read, when an array:
 - would take more than :data:`MAX_ARRAY_BYTES` (2 GiB) in memory, alone or
   with the other arrays of the same ``.npz``; set the environment variable
   ``PARITY_MAX_ARRAY_BYTES`` (a number of bytes) to raise the limit;
-- is not made of numbers: Python objects (they need pickle, which can run
-  code), records (structured dtypes), strings, dates;
+- is not made of real numbers: Python objects (they need pickle, which can
+  run code), records (structured dtypes), strings, dates, complex numbers;
 - declares a shape whose size differs from the data the file (or the zip
   member, by its declared uncompressed size) holds;
 - is 0-d: every input array has a batch axis.
@@ -21,6 +21,7 @@ import io
 import os
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
@@ -44,6 +45,7 @@ _NOT_NUMBERS = {
     "U": "strings",
     "M": "dates",
     "m": "time spans",
+    "c": "complex numbers",
 }
 _READ_ERRORS = (
     OSError,
@@ -56,10 +58,21 @@ _READ_ERRORS = (
 
 
 @dataclass(frozen=True)
-class _Header:
+class ArrayHeader:
+    """What a ``.npy`` header declares, and where the array data starts."""
+
     shape: tuple[int, ...]
     dtype: np.dtype
-    offset: int  # where the array data starts
+    fortran: bool
+    offset: int
+
+
+@dataclass(frozen=True)
+class NpzMember:
+    """One array of an ``.npz``: its zip entry and its checked header."""
+
+    info: zipfile.ZipInfo
+    header: ArrayHeader
 
 
 def load_array(path: str | os.PathLike[str]) -> np.ndarray:
@@ -83,31 +96,69 @@ def load_array(path: str | os.PathLike[str]) -> np.ndarray:
 def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Named arrays from an ``.npz`` file, checked as the module says."""
     path = as_path(path)
-    if not _is_npz(path):
-        raise ParityError(f"{path}: expected named arrays (.npz), found a single array")
     limit = _limit()
+    members = npz_members(path, limit=limit)
+    total = sum(_nbytes(member.header) for member in members.values())
+    if total > limit:
+        raise InputError(
+            f"{path}: its arrays together take {describe_bytes(total)}, beyond the limit "
+            f"of {describe_bytes(limit)} (set {MAX_ARRAY_BYTES_VARIABLE} to raise it)"
+        )
     try:
         with zipfile.ZipFile(path) as archive:
-            members = {}
+            arrays = {}
+            for key, member in members.items():
+                with archive.open(member.info) as stream:
+                    arrays[key] = np.lib.format.read_array(stream, allow_pickle=False)
+            return arrays
+    except ValueError as exc:
+        raise ParityError(f"{path}: not a numpy array file ({quoted(exc)})") from None
+    except _READ_ERRORS as exc:
+        raise ParityError(f"{path}: unreadable numpy file ({quoted(exc)})") from None
+
+
+def npz_members(
+    path: str | os.PathLike[str], names: Sequence[str] | None = None, limit: int | None = None
+) -> dict[str, NpzMember]:
+    """The arrays of an ``.npz`` file, their headers read and checked as the
+    module says, without reading any array data: what both a whole-file read
+    and a dataset read in batches start from.
+
+    Args:
+        path: the ``.npz`` file.
+        names: the arrays wanted, in this order (a missing one is refused);
+            every array of the file when None.
+        limit: the largest array in bytes; None sets no limit (a dataset
+            shard, read a batch at a time).
+
+    Raises:
+        ParityError: not an ``.npz``, unreadable, a member that is not a
+            ``.npy`` array, a missing array, or a header the module refuses.
+    """
+    path = as_path(path)
+    if not _is_npz(path):
+        raise ParityError(f"{path}: expected named arrays (.npz), found a single array")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = {}
             for info in archive.infolist():
                 if not info.filename.endswith(".npy"):
                     raise InputError(f"{path}: member {info.filename!r} is not a .npy array")
-                key = info.filename.removesuffix(".npy")
+                infos[info.filename.removesuffix(".npy")] = info
+            missing = [name for name in names or () if name not in infos]
+            if missing:
+                raise InputError(
+                    f"{path}: no array named {missing[0]!r} for that input "
+                    f"(has: {', '.join(sorted(infos)) or 'none'})"
+                )
+            members = {}
+            for key in infos if names is None else names:
+                info = infos[key]
                 with archive.open(info) as stream:
                     header = _read_header(stream, path, key)
                 _check(path, key, header, info.file_size - header.offset, limit)
-                members[key] = (info, header)
-            total = sum(_nbytes(header) for _, header in members.values())
-            if total > limit:
-                raise InputError(
-                    f"{path}: its arrays together take {describe_bytes(total)}, beyond the limit "
-                    f"of {describe_bytes(limit)} (set {MAX_ARRAY_BYTES_VARIABLE} to raise it)"
-                )
-            arrays = {}
-            for key, (info, _) in members.items():
-                with archive.open(info) as stream:
-                    arrays[key] = np.lib.format.read_array(stream, allow_pickle=False)
-            return arrays
+                members[key] = NpzMember(info, header)
+            return members
     except ValueError as exc:
         raise ParityError(f"{path}: not a numpy array file ({quoted(exc)})") from None
     except _READ_ERRORS as exc:
@@ -135,7 +186,7 @@ def _is_npz(path: Path) -> bool:
     return magic.startswith(b"PK")
 
 
-def _read_header(stream: IO[bytes], path: Path, key: str | None) -> _Header:
+def _read_header(stream: IO[bytes], path: Path, key: str | None) -> ArrayHeader:
     """The header of the array at the start of ``stream``, read without
     reading more than :data:`MAX_HEADER_BYTES` of it."""
     version = np.lib.format.read_magic(stream)
@@ -154,15 +205,15 @@ def _read_header(stream: IO[bytes], path: Path, key: str | None) -> _Header:
         if version == (1, 0)
         else np.lib.format.read_array_header_2_0
     )
-    shape, _, dtype = reader(io.BytesIO(length_field + text))
-    return _Header(shape, dtype, 8 + len(length_field) + length)
+    shape, fortran, dtype = reader(io.BytesIO(length_field + text))
+    return ArrayHeader(tuple(shape), dtype, bool(fortran), 8 + len(length_field) + length)
 
 
-def _check(path: Path, key: str | None, header: _Header, held: int, limit: int) -> None:
-    """Refuse ``header``'s array unless it is of numbers, not 0-d, within
+def _check(path: Path, key: str | None, header: ArrayHeader, held: int, limit: int | None) -> None:
+    """Refuse ``header``'s array unless it is of real numbers, not 0-d, within
     ``limit`` and exactly the ``held`` bytes of data that follow the header."""
     what, dtype, shape = _what(path, key), header.dtype, header.shape
-    if dtype.kind not in "biufc" or dtype.hasobject:
+    if dtype.kind not in "biuf" or dtype.hasobject:
         kind = _NOT_NUMBERS.get(dtype.kind, "values that are not numbers")
         raise InputError(
             f"{what} holds {kind} (dtype {dtype}), refused: only arrays of numbers are read"
@@ -172,7 +223,7 @@ def _check(path: Path, key: str | None, header: _Header, held: int, limit: int) 
     if any(size < 0 for size in shape):
         raise InputError(f"{what} declares shape {shape}, with a negative size")
     nbytes = _nbytes(header)
-    if nbytes > limit:
+    if limit is not None and nbytes > limit:
         raise InputError(
             f"{what} declares shape {shape} of {dtype}: {describe_bytes(nbytes)}, beyond the "
             f"limit of {describe_bytes(limit)} (set {MAX_ARRAY_BYTES_VARIABLE} to raise it)"
@@ -184,7 +235,7 @@ def _check(path: Path, key: str | None, header: _Header, held: int, limit: int) 
         )
 
 
-def _nbytes(header: _Header) -> int:
+def _nbytes(header: ArrayHeader) -> int:
     return prod(header.shape) * header.dtype.itemsize
 
 

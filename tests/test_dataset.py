@@ -13,6 +13,7 @@ from parity.cli.app import cli
 from parity.runtime.errors import InputError, ParityError
 from parity.verify.check import DATASET_ROW
 from parity.verify.dataset import check_dataset
+from parity.verify.options import VerifyOptions
 from parity.verify.row_errors import compare_output
 from parity.verify.shards import list_shards, plan_units, read_batches
 from parity.verify.tolerance import Tolerance, TolerancePolicy
@@ -89,9 +90,9 @@ def test_a_tight_tolerance_fails_rows_and_writes_them_for_verify_inputs(masked, 
 def test_ray_gives_the_same_results_row_for_row(masked):
     ray = pytest.importorskip("ray")
     model, bundle, shards, _, _ = masked
-    local = check_dataset(bundle, model, shards, batch_size=8, policy=_tight())
+    local = check_dataset(bundle, model, shards, VerifyOptions(policy=_tight()), batch_size=8)
     on_ray = check_dataset(
-        bundle, model, shards, batch_size=8, engine="ray", workers=2, policy=_tight()
+        bundle, model, shards, VerifyOptions(policy=_tight()), batch_size=8, engine="ray", workers=2
     )
     assert not ray.is_initialized()  # started and stopped by check_dataset
     assert on_ray.engine == "ray" and on_ray.workers == 2
@@ -118,7 +119,8 @@ def test_bad_data_exits_2_naming_the_shard_and_row(masked, tmp_path):
         "b.npz: row 3 (dataset row 13)": bad,
         "no array named 'sequence'": _npz(tmp_path / "missing.npz", values=rows[:4]),
         "axis 2 has size 5": _npz(tmp_path / "shape.npz", sequence=rows[:4, :, :5]),
-        "unreadable shard": _garbage(tmp_path / "garbage.npz"),
+        "unreadable numpy file": _garbage(tmp_path / "garbage.npz"),
+        "complex numbers": _npz(tmp_path / "complex.npz", sequence=rows[:4].astype(np.complex64)),
     }
     for expected, data in cases.items():
         args = ["verify", str(model), str(masked[1]), "--data", str(data), "--json", str(report)]
@@ -127,6 +129,10 @@ def test_bad_data_exits_2_naming_the_shard_and_row(masked, tmp_path):
         assert result.exit_code == 2 and len(errors) == 1, result.output
         assert expected in errors[0] and str(data.name) in errors[0], errors
         assert not report.exists() and not (tmp_path / "r.failures.npz").exists()
+    # --inputs reads .npz files by the same rule as --data
+    args = ["verify", str(model), str(masked[1]), "--inputs", str(tmp_path / "complex.npz")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "complex numbers" in result.output, result.output
 
 
 def _npz(path, **arrays):
@@ -186,7 +192,7 @@ def test_seq2seq_generates_from_every_row(tmp_path):
     assert report.generation == {"steps": 10, "path": "loop graph"}
     (forecast,) = report.outputs
     assert forecast.kind == "generation" and forecast.agreement is None  # values, not tokens
-    short = check_dataset(tmp_path / "bundle", path, tmp_path / "rows.npz", steps=3)
+    short = check_dataset(tmp_path / "bundle", path, tmp_path / "rows.npz", VerifyOptions(steps=3))
     assert short.generation["steps"] == 3 and short.passed
 
 

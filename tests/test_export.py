@@ -107,18 +107,20 @@ def test_onnx_runtime_matches_keras_on_fresh_inputs(exported, name):
             np.testing.assert_allclose(actual[spec.name], expected[spec.name], atol=1e-5, rtol=1e-4)
 
 
-def test_every_bundle_loads_and_passes_golden_data_without_tensorflow(exported):
+def test_every_bundle_loads_and_passes_golden_data_without_tensorflow(exported, tmp_path):
     script = (
         "import sys\n"
-        "from verify import check\n"
+        "from parity.verify import VerifyOptions, check\n"
         f"for path in {[str(path) for _, _, path in exported.values()]!r}:\n"
-        "    report = check(path, device='cpu')\n"
+        "    report = check(path, options=VerifyOptions(device='cpu'))\n"
         "    assert report.passed, report.table()\n"
         "heavy = ('tensorflow', 'keras', 'tf2onnx')\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in heavy]\n"
         "sys.exit(1 if heavy else 0)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

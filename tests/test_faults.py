@@ -21,6 +21,7 @@ from parity.cli.coverage import cases
 from parity.exporter import export_keras, export_model
 from parity.runtime.bundle_format.manifest import read_manifest
 from parity.verify.check import tensorflow_run
+from parity.verify.options import VerifyOptions
 from parity.verify.runners import select_device
 from parity.verify.stored import replay
 from parity.verify.tolerance import TolerancePolicy
@@ -71,7 +72,7 @@ def subjects(trained_zoo, tmp_path_factory):
             else:
                 export_model(model, path)
         bundle = runtime.load_bundle(path, device="cpu")
-        run = tensorflow_run(bundle, model, device, batches=(1, 4), times=(6,))
+        run = tensorflow_run(bundle, model, device, VerifyOptions(batches=(1, 4), times=(6,)))
         result[name] = (path, run)
     return result
 

@@ -15,7 +15,7 @@ from parity.exporter.rnn_scan import BODY
 from parity.exporter.signature import find_mask
 from parity.runtime.errors import InputError, ParityError
 from parity.runtime.sampling import sample_inputs
-from parity.verify import check
+from parity.verify import VerifyOptions, check
 
 
 def _session(proto: onnx.ModelProto) -> ort.InferenceSession:
@@ -446,7 +446,7 @@ def test_a_fused_graph_that_strays_from_keras_is_given_up(monkeypatch, tmp_path,
     assert "GRU" not in {node.op_type for node in graph.graph.node}
     assert manifest.mask is None or not manifest.mask.fused
     # the graph kept matches its golden data
-    assert check(tmp_path / "bundle", device="cpu").passed
+    assert check(tmp_path / "bundle", options=VerifyOptions(device="cpu")).passed
 
 
 def test_a_stand_in_copy_that_does_not_convert_keeps_the_general_graph(monkeypatch, tmp_path):

@@ -11,7 +11,7 @@ from parity import models
 from parity.cli.app import cli
 from parity.exporter import export_model
 from parity.runtime.errors import ParityError
-from parity.verify import assert_equivalent, check
+from parity.verify import VerifyOptions, assert_equivalent, check
 from tests import faults
 
 
@@ -30,7 +30,9 @@ def test_no_false_alarm_over_20_seeds(exported_zoo):
     for name in models.names():
         trained, _, path = exported_zoo[name]
         for seed in range(1, 21):
-            report = check(path, trained.model, device="cpu", seed=seed, batches=(1, 5))
+            report = check(
+                path, trained.model, VerifyOptions(device="cpu", seed=seed, batches=(1, 5))
+            )
             assert report.passed, f"{name} seed {seed}\n{report.table()}"
 
 
@@ -44,12 +46,12 @@ def test_damaged_graph_fails(exported_zoo, tmp_path, name, fault):
     trained, _, path = exported_zoo[name]
     everything = {**faults.FAULTS, **faults.MASK_FAULTS}
     damaged = faults.damaged_copy(path, tmp_path / "damaged", everything[fault])
-    report = check(damaged, trained.model, device="cpu")
+    report = check(damaged, trained.model, VerifyOptions(device="cpu"))
     assert not report.passed
     # TensorFlow side by side catches it, not only the stored golden outputs
     assert any(c.kind != "golden" for c in report.failures), report.table()
     # and a machine without TensorFlow catches it from the golden data
-    assert not check(damaged, device="cpu").passed
+    assert not check(damaged, options=VerifyOptions(device="cpu")).passed
 
 
 def test_assert_equivalent_fails_with_the_table(exported_zoo, tmp_path):
@@ -111,7 +113,7 @@ def test_user_inputs_and_mask_value_warning(exported_zoo, tmp_path):
     x[0, 2] = 0.0  # a real step equal to the mask value, between real steps
     x[1, 5:] = 0.0  # ordinary post-padding
     np.savez(tmp_path / "x.npz", sequence=x)
-    report = check(path, trained.model, inputs={"sequence": x}, device="cpu")
+    report = check(path, trained.model, VerifyOptions(device="cpu"), inputs={"sequence": x})
     assert report.passed
     assert any("row 0: step(s) 2 equal the mask value" in note for note in report.notes)
     assert not any("row 1" in note for note in report.notes)
@@ -142,7 +144,7 @@ def masked_tagger(request, tmp_path_factory):
 
 def test_masked_sequences_padding_invariance_and_conventions(masked_tagger):
     model, path, fused = masked_tagger
-    report = check(path, model, device="cpu")
+    report = check(path, model, VerifyOptions(device="cpu"))
     assert report.passed, report.table()
     names = [c.name for c in report.checks]
     for runtime_name in ("tensorflow", "onnxruntime"):

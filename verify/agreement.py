@@ -2,7 +2,8 @@
 
 A numerical error far below the gap between the two largest probabilities
 changes nothing a user sees; one near a tie flips a prediction. For outputs
-that are probability distributions over their last axis (softmax classifiers,
+that are probability distributions over their last axis
+(:func:`parity.runtime.comparison.is_probability`: softmax classifiers,
 taggers, token decoders) the report gives the share of positions (rows, and
 steps where there is a time axis) whose argmax agrees, and for generations the
 first step where some row's token differs.
@@ -12,22 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# How far from 1 the sum over the last axis may be for the output to count as
-# probabilities (float32 softmax sums are within a few 1e-7 of 1).
-SUM_SLACK = 1e-3
-
-
-def is_distribution(value: np.ndarray) -> bool:
-    """Whether ``value`` holds probability distributions over its last axis.
-
-    Args:
-        value: an output, ``(batch, ..., classes)``.
-    """
-    if value.dtype.kind != "f" or value.ndim < 2 or value.shape[-1] < 2 or value.size == 0:
-        return False
-    if not np.all(np.isfinite(value)) or value.min() < 0 or value.max() > 1:
-        return False
-    return bool(np.all(np.abs(value.sum(axis=-1, dtype=np.float64) - 1.0) <= SUM_SLACK))
+from parity.runtime.comparison import is_probability
 
 
 def argmax_agreement(expected: np.ndarray, actual: np.ndarray) -> float | None:
@@ -38,7 +24,7 @@ def argmax_agreement(expected: np.ndarray, actual: np.ndarray) -> float | None:
         expected: the reference's output.
         actual: the output held to it.
     """
-    if expected.shape != actual.shape or not is_distribution(expected):
+    if expected.shape != actual.shape or not is_probability(expected):
         return None
     return float(np.mean(expected.argmax(axis=-1) == actual.argmax(axis=-1)))
 
@@ -51,7 +37,7 @@ def first_divergence(expected: np.ndarray, actual: np.ndarray) -> int | None:
         expected: the reference generation, ``(batch, steps, classes)``.
         actual: the generation held to it.
     """
-    if expected.shape != actual.shape or expected.ndim < 3 or not is_distribution(expected):
+    if expected.shape != actual.shape or expected.ndim < 3 or not is_probability(expected):
         return None
     differs = expected.argmax(axis=-1) != actual.argmax(axis=-1)
     differs = differs.reshape(differs.shape[0], differs.shape[1], -1).any(axis=(0, 2))

@@ -11,7 +11,7 @@ the generation checks of :mod:`verify.seq2seq`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from parity.verify.masking import (
     steps_equal_to_mask,
     time_axis_outputs,
 )
+from parity.verify.options import VerifyOptions
 from parity.verify.report import Report, StepErrors
 from parity.verify.runners import (
     KerasRunner,
@@ -52,27 +53,18 @@ from parity.verify.runners import (
 from parity.verify.stored import GraphDraw, TensorFlowRun, generation_paths, replay
 from parity.verify.tolerance import TolerancePolicy
 
-DEFAULT_BATCHES = (1, 3, 8)
 # The array of a dataset check's failures file that holds each row's index in
 # the dataset; ``--inputs`` takes such a file as it is.
 DATASET_ROW = "dataset_row"
-DEFAULT_TIMES = (5, 17)
 Progress = Callable[[str], None]
 
 
 def check(
     bundle: str | Path,
     model: str | Path | Any | None = None,
+    options: VerifyOptions | None = None,
     *,
     inputs: Mapping[str, np.ndarray] | None = None,
-    device: str = "auto",
-    policy: TolerancePolicy | None = None,
-    batches: Sequence[int] = DEFAULT_BATCHES,
-    times: Sequence[int] = DEFAULT_TIMES,
-    steps: int | None = None,
-    seed: int = 0,
-    tf32: bool = False,
-    unsafe: bool = False,
     progress: Progress | None = None,
 ) -> Report:
     """Verify a bundle: against TensorFlow when given its Keras model, else
@@ -80,23 +72,13 @@ def check(
 
     Args:
         bundle: the bundle's folder.
-        model: the Keras model the bundle was exported from: a ``.keras`` path
-            (which must be the file the bundle records by sha256) or a loaded
-            Keras model; None checks the golden data alone.
+        model: the Keras model the bundle was exported from: a path (which
+            must be the file the bundle records by sha256) or a loaded Keras
+            model; None checks the golden data alone.
+        options: how both runtimes run and are judged; the defaults of
+            :class:`VerifyOptions` when None.
         inputs: arrays to run both runtimes on, by input name, in place of the
-            random draws; only with ``model``, and not used for seq2seq bundles.
-        device: "auto", "cpu" or "gpu": where both runtimes run ("auto" takes
-            the GPU where there is one). On a GPU, ONNX Runtime's CPU is also
-            held against its GPU on the golden inputs.
-        policy: the tolerances; :class:`TolerancePolicy`'s defaults when None.
-        batches: the batch sizes of the random draws (a seq2seq generation
-            runs at the smallest and the largest).
-        times: the time lengths of the random draws, where time is dynamic.
-        steps: the horizon of a seq2seq generation; the manifest's when None.
-        seed: the seed of the random draws.
-        tf32: allow TF32 matmuls on a GPU, in both runtimes.
-        unsafe: allow a ``.keras`` file that needs unsafe deserialization
-            (a ``Lambda`` layer runs arbitrary code).
+            random draws; only with ``model``.
         progress: called with a short line as each stage starts.
 
     Returns:
@@ -108,7 +90,8 @@ def check(
             not the bundle's, a bundle without golden data, or a bad
             parameter (:class:`ParameterError`).
     """
-    policy = policy or TolerancePolicy()
+    options = options or VerifyOptions()
+    policy, device, tf32, steps = options.policy, options.device, options.tf32, options.steps
     say = progress or (lambda message: None)
     loaded = load_bundle(bundle, device=device, tf32=tf32)
     manifest = loaded.manifest
@@ -137,13 +120,10 @@ def check(
     model_label = None
     float64 = ""
     if model is not None:
-        keras_model, model_label = load_source_model(model, manifest, unsafe)
+        keras_model, model_label = load_source_model(model, manifest, options.unsafe)
         tf_device = select_device(device, tf32)
         tensorflow_label = tf_device.label
-        run = tensorflow_run(
-            loaded, keras_model, tf_device, inputs=inputs, batches=batches, times=times,
-            steps=steps, seed=seed, progress=say,
-        )  # fmt: skip
+        run = tensorflow_run(loaded, keras_model, tf_device, options, inputs=inputs, progress=say)
         float64 = run.float64
         say("onnxruntime against tensorflow")
         checks_, curves_ = _guarded("outputs", lambda: replay(loaded, run, policy))
@@ -152,7 +132,7 @@ def check(
         if manifest.mask is not None and manifest.kind != "seq2seq" and inputs is None:
             checks_, notes_ = _guarded(
                 "masked",
-                lambda: _masked_checks(loaded, keras_model, policy, tf_device, seed, say),
+                lambda: _masked_checks(loaded, keras_model, policy, tf_device, options.seed, say),
             )
             checks += checks_
             notes += notes_
@@ -182,12 +162,9 @@ def tensorflow_run(
     bundle: Bundle,
     keras_model: Any,
     tf_device: TensorFlowDevice,
+    options: VerifyOptions | None = None,
     *,
     inputs: Mapping[str, np.ndarray] | None = None,
-    batches: Sequence[int] = DEFAULT_BATCHES,
-    times: Sequence[int] = DEFAULT_TIMES,
-    steps: int | None = None,
-    seed: int = 0,
     progress: Progress | None = None,
 ) -> TensorFlowRun:
     """TensorFlow's side of a verification, in float32 and (where the model
@@ -199,20 +176,20 @@ def tensorflow_run(
         bundle: the loaded bundle (its manifest says what to draw).
         keras_model: the trained Keras model the bundle was exported from.
         tf_device: where TensorFlow runs (:func:`parity.verify.runners.select_device`).
+        options: the draws' batch sizes, time lengths and seed, and a
+            seq2seq generation's horizon (:class:`VerifyOptions`).
         inputs: the caller's arrays, checked by :func:`checked_user_inputs`, in
             place of the random draws.
-        batches: the batch sizes of the random draws.
-        times: the time lengths of the random draws, where time is dynamic.
-        steps: the horizon of a seq2seq generation; the manifest's when None.
-        seed: the seed of the random draws.
         progress: called with a short line as each stage starts.
     """
+    options = options or VerifyOptions()
+    batches, times, seed = options.batches, options.times, options.seed
     say = progress or (lambda message: None)
     manifest = bundle.manifest
     if manifest.kind == "seq2seq":
         from parity.verify.seq2seq_run import seq2seq_run
 
-        horizon = steps or manifest.seq2seq.steps
+        horizon = options.steps or manifest.seq2seq.steps
         return seq2seq_run(bundle, keras_model, batches, horizon, tf_device, seed, say, inputs)
     from parity.verify.noise import float64_model
 

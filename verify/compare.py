@@ -7,7 +7,9 @@ returns a :class:`Check` that says how far apart the arrays are and whether
 they pass their rule: the noise rule where a float64 reference is given
 (``|actual - exact|`` at most ``factor`` times ``|expected - exact|``, the
 float32 noise floor, see :mod:`verify.tolerance`), else numpy's allclose rule
-``|actual - expected| <= atol + rtol * |expected|``.
+``|actual - expected| <= atol + rtol * |expected|``; both are the one
+element-wise comparison of :mod:`parity.runtime.comparison`, summarised here
+over the whole array.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from parity.runtime.comparison import compare_elements
 from parity.verify.agreement import argmax_agreement
 from parity.verify.tolerance import Tolerance, TolerancePolicy
 
@@ -163,49 +166,41 @@ def compare_arrays(
     noise = None
     if exact is not None and expected.dtype.kind == "f":
         floor, measured = noise_of(expected, exact, actual)
-        noise = (floor if noise_floor is None else noise_floor, measured)
-        if not np.isfinite(measured):
-            noise = None  # non-finite values are judged below, as in the allclose rule
-        if noise is not None:
-            tolerance = Tolerance(factor * noise[0], 0.0)
-    a = actual.astype(np.float64)
-    b = expected.astype(np.float64)
-    nonfinite = _nonfinite_mismatch(a, b)
-    if nonfinite is not None:
-        index = tuple(int(i) for i in np.argwhere(nonfinite)[0])
+        floor = floor if noise_floor is None else noise_floor
+        if np.isfinite(measured):  # else judged below, as by the allclose rule
+            noise = (floor, measured)
+            tolerance = Tolerance(factor * floor, 0.0)
+    elements = compare_elements(expected, actual, tolerance.atol, tolerance.rtol)
+    a, b, error = elements.actual, elements.expected, elements.error
+    if elements.one_sided.any():
+        index = tuple(int(i) for i in np.argwhere(elements.one_sided)[0])
+        raw_a, raw_b = actual.astype(np.float64)[index], expected.astype(np.float64)[index]
         return _failed(
             name,
             kind,
             tolerance,
-            f"non-finite value on one side only at {index}: {a[index]} vs {b[index]}",
-            worst=(index, float(b[index]), float(a[index])),
+            f"non-finite value on one side only at {index}: {raw_a} vs {raw_b}",
+            worst=(index, float(raw_b), float(raw_a)),
         )
-    finite = np.isfinite(a) & np.isfinite(b)
-    a = np.where(finite, a, 0.0)
-    b = np.where(finite, b, 0.0)
-    error = np.abs(a - b)
     magnitude = np.abs(b)
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = np.where(error == 0, 0.0, error / magnitude)
         needed_rtol_each = np.where(
             error <= tolerance.atol, 0.0, (error - tolerance.atol) / magnitude
         )
-    excess = error - (tolerance.atol + tolerance.rtol * magnitude)
-    flat = int(np.argmax(excess))
+    flat = int(np.argmax(error - elements.allowed))
     index = tuple(int(i) for i in np.unravel_index(flat, error.shape))
     norm = float(np.linalg.norm(b))
     diff_norm = float(np.linalg.norm(a - b))
     rel_l2 = diff_norm / norm if norm > 0 else (0.0 if diff_norm == 0 else float("inf"))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        allowed = tolerance.atol + tolerance.rtol * magnitude
-        scaled = np.where(error == 0, 0.0, error / allowed)
     if noise is not None:
         rule = dict(rule="noise", noise_floor=noise[0], error=noise[1],
                     ratio=noise[1] / noise[0], limit=factor)  # fmt: skip
         passed = noise[1] / noise[0] <= factor
     else:
-        rule = dict(rule="allclose", error=float(error.max()), ratio=float(scaled.max()), limit=1.0)
-        passed = bool(excess.max() <= 0)
+        ratio = float(elements.ratio.max())
+        rule = dict(rule="allclose", error=float(error.max()), ratio=ratio, limit=1.0)
+        passed = elements.passed
     return Check(
         name=name,
         kind=kind,
@@ -248,16 +243,7 @@ def noise_of(expected: np.ndarray, exact: np.ndarray, actual: np.ndarray) -> tup
     own = np.abs(np.asarray(expected, np.float64) - exact64)
     own = float(np.max(own[finite])) if finite.any() else 0.0
     floor = max(own, MIN_FLOOR_EPS * FLOAT32_EPS * scale, TINY_FLOOR)
-    measured = np.abs(np.asarray(actual, np.float64) - exact64)
-    return floor, float(np.max(np.where(np.isnan(measured), np.inf, measured)))
-
-
-def _nonfinite_mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """Where exactly one side is NaN, or the sides are different infinities."""
-    nan_mismatch = np.isnan(a) != np.isnan(b)
-    inf_mismatch = (np.isinf(a) | np.isinf(b)) & ~(np.isnan(a) | np.isnan(b)) & (a != b)
-    mismatch = nan_mismatch | inf_mismatch
-    return mismatch if mismatch.any() else None
+    return floor, float(compare_elements(exact64, actual).error.max())
 
 
 def failed_check(name: str, kind: str, detail: str) -> Check:

@@ -33,6 +33,7 @@ from parity.verify.dataset_report import (
     DatasetReport,
     OutputSummary,
 )
+from parity.verify.options import VerifyOptions
 from parity.verify.row_errors import MAX_FAILED_ROWS, BatchResult, FailedRow, RowComparer
 from parity.verify.shards import Shard, list_shards, plan_units, read_batches, row_shapes
 from parity.verify.tolerance import TolerancePolicy
@@ -51,29 +52,27 @@ def check_dataset(
     bundle: str | Path,
     model: str | Path | Any,
     data: str | Path,
+    options: VerifyOptions | None = None,
     *,
     batch_size: int | None = None,
     engine: str = "local",
     ray_address: str | None = None,
-    policy: TolerancePolicy | None = None,
-    progress: Progress | None = None,
-    device: str = "auto",
-    tf32: bool = False,
-    unsafe: bool = False,
-    steps: int | None = None,
     workers: int | None = None,
+    progress: Progress | None = None,
 ) -> DatasetReport:
     """Run every row of ``data`` through TensorFlow and ONNX Runtime and compare them.
 
     Args:
         bundle: the bundle's folder.
-        model: the ``.keras`` file the bundle was exported from (or, in this
+        model: the Keras model file the bundle was exported from (or, in this
             process only, a loaded Keras model).
         data: an ``.npz`` file or a folder of ``.npz`` shards (one array per
             input name, rows on axis 0), or a Parquet file or folder (one
             column per input); see :mod:`verify.shards`. Masked inputs are fed
             as they are, padding and all. A seq2seq bundle reads its encoder's
             inputs and generates from each row.
+        options: where both runtimes run, the tolerances and a seq2seq
+            horizon (:class:`VerifyOptions`; its draws are not used here).
         batch_size: rows per batch; by default as many as keep one batch's
             inputs and outputs within :data:`BATCH_BYTES`, at most
             :data:`MAX_DEFAULT_BATCH`.
@@ -83,14 +82,9 @@ def check_dataset(
             bundle and the model from the same paths, so on a cluster they
             must be on a file system every node sees.
         ray_address: the address of a running Ray cluster to join.
-        policy: the tolerances; :class:`TolerancePolicy`'s defaults when None.
-        progress: called with a line now and then: rows done, rows per second, time left.
-        device: "auto", "cpu" or "gpu", for both runtimes.
-        tf32: allow TF32 matmuls on a GPU.
-        unsafe: allow a ``.keras`` file that needs unsafe deserialization.
-        steps: a seq2seq bundle's horizon; the manifest's when None.
         workers: Ray workers, each with one CPU: by default the local Ray gets
             this machine's CPUs, a cluster all of its CPUs.
+        progress: called with a line now and then: rows done, rows per second, time left.
 
     Returns:
         The report; a row out of tolerance is a failure in it, never an exception.
@@ -101,8 +95,9 @@ def check_dataset(
             the vocabulary), named by its shard and row; a bad parameter
             (:class:`ParameterError`).
     """
+    options = options or VerifyOptions()
+    policy, steps, device = options.policy, options.steps, options.device
     _check_parameters(engine, ray_address, batch_size, workers, model)
-    policy = policy or TolerancePolicy()
     say = progress or (lambda message: None)
     manifest = read_manifest(as_path(bundle, "bundle"))
     names = [spec.name for spec in _data_graph(manifest).inputs]
@@ -112,10 +107,9 @@ def check_dataset(
         raise ParityError(f"{data}: the dataset holds no rows")
     batch_size = batch_size or default_batch_size(manifest, shards[0], names, steps)
     units = plan_units(shards, batch_size)
-    settings = dict(device=device, tf32=tf32, unsafe=unsafe, policy=policy, steps=steps)
     if engine == "local":
         say("loading the bundle and the model")
-        comparer = RowComparer(bundle, model, **settings)
+        comparer = RowComparer(bundle, model, options)
         label, path, workers = comparer.model_label, comparer.generation_path, 1
         batches = (batch for unit in units for batch in read_batches(unit, names, batch_size))
         results: Iterable[BatchResult] = (comparer.compare(batch) for batch in batches)
@@ -127,7 +121,7 @@ def check_dataset(
 
         label, path = str(model), _generation_path(manifest)
         with ray_results(
-            units, names, batch_size, str(bundle), str(model), settings, workers, ray_address, say
+            units, names, batch_size, str(bundle), str(model), options, workers, ray_address, say
         ) as (results, workers):
             tally = _run(results, manifest, total, policy, say)
         providers, tensorflow = ["(in the workers)"], "(in the workers)"
@@ -447,7 +441,13 @@ def throughput(
     """
     began = time.perf_counter()
     report = check_dataset(
-        bundle, model, data, engine=engine, workers=workers, batch_size=batch_size, device="cpu"
+        bundle,
+        model,
+        data,
+        VerifyOptions(device="cpu"),
+        engine=engine,
+        workers=workers,
+        batch_size=batch_size,
     )
     total = time.perf_counter() - began
     return Throughput(engine, report.workers, report.rows, report.seconds, total - report.seconds)

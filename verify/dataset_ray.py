@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from parity.runtime.errors import ParityError, quoted
+from parity.verify.options import VerifyOptions
 from parity.verify.row_errors import BatchResult
 from parity.verify.shards import Unit
 
@@ -37,7 +38,7 @@ def ray_results(
     batch_size: int,
     bundle: str,
     model: str,
-    settings: dict[str, Any],
+    options: VerifyOptions,
     workers: int | None,
     address: str | None,
     say: Progress,
@@ -51,7 +52,7 @@ def ray_results(
         batch_size: rows per batch.
         bundle: the bundle's folder, as the workers see it.
         model: the ``.keras`` file, as the workers see it.
-        settings: :class:`verify.row_errors.RowComparer`'s keyword arguments.
+        options: the verification's options, sent whole to every worker.
         workers: the actor pool's size; the CPUs of Ray when None.
         address: a running cluster to join; None starts a local Ray.
         say: called with a line as Ray starts.
@@ -65,13 +66,13 @@ def ray_results(
     started = not ray.is_initialized()
     if started:
         say("starting Ray" + (f" at {address}" if address else ""))
-        options: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR)
+        settings: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR)
         if address:
-            options["address"] = address
+            settings["address"] = address
         else:
-            options.update(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False)
+            settings.update(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False)
         try:
-            ray.init(**options)
+            ray.init(**settings)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise ParityError(f"Ray: cannot start or join ({quoted(exc)})") from None
     try:
@@ -90,7 +91,7 @@ def ray_results(
                 batch_size=batch_size,
                 bundle=bundle,
                 model=model,
-                settings=settings,
+                options=options,
             ),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=pool),
@@ -132,7 +133,7 @@ class _Worker:
         batch_size: int,
         bundle: str,
         model: str,
-        settings: dict[str, Any],
+        options: VerifyOptions,
     ) -> None:
         import tensorflow as tf
 
@@ -145,7 +146,7 @@ class _Worker:
         self.batch_size = batch_size
         self.error: str | None = None
         try:
-            self.comparer = RowComparer(bundle, model, **settings)
+            self.comparer = RowComparer(bundle, model, options)
         except ParityError as exc:
             self.error = str(exc)
 

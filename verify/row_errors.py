@@ -1,11 +1,13 @@
 """TensorFlow against ONNX Runtime row by row, one batch of a dataset at a time.
 
 A :class:`RowComparer` loads the bundle and the Keras model once (in each
-worker, when the dataset is spread over several) and compares batches. A
+worker, when the dataset is spread over several) and compares batches: the
+same element-wise comparison as every check
+(:func:`parity.runtime.comparison.compare_elements`), reported per row. A
 batch's :class:`BatchResult` keeps, per row and output, the largest absolute
-error and its *tolerance ratio*: the largest ``|onnx - tf| / (atol + rtol *
-|tf|)`` over the row, so that a row passes numpy's allclose rule exactly when
-the ratio is at most 1 (a NaN or Inf on one side only makes it infinite). It
+error and the largest *tolerance ratio* ``|onnx - tf| / (atol + rtol * |tf|)``
+over the row, so that a row passes numpy's allclose rule exactly when the
+ratio is at most 1 (a NaN or Inf on one side only makes it infinite). It
 also keeps the argmax agreement of outputs over classes or tokens, and the
 batch's worst failing rows with their inputs. It holds no whole outputs: a
 worker sends it back whole.
@@ -29,18 +31,17 @@ import numpy as np
 
 from parity.runtime import load_bundle
 from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
+from parity.runtime.comparison import compare_elements, is_probability
 from parity.runtime.errors import InputError, RunError
 from parity.runtime.generate import check_steps
 from parity.runtime.inputs import check_feeds, check_prefix_mask
+from parity.verify.options import VerifyOptions
 from parity.verify.runners import KerasRunner, OnnxRuntimeRunner, on_device, select_device
 from parity.verify.shards import Batch
-from parity.verify.tolerance import Tolerance, TolerancePolicy
+from parity.verify.tolerance import Tolerance
 
 # The failing rows a batch keeps (with their inputs), and a report lists.
 MAX_FAILED_ROWS = 20
-# How far TensorFlow's values may stray from [0, 1] and their sum from 1 for
-# an output to count as probabilities over its last axis.
-PROBABILITY_SLACK = 1e-3
 
 
 @dataclass(frozen=True)
@@ -92,12 +93,9 @@ class RowComparer:
 
     Args:
         bundle: the bundle's folder.
-        model: the ``.keras`` file the bundle was exported from, or a loaded Keras model.
-        device: "auto", "cpu" or "gpu", for both runtimes.
-        tf32: allow TF32 matmuls on a GPU.
-        unsafe: allow a ``.keras`` file that needs unsafe deserialization.
-        policy: the tolerances.
-        steps: a seq2seq bundle's horizon; the manifest's when None.
+        model: the Keras model file the bundle was exported from, or a loaded Keras model.
+        options: where both runtimes run, the tolerances and a seq2seq
+            horizon (:class:`parity.verify.options.VerifyOptions`).
 
     Raises:
         ParityError: a bundle or model that cannot be loaded, or a model that
@@ -105,23 +103,17 @@ class RowComparer:
     """
 
     def __init__(
-        self,
-        bundle: str | Path,
-        model: str | Path | Any,
-        *,
-        device: str = "auto",
-        tf32: bool = False,
-        unsafe: bool = False,
-        policy: TolerancePolicy | None = None,
-        steps: int | None = None,
+        self, bundle: str | Path, model: str | Path | Any, options: VerifyOptions | None = None
     ) -> None:
         from parity.verify.check import load_source_model
 
+        options = options or VerifyOptions()
+        device, tf32, steps = options.device, options.tf32, options.steps
         self.bundle = load_bundle(bundle, device=device, tf32=tf32)
         manifest = self.bundle.manifest
-        keras_model, self.model_label = load_source_model(model, manifest, unsafe)
+        keras_model, self.model_label = load_source_model(model, manifest, options.unsafe)
         self.tf_device = select_device(device, tf32)
-        self.policy = policy or TolerancePolicy()
+        self.policy = options.policy
         self.mask = manifest.mask
         self.seq2seq = manifest.seq2seq
         if self.seq2seq is not None:
@@ -279,21 +271,14 @@ def compare_output(
         found = f"shape {actual.shape} dtype {actual.dtype}"
         wanted = f"shape {expected.shape} dtype {expected.dtype}"
         return _not_compared(name, rows, f"{found} where {wanted} was expected")
-    a = actual.astype(np.float64)
-    b = expected.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        mismatch = (np.isnan(a) != np.isnan(b)) | (
-            (np.isinf(a) | np.isinf(b)) & ~(np.isnan(a) | np.isnan(b)) & (a != b)
-        )
-    finite = np.isfinite(a) & np.isfinite(b)
-    error = np.abs(np.where(finite, a, 0.0) - np.where(finite, b, 0.0))
-    error[mismatch] = np.inf
-    allowed = tolerance.atol + tolerance.rtol * np.abs(np.where(finite, b, 0.0))
-    if growth is not None and steps and b.ndim >= 2:
-        factor = 1.0 + growth * np.arange(b.shape[1], dtype=np.float64)
-        allowed = allowed * factor.reshape(1, -1, *([1] * (b.ndim - 2)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(error == 0, 0.0, error / allowed)
+    atol = np.float64(tolerance.atol)
+    rtol = np.float64(tolerance.rtol)
+    if growth is not None and steps and expected.ndim >= 2:
+        factor = 1.0 + growth * np.arange(expected.shape[1], dtype=np.float64)
+        factor = factor.reshape(1, -1, *([1] * (expected.ndim - 2)))
+        atol, rtol = atol * factor, rtol * factor
+    elements = compare_elements(expected, actual, atol, rtol)
+    a, b, error, ratio = elements.actual, elements.expected, elements.error, elements.ratio
     first_failing = None
     if steps and b.ndim >= 2:
         fails = (ratio > 1).reshape(rows, b.shape[1], -1).any(axis=2)
@@ -310,26 +295,6 @@ def compare_output(
         first_divergent_step=first_divergent,
     )
     return Compared(result, ratio, b, a)
-
-
-def is_probability(values: np.ndarray) -> bool:
-    """Whether ``values`` are probabilities over their last axis (a softmax's):
-    of at least two classes, each in [0, 1], summing to 1.
-
-    Args:
-        values: TensorFlow's output, rows on axis 0.
-    """
-    if values.dtype.kind != "f" or values.ndim < 2 or values.shape[-1] < 2 or not values.size:
-        return False
-    if not np.isfinite(values).all():
-        return False
-    low, high = float(values.min()), float(values.max())
-    sums = values.sum(axis=-1, dtype=np.float64)
-    return (
-        low >= -PROBABILITY_SLACK
-        and high <= 1 + PROBABILITY_SLACK
-        and bool((np.abs(sums - 1) <= PROBABILITY_SLACK).all())
-    )
 
 
 def _agreement(

@@ -37,6 +37,7 @@ from typing import IO, Any
 import numpy as np
 
 from parity.runtime.errors import InputError, ParityError, quoted
+from parity.runtime.npy import NpzMember, npz_members
 from parity.runtime.paths import as_path
 
 NPZ = "npz"
@@ -44,8 +45,6 @@ PARQUET = "parquet"
 # Batches in one unit of an uncompressed .npz: enough work to be worth a
 # worker's call, few enough that the units spread over the workers.
 BATCHES_PER_UNIT = 8
-# numpy's own bound on an array header.
-_MAX_HEADER_BYTES = 10_000
 _READ_ERRORS = (
     OSError,
     EOFError,
@@ -141,8 +140,8 @@ def _shard(path: Path, names: Sequence[str]) -> Shard:
     except OSError as exc:
         raise ParityError(f"{path}: unreadable shard ({exc.strerror or exc})") from None
     if magic.startswith(b"PK"):
-        members = _npz_members(str(path), names)
-        counts = {name: member.shape[0] for name, member in members.items()}
+        members = npz_members(path, names, limit=None)  # read a batch at a time
+        counts = {name: member.header.shape[0] for name, member in members.items()}
         if len(set(counts.values())) > 1:
             described = ", ".join(f"{name!r} {rows}" for name, rows in counts.items())
             raise InputError(f"{path}: the inputs have different numbers of rows ({described})")
@@ -215,60 +214,6 @@ def row_shapes(shard: Shard, names: Sequence[str]) -> dict[str, tuple[tuple[int,
 # ----- .npz
 
 
-@dataclass(frozen=True)
-class _Member:
-    """One array of an ``.npz``: its header, and where its data starts."""
-
-    info: zipfile.ZipInfo
-    shape: tuple[int, ...]
-    fortran: bool
-    dtype: np.dtype
-    offset: int  # where the array data starts in the member
-
-
-def _npz_members(path: str, names: Sequence[str]) -> dict[str, _Member]:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = {
-                info.filename.removesuffix(".npy"): info
-                for info in archive.infolist()
-                if info.filename.endswith(".npy")
-            }
-            missing = [name for name in names if name not in infos]
-            if missing:
-                raise InputError(
-                    f"{path}: no array named {missing[0]!r} for that input "
-                    f"(has: {', '.join(sorted(infos)) or 'none'})"
-                )
-            return {name: _npz_member(path, archive, infos[name], name) for name in names}
-    except _READ_ERRORS as exc:
-        raise ParityError(f"{path}: unreadable shard ({quoted(exc)})") from None
-
-
-def _npz_member(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> _Member:
-    with archive.open(info) as stream:
-        version = np.lib.format.read_magic(stream)
-        readers = {
-            (1, 0): np.lib.format.read_array_header_1_0,
-            (2, 0): np.lib.format.read_array_header_2_0,
-        }
-        if version not in readers:
-            raise InputError(f"{path}: array {name!r}: numpy format {version} is not read")
-        shape, fortran, dtype = readers[version](stream, max_header_size=_MAX_HEADER_BYTES)
-        offset = stream.tell()
-    if dtype.kind not in "biuf" or dtype.hasobject:
-        raise InputError(f"{path}: array {name!r} holds dtype {dtype}, not numbers")
-    if not shape:
-        raise InputError(f"{path}: array {name!r} is 0-d; an input array has rows on axis 0")
-    declared = prod(shape) * dtype.itemsize
-    if info.file_size - offset != declared:
-        raise InputError(
-            f"{path}: array {name!r} declares shape {shape} of {dtype} ({declared} bytes), "
-            f"but the file holds {info.file_size - offset} bytes"
-        )
-    return _Member(info, tuple(shape), bool(fortran), dtype, offset)
-
-
 def _npz_mappable(path: str) -> bool:
     """Whether every array of the shard is stored uncompressed (and so can be
     mapped into memory and read from any row)."""
@@ -282,7 +227,7 @@ def _npz_mappable(path: str) -> bool:
 def _npz_batches(unit: Unit, names: Sequence[str], batch_size: int) -> Iterator[Batch]:
     path = unit.shard
     try:
-        members = _npz_members(path, names)
+        members = npz_members(path, names, limit=None)
         with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
             readers = {name: _member_reader(archive, raw, path, m) for name, m in members.items()}
             for lo in range(unit.lo, unit.hi, batch_size):
@@ -295,11 +240,13 @@ def _npz_batches(unit: Unit, names: Sequence[str], batch_size: int) -> Iterator[
         raise ParityError(f"{path}: unreadable shard ({quoted(exc)})") from None
 
 
-def _member_reader(archive: zipfile.ZipFile, raw: IO[bytes], path: str, member: _Member) -> Any:
+def _member_reader(
+    archive: zipfile.ZipFile, raw: IO[bytes], path: str, npz_member: NpzMember
+) -> Any:
     """A function ``(lo, hi) -> rows lo..hi of the array``, called with
     increasing rows: mapped where the member is stored, streamed where it is
     compressed, read whole only where it is compressed in Fortran order."""
-    info = member.info
+    info, member = npz_member.info, npz_member.header
     if info.compress_type == zipfile.ZIP_STORED:
         raw.seek(info.header_offset)
         local = raw.read(30)

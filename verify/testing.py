@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from parity.verify.check import check
+from parity.verify.options import VerifyOptions
 from parity.verify.report import Report
 
 
@@ -25,9 +26,9 @@ def assert_equivalent(
         bundle: the bundle's folder.
         model: the Keras model it was exported from (a path or a loaded
             model); None checks the bundle's golden data only.
-        **options: :func:`parity.verify.check`'s keyword parameters (inputs,
-            device, policy, batches, times, steps, seed, tf32, unsafe,
-            progress), documented there.
+        **options: the fields of :class:`parity.verify.options.VerifyOptions`
+            (device, policy, batches, times, steps, seed, tf32, unsafe), and
+            :func:`parity.verify.check`'s ``inputs`` and ``progress``.
 
     Returns:
         The report, when every check passed.
@@ -36,7 +37,8 @@ def assert_equivalent(
         AssertionError: a check failed; the message holds the report's table.
         ParityError: what :func:`parity.verify.check` raises on bad input.
     """
-    report = check(bundle, model, **options)
+    inputs, progress = options.pop("inputs", None), options.pop("progress", None)
+    report = check(bundle, model, VerifyOptions(**options), inputs=inputs, progress=progress)
     if not report.passed:
         raise AssertionError("TensorFlow and ONNX Runtime disagree:\n" + report.table())
     return report

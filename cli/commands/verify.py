@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -96,9 +97,7 @@ from parity.cli.options import (
     "failures_path",
     help="With --data: write the worst failing rows' inputs here (.npz; default: beside --json).",
 )
-def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, times, seed, tf32,
-            unsafe, json_path, plot_path, quiet, data_path, batch_size, engine, ray_address,
-            failures_path) -> None:  # fmt: skip
+def command(paths: tuple[Path, ...], **flags: Any) -> None:
     """Verify BUNDLE, or verify SRC.keras BUNDLE side by side.
 
     \b
@@ -109,9 +108,8 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, time
     Exits 0 when every check passes, 1 when one fails, 2 on bad input.
     """
     from parity.runtime.npy import load_arrays
-    from parity.verify.check import DEFAULT_BATCHES, DEFAULT_TIMES, check
+    from parity.verify.check import check
     from parity.verify.report import write_json
-    from parity.verify.tolerance import policy_from_options
 
     if len(paths) == 1:
         model, bundle = None, paths[0]
@@ -119,68 +117,73 @@ def command(paths, inputs_file, device, atol, rtol, growth, steps, batches, time
         model, bundle = paths
     else:
         raise click.UsageError("give BUNDLE, or SRC.keras BUNDLE")
-    policy = policy_from_options(atol, rtol, growth)
-    inputs = load_arrays(inputs_file) if inputs_file else None
+    options = verify_options(flags)
+    inputs = load_arrays(flags["inputs_file"]) if flags["inputs_file"] else None
 
     def progress(message: str) -> None:
-        if not quiet:
+        if not flags["quiet"]:
             click.echo(f"... {message}", err=True)
 
-    if data_path is not None:
-        if model is None or inputs_file or plot_path or batches or times:
-            raise click.UsageError(
-                "--data needs SRC.keras BUNDLE and no --inputs, --plot, --batch, --time"
-            )
-        _verify_dataset(model, bundle, data_path, policy, progress, device, tf32, unsafe, steps,
-                        batch_size, "ray" if ray_address else engine, ray_address, json_path,
-                        failures_path)  # fmt: skip
-    report = check(
-        bundle,
-        model,
-        inputs=inputs,
-        device=device,
-        policy=policy,
-        batches=tuple(batches) or DEFAULT_BATCHES,
-        times=tuple(times) or DEFAULT_TIMES,
-        steps=steps,
-        seed=seed,
-        tf32=tf32,
-        unsafe=unsafe,
-        progress=progress,
-    )
+    if flags["data_path"] is not None:
+        _verify_dataset(model, bundle, options, progress, flags)
+    report = check(bundle, model, options, inputs=inputs, progress=progress)
     click.echo(report.table())
-    if json_path:
-        write_json(report, json_path)
-    if plot_path:
+    if flags["json_path"]:
+        write_json(report, flags["json_path"])
+    if flags["plot_path"]:
         from parity.verify.plot import plot_report
 
-        plot_report(report, plot_path)
+        plot_report(report, flags["plot_path"])
     raise SystemExit(0 if report.passed else 1)
 
 
-def _verify_dataset(model, bundle, data_path, policy, progress, device, tf32, unsafe, steps,
-                    batch_size, engine, ray_address, json_path, failures_path) -> None:  # fmt: skip
+def verify_options(flags: dict[str, Any]) -> Any:
+    """The :class:`parity.verify.options.VerifyOptions` the flags ask for."""
+    from parity.verify.options import DEFAULT_BATCHES, DEFAULT_TIMES, VerifyOptions
+    from parity.verify.tolerance import policy_from_options
+
+    return VerifyOptions(
+        device=flags["device"],
+        tf32=flags["tf32"],
+        unsafe=flags["unsafe"],
+        policy=policy_from_options(flags["atol"], flags["rtol"], flags["growth"]),
+        steps=flags["steps"],
+        seed=flags["seed"],
+        batches=tuple(flags["batches"]) or DEFAULT_BATCHES,
+        times=tuple(flags["times"]) or DEFAULT_TIMES,
+    )
+
+
+def _verify_dataset(
+    model: Path | None, bundle: Path, options: Any, progress: Any, flags: dict[str, Any]
+) -> None:
     """``--data``: every row of a dataset; the worst failing rows' inputs go to
     ``--failures``, or beside the JSON report."""
     from parity.verify.dataset import check_dataset
     from parity.verify.dataset_report import write_failures
     from parity.verify.report import write_json
 
+    if model is None or any(
+        flags[name] for name in ("inputs_file", "plot_path", "batches", "times")
+    ):
+        raise click.UsageError(
+            "--data needs SRC.keras BUNDLE and no --inputs, --plot, --batch, --time"
+        )
+    ray_address = flags["ray_address"]
     report = check_dataset(
         bundle,
         model,
-        data_path,
-        batch_size=batch_size,
-        engine=engine,
+        flags["data_path"],
+        options,
+        batch_size=flags["batch_size"],
+        engine="ray" if ray_address else flags["engine"],
         ray_address=ray_address,
-        policy=policy,
         progress=progress,
-        device=device,
-        tf32=tf32,
-        unsafe=unsafe,
-        steps=steps,
     )
-    failures = failures_path or (json_path.with_suffix(".failures.npz") if json_path else None)
+    json_path = flags["json_path"]
+    failures = flags["failures_path"] or (
+        json_path.with_suffix(".failures.npz") if json_path else None
+    )
     if failures and report.failed_inputs:
         report = write_failures(report, failures)
     click.echo(report.table())
