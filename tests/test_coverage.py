@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from parity.cli.coverage import Case, cases, run_case, write_matrix
 from parity.cli.model_forms import form_cases, run_form
+from parity.cli.support_matrix import Case, cases, run_case, write_matrix
 from parity.runtime.errors import ParityError
 
 CASES = {case.name: case for case in cases()}

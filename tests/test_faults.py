@@ -17,7 +17,7 @@ import onnx
 import pytest
 
 from parity import runtime
-from parity.cli.coverage import cases
+from parity.cli.support_matrix import cases
 from parity.exporter import export_keras, export_model
 from parity.runtime.bundle_format.manifest import read_manifest
 from parity.verify.check import tensorflow_run

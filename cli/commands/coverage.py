@@ -25,7 +25,7 @@ def command(output: Path) -> None:
 
     Exits 1 when a configuration that exports fails verification.
     """
-    from parity.cli.coverage import write_matrix
+    from parity.cli.support_matrix import write_matrix
 
     rows = write_matrix(output, COMMAND, progress=lambda name: click.echo(f"... {name}", err=True))
     failed = [row for row in rows if row.result == "FAILS"]

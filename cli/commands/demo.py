@@ -2,7 +2,7 @@
 
 Trains every zoo model on its tiny preset, exports each to a bundle, verifies
 each bundle against TensorFlow, and prints one summary table
-(:mod:`parity.cli.demo`).
+(:mod:`parity.cli.zoo_demo`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def command(out_dir, preset, seed, device, names) -> None:  # fmt: skip
 
     Exits 0 when every bundle passes verification, 1 otherwise.
     """
-    from parity.cli.demo import demo_table, run_demo
+    from parity.cli.zoo_demo import demo_table, run_demo
 
     result = run_demo(
         out_dir,
