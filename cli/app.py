@@ -4,32 +4,56 @@ Each command lives in its own module under :mod:`parity.cli.commands`,
 imported only when that command runs; this module
 assembles them and keeps the promise every command makes: bad input (a
 :class:`runtime.errors.ParityError` from the library, or a usage error found
-by click) exits 2 with one line ``error: ...`` on stderr, never a traceback.
+by click) exits 2 with one line ``error: ...`` on stderr, never a traceback;
+parity failing in itself exits 3, an interrupt 130, each with one line, so
+that 0 and 1 keep meaning "the runtimes agree" and "they disagree".
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 
 import click
 
 from parity import __version__
 from parity.cli import commands
 from parity.cli.native_logs import quiet_tensorflow
-from parity.runtime.errors import ParameterError, ParityError
+from parity.runtime.errors import ParameterError, ParityError, quoted
 
 # What str.splitlines() breaks a line at: each is written escaped, so that a
 # message naming a file with one of them in its name stays one line.
 _LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
+# The exit statuses every command keeps (README, "Exit status").
+EXIT_BAD_INPUT = 2
+EXIT_CRASHED = 3
+EXIT_INTERRUPTED = 130
+
+
 class BadInput(click.ClickException):
     """Bad input, shown as one line ``error: MESSAGE`` on stderr; exit status 2."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.message.strip().translate(_LINE_BREAKS)}", err=True)
+
+
+class Crashed(BadInput):
+    """parity itself failed (a bug, or a library failing where it should not):
+    one line, exit status 3, never 0 or 1, which say whether the runtimes agree.
+    ``--verbose`` shows the traceback first."""
+
+    exit_code = EXIT_CRASHED
+
+
+class Interrupted(BadInput):
+    """The run was interrupted (Ctrl-C): exit status 130, as shells report a
+    process stopped by SIGINT; never 1, which says the runtimes disagree."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 def flag(parameter: click.Parameter) -> str:
@@ -86,6 +110,18 @@ class _Group(click.Group):
             name = ctx.invoked_subcommand
             command = self.get_command(ctx, name) if name else None
             raise bad_input(exc, command) from exc
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted; nothing was judged") from None
+        except Exception as exc:
+            if ctx.params.get("verbose"):
+                traceback.print_exc()
+            where = "" if ctx.params.get("verbose") else " (--verbose shows the traceback)"
+            raise Crashed(
+                f"parity failed: {type(exc).__name__}: {quoted(exc)}{where}; this is not a "
+                "verdict on the model"
+            ) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,7 +140,17 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 def main() -> None:
-    cli.main(prog_name="parity")
+    """The ``parity`` program: click's own handling, but an interrupt before
+    a command runs exits 130 too (click exits 1 with "Aborted!")."""
+    try:
+        status = cli.main(prog_name="parity", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        Interrupted("interrupted; nothing was judged").show()
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ the generation checks of :mod:`verify.seq2seq`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,25 +32,32 @@ from parity.runtime.errors import ParameterError, ParityError, RunError
 from parity.runtime.inputs import check_array, check_feeds, check_prefix_mask
 from parity.runtime.sampling import sample_inputs
 from parity.runtime.versions import tool_versions
-from parity.verify.compare import Check, compare_outputs, failed_check
+from parity.verify.compare import Check, compare_arrays, compare_outputs, failed_check
 from parity.verify.generation import compare_generation
 from parity.verify.masking import (
     MaskedBatch,
-    check_padding_invariance,
-    last_valid_equals_state,
     padded_step_convention,
+    padding_variants,
     steps_equal_to_mask,
+    tied_inputs,
     time_axis_outputs,
+    valid_steps,
 )
 from parity.verify.options import VerifyOptions
-from parity.verify.report import Report, StepErrors
+from parity.verify.report import Finding, Report, StepErrors, describe_failure
 from parity.verify.runners import (
     KerasRunner,
     OnnxRuntimeRunner,
     TensorFlowDevice,
     select_device,
 )
-from parity.verify.stored import GraphDraw, TensorFlowRun, generation_paths, replay
+from parity.verify.stored import (
+    Float64Twin,
+    GraphDraw,
+    TensorFlowRun,
+    generation_paths,
+    replay,
+)
 from parity.verify.tolerance import TolerancePolicy
 
 # The array of a dataset check's failures file that holds each row's index in
@@ -111,6 +118,7 @@ def check(
     checks: list[Check] = []
     notes: list[str] = []
     curves: list[StepErrors] = []
+    findings: list[Finding] = []
 
     say("golden data")
     golden_checks, golden_curves = _guarded("golden data", lambda: check_golden(loaded, policy))
@@ -130,12 +138,13 @@ def check(
         checks += checks_
         curves += curves_
         if manifest.mask is not None and manifest.kind != "seq2seq" and inputs is None:
-            checks_, notes_ = _guarded(
+            checks_, notes_, findings_ = _guarded(
                 "masked",
                 lambda: _masked_checks(loaded, keras_model, policy, tf_device, options.seed, say),
             )
             checks += checks_
             notes += notes_
+            findings += findings_
         if manifest.mask is not None and inputs is not None and manifest.kind != "seq2seq":
             notes += steps_equal_to_mask(inputs, manifest.mask)
     if loaded.device == "gpu":
@@ -155,6 +164,7 @@ def check(
         notes=tuple(notes),
         generations=tuple(curves),
         float64=float64,
+        findings=(*findings, *constant_output_findings(checks)),
     )
 
 
@@ -213,12 +223,13 @@ def tensorflow_run(
             empty[mask.input][0] = mask.value
             plan.append(("with an all-padding row", empty))
     draws = []
+    twin = Float64Twin(reason)
     for label, feeds in plan:
         say(f"tensorflow: outputs {label}")
         expected = KerasRunner(keras_model, tf_device).run(feeds)
-        exact = None if exact_model is None else KerasRunner(exact_model, tf_device).run(feeds)
+        exact = twin.run(lambda feeds=feeds: KerasRunner(exact_model, tf_device).run(feeds))
         draws.append(GraphDraw("model", "output", label, feeds, expected, exact))
-    return TensorFlowRun(tuple(draws), (), reason)
+    return twin.finish(TensorFlowRun(tuple(draws), ()))
 
 
 def checked_user_inputs(bundle: Bundle, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -274,13 +285,43 @@ def checked_user_inputs(bundle: Bundle, inputs: Mapping[str, np.ndarray]) -> dic
     return checked
 
 
-def _guarded(stage: str, run: Callable[[], tuple[list, list]]) -> tuple[list, list]:
-    """Run one stage of checks; ONNX Runtime failing on valid inputs is a failed
-    check (the graph is broken), not an error of the caller's."""
+def _guarded(stage: str, run: Callable[[], tuple[list, ...]]) -> tuple[list, ...]:
+    """Run one stage of checks (its checks first, then other lists); ONNX
+    Runtime failing on valid inputs is a failed check (the graph is broken),
+    not an error of the caller's."""
     try:
         return run()
     except RunError as exc:
-        return [failed_check(f"{stage}: onnxruntime failed", "run", str(exc))], []
+        return [failed_check(f"{stage}: onnxruntime failed", "run", str(exc))], [], []
+
+
+# The kinds of checks that hold ONNX Runtime to TensorFlow on drawn inputs.
+_DRAWN_KINDS = ("output", "encoder", "step", "generation")
+
+
+def constant_output_findings(checks: Sequence[Check]) -> list[Finding]:
+    """A finding for each output whose reference was the same for every
+    drawn row in every check of it: such checks pass on any graph that
+    gets that one value right, and prove little.
+
+    Args:
+        checks: every check of the report.
+    """
+    varied: dict[str, bool] = {}
+    for check in checks:
+        if check.kind in _DRAWN_KINDS and check.output and check.varied is not None:
+            varied[check.output] = varied.get(check.output, False) or check.varied
+    return [
+        Finding(
+            "constant_output",
+            f"output {name!r} was the same for every drawn row: its checks pass on any graph "
+            "that computes that one value, so they prove little. The drawn inputs may not "
+            "reach the model (token ids out of their range, a fully masked input); give "
+            "inputs that exercise it with --inputs",
+        )
+        for name, changed in varied.items()
+        if not changed
+    ]
 
 
 def check_golden(bundle: Bundle, policy: TolerancePolicy) -> tuple[list[Check], list[StepErrors]]:
@@ -382,47 +423,130 @@ def _masked_checks(
     tf_device: TensorFlowDevice,
     seed: int,
     say: Progress,
-) -> tuple[list[Check], list[str]]:
-    """Padding invariance in each runtime, the last valid step against the
-    state, and each runtime's convention at padded steps."""
+) -> tuple[list[Check], list[str], list[Finding]]:
+    """Both runtimes on the same rows padded other ways, held to each other
+    (checks); what padding changes in each runtime alone, and whether a
+    returned state is the last valid step of its sequence (findings about
+    the model); each runtime's convention at padded steps (notes)."""
     graph = bundle.manifest.graph("model")
     mask = bundle.manifest.mask
     dynamic_time = _has_dynamic_time(graph)
     batch = _masked_batch(graph, mask, seed, dynamic_time)
-    tensorflow = KerasRunner(keras_model, tf_device)
-    onnxruntime = OnnxRuntimeRunner(bundle, "model")
+    sequences = time_axis_outputs(graph, mask)
+    names = [spec.name for spec in graph.outputs]
+    runners = {"tensorflow": KerasRunner(keras_model, tf_device),
+               "onnxruntime": OnnxRuntimeRunner(bundle, "model")}  # fmt: skip
+    say("masked: both runtimes on the same rows padded other ways")
+    reference = {name: runner.run(batch.inputs) for name, runner in runners.items()}
     checks: list[Check] = []
-    notes: list[str] = []
-    for runner in (tensorflow, onnxruntime):
-        say(f"masked: padding invariance in {runner.name}")
-        checks += check_padding_invariance(
-            runner,
-            batch,
-            graph,
-            mask,
-            policy,
-            dynamic_time=dynamic_time,
-            pre_padding=not (runner is onnxruntime and mask.fused),
-        )
+    changed: dict[str, list[Check]] = {name: [] for name in runners}
+    variants = padding_variants(batch, graph, mask, dynamic_time=dynamic_time, pre_padding=True)
+    for variant in variants:
+        # a fused graph counts valid steps from the start, so it refuses pre-padding
+        refused = variant.label == "pre-padded" and mask.fused
+        taking = {n: r for n, r in runners.items() if not (refused and n == "onnxruntime")}
+        outputs = {name: runner.run(variant.inputs) for name, runner in taking.items()}
+        if len(outputs) == 2:
+            checks += compare_outputs(
+                outputs["tensorflow"],
+                outputs["onnxruntime"],
+                names,
+                policy,
+                kind="padding",
+                check_name=lambda output, v=variant: f"{output} {v.label}",
+            )
+        as_batch = dataclasses.replace(variant, starts=(0,) * len(variant.rows))
+        for runtime, values in outputs.items():
+            for name in names:
+                same = compare_arrays(
+                    f"{runtime}: {name} {variant.label} against the padded batch",
+                    "padding",
+                    valid_steps(reference[runtime], name, as_batch, batch.lengths, sequences),
+                    valid_steps(values, name, variant, batch.lengths, sequences),
+                    policy.for_output(name),
+                    output=name,
+                )
+                if not same.passed:
+                    changed[runtime].append(same)
+    notes, findings = [], []
     if mask.fused:
         notes.append(
             "the exported graph uses the fused ONNX recurrent op with sequence lengths: "
             "it requires post-padding (pre-padded inputs are not equivalent there)"
         )
+    tied = sorted(tied_inputs(graph, mask) - {mask.input})
+    if tied:
+        notes.append(
+            f"inputs {', '.join(map(repr, tied))} share the masked input's time axis and were "
+            "cut and padded with it; what padding changes is not judged"
+        )
+    elif any(changed.values()):
+        findings.append(_padding_finding(changed))
+    for runtime, values in reference.items():
+        findings += _state_findings(runtime, values, batch, sequences, mask, policy)
+    for name in sorted(sequences):
+        keras_rule = padded_step_convention(reference["tensorflow"][name], batch.lengths)
+        onnx_rule = padded_step_convention(reference["onnxruntime"][name], batch.lengths)
+        notes.append(
+            f"output {name!r} at padded steps: Keras gives '{keras_rule}', "
+            f"ONNX Runtime gives '{onnx_rule}'"
+            + ("" if keras_rule == onnx_rule else " - they DIFFER at padded steps")
+        )
+    return checks, notes, findings
 
-    sequences = time_axis_outputs(graph, mask)
-    if sequences:
-        tf_out, ort_out = tensorflow.run(batch.inputs), onnxruntime.run(batch.inputs)
-        checks += last_valid_equals_state(ort_out, batch, sequences, mask, policy)
-        for name in sorted(sequences):
-            keras_rule = padded_step_convention(tf_out[name], batch.lengths)
-            onnx_rule = padded_step_convention(ort_out[name], batch.lengths)
-            notes.append(
-                f"output {name!r} at padded steps: Keras gives '{keras_rule}', "
-                f"ONNX Runtime gives '{onnx_rule}'"
-                + ("" if keras_rule == onnx_rule else " - they DIFFER at padded steps")
+
+def _padding_finding(changed: Mapping[str, list[Check]]) -> Finding:
+    """What padding changes, in words: in both runtimes alike it is the
+    model's doing; in one runtime alone the gate's checks fail as well."""
+    where = [name for name, checks in changed.items() if checks]
+    first = changed[where[0]][0]
+    if len(where) == 2:
+        summary = (
+            "padding changes this model's output, in TensorFlow and in ONNX Runtime alike, so "
+            "it is the model's doing, not the conversion's: some layer sees the padded steps "
+            "(one that does not take the mask, such as a Conv1D, Flatten or Dense on the raw "
+            "input beside the masked branch). Pad as the model was trained, or mask that branch"
+        )
+    else:
+        summary = f"padding changes the output in {where[0]} only (the checks above fail too)"
+    return Finding("padding", summary, f"{first.name}: {describe_failure(first)}")
+
+
+def _state_findings(
+    runtime: str,
+    outputs: Mapping[str, np.ndarray],
+    batch: MaskedBatch,
+    sequences: set[str],
+    mask: MaskSpec,
+    policy: TolerancePolicy,
+) -> list[Finding]:
+    """The second seed's claim, in one runtime: a recurrent layer that returns
+    its sequence and its state ends with h equal to its output at each row's
+    last valid step (the exporter names the state ``<layer>_h``)."""
+    findings = []
+    rows = [r for r, n in enumerate(batch.lengths) if n > 0]
+    last = [int(n) - 1 for n in batch.lengths if n > 0]
+    for name in sorted(sequences):
+        state = outputs.get(f"{name}_h")
+        if state is None or not rows:
+            continue
+        check = compare_arrays(
+            f"{runtime}: {name} at the last valid step against {name}_h",
+            "padding",
+            state[rows],
+            outputs[name][rows, last],
+            policy.for_output(f"{name}_h"),
+        )
+        if not check.passed:
+            findings.append(
+                Finding(
+                    "state",
+                    f"in {runtime}, output {name!r} at each row's last valid step is not the "
+                    f"state {name}_h the layer returns",
+                    describe_failure(check),
+                )
             )
-    return checks, notes
+    return findings
 
 
 def _has_dynamic_time(graph: GraphSpec) -> bool:

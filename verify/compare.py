@@ -41,7 +41,10 @@ class Check:
     ``|error| / (atol + rtol * |expected|)`` and ``limit`` 1. ``agreement`` is
     the share of positions whose argmax agrees (outputs that are probability
     distributions), ``first_divergence`` the first step where a generated
-    token differs."""
+    token differs. ``output`` is the output compared, and ``varied`` whether
+    the reference's values differ between the rows (axis 0) at all: a check
+    whose reference is the same for every row proves little (None with a
+    single row)."""
 
     name: str
     kind: str
@@ -65,6 +68,8 @@ class Check:
     limit: float | None = None
     agreement: float | None = None
     first_divergence: int | None = None
+    output: str = ""
+    varied: bool | None = None
 
 
 # One float32 ulp at 1.
@@ -120,6 +125,7 @@ def compare_outputs(
             policy.for_output(output),
             exact=exact.get(output) if exact is not None and policy.uses_noise(output) else None,
             factor=policy.noise_factor if factor is None else factor,
+            output=output,
         )
         for output in outputs
     ]
@@ -135,6 +141,7 @@ def compare_arrays(
     exact: np.ndarray | None = None,
     factor: float = 10.0,
     noise_floor: float | None = None,
+    output: str = "",
 ) -> Check:
     """Compare ``actual`` with ``expected`` (the reference).
 
@@ -150,6 +157,7 @@ def compare_arrays(
         noise_floor: the floor to hold ``actual``'s error to, in place of
             ``expected``'s own error against ``exact`` (a generation's floor
             grows over the steps).
+        output: the name of the output compared, for the report.
     """
     expected = np.asarray(expected)
     actual = np.asarray(actual)
@@ -162,7 +170,7 @@ def compare_arrays(
             name, kind, tolerance, f"dtype {actual.dtype} where {expected.dtype} was expected"
         )
     if expected.size == 0:
-        return Check(name, kind, True, 0.0, 0.0, 0.0, tolerance.atol, tolerance.rtol)
+        return Check(name, kind, True, 0.0, 0.0, 0.0, tolerance.atol, tolerance.rtol, output=output)
     noise = None
     if exact is not None and expected.dtype.kind == "f":
         floor, measured = noise_of(expected, exact, actual)
@@ -220,8 +228,23 @@ def compare_arrays(
             for count in np.histogram(np.clip(error, 1e-12, 1.0), bins=HISTOGRAM_EDGES)[0]
         ),
         agreement=argmax_agreement(expected, actual),
+        output=output,
+        varied=varies_between_rows(expected),
         **rule,
     )
+
+
+def varies_between_rows(values: np.ndarray) -> bool | None:
+    """Whether ``values`` differ between rows (axis 0) anywhere; None for
+    fewer than two rows.
+
+    Args:
+        values: a reference output, rows on axis 0.
+    """
+    values = np.asarray(values)
+    if values.ndim == 0 or values.shape[0] < 2:
+        return None
+    return bool(np.any(values != values[:1]))
 
 
 def noise_of(expected: np.ndarray, exact: np.ndarray, actual: np.ndarray) -> tuple[float, float]:

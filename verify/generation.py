@@ -67,7 +67,7 @@ def compare_generation(
     growth = policy.growth_rate
     factor = policy.noise_factor if factor is None else factor
     noise = exact is not None and (floors is not None or policy.uses_noise(output))
-    whole = compare_arrays(name, kind, expected, actual, base)
+    whole = compare_arrays(name, kind, expected, actual, base, output=output)
     if whole.detail or expected.ndim < 2:
         first = None if whole.passed else 0
         return whole, StepErrors(name, base.atol, base.rtol, (), first, growth)

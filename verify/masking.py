@@ -1,10 +1,15 @@
-"""Checks for masked models: padding must not change what a model computes.
+"""Masked models: the same rows padded other ways, and what padding changes.
 
-Keras skips a time step whose features all equal the mask value. These checks
-hold each runtime to that promise on its own (a row run alone at its true
-length, padding to a longer maximum, pre- instead of post-padding), and say
-which convention each runtime follows at padded steps of a ``return_sequences``
-output (Keras 3 repeats the last valid output; ONNX's fused LSTM writes zeros).
+Keras skips a time step whose features all equal the mask value, so padding
+should not change what a masked model computes. Verification runs both
+runtimes on the same rows padded other ways (:func:`padding_variants`: a row
+alone at its true length, padded longer, pre-padded) and holds them to each
+other there: that is part of the gate. Whether padding changes the output in
+each runtime alone is a property of the model (a branch that reads the raw,
+padded input sees the padding), reported as a finding. This module also says
+which convention each runtime follows at padded steps of a
+``return_sequences`` output (Keras 3 repeats the last valid output; ONNX's
+fused LSTM writes zeros).
 """
 
 from __future__ import annotations
@@ -15,9 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
-from parity.verify.compare import Check, compare_arrays, compare_outputs
-from parity.verify.runners import Runner
-from parity.verify.tolerance import TolerancePolicy
 
 
 @dataclass(frozen=True)
@@ -39,170 +41,117 @@ def time_axis_outputs(graph: GraphSpec, mask: MaskSpec) -> set[str]:
     return {spec.name for spec in graph.outputs if spec.rank >= 3 and spec.shape[1] == time_dim}
 
 
-def valid_part(name: str, value: np.ndarray, length: int, sequences: set[str]) -> np.ndarray:
-    """The part of one row's output that padding must not change.
+@dataclass(frozen=True)
+class PaddingVariant:
+    """The rows of a padded batch padded another way: ``rows`` are the batch
+    rows it holds, in order, and ``starts`` where each one's valid steps
+    begin in it (0 for post-padding)."""
 
-    Args:
-        name: the output's name.
-        value: the output for one row (no batch axis).
-        length: the row's number of valid steps.
-        sequences: the outputs that carry the time axis (:func:`time_axis_outputs`):
-            only their first ``length`` steps count; other outputs count whole.
-    """
-    return value[:length] if name in sequences else value
-
-
-def repad(batch: MaskedBatch, mask: MaskSpec, time: int, padding: str) -> MaskedBatch:
-    """The same rows padded again, with the same valid steps.
-
-    Args:
-        batch: the padded batch and each row's valid length.
-        mask: the masked input and its mask value.
-        time: the new number of time steps (at least the longest row).
-        padding: "post" (valid steps first) or "pre" (valid steps last).
-    """
-    source = batch.inputs[mask.input]
-    shape = (source.shape[0], time, *source.shape[2:])
-    padded = np.full(shape, mask.value, dtype=source.dtype)
-    for row, length in enumerate(batch.lengths):
-        valid = source[row, :length]
-        if padding == "post":
-            padded[row, :length] = valid
-        elif length:
-            padded[row, time - length :] = valid
-    return MaskedBatch({**batch.inputs, mask.input: padded}, batch.lengths)
+    label: str
+    inputs: dict[str, np.ndarray]
+    rows: tuple[int, ...]
+    starts: tuple[int, ...]
 
 
-def check_padding_invariance(
-    runner: Runner,
+def padding_variants(
     batch: MaskedBatch,
     graph: GraphSpec,
     mask: MaskSpec,
-    policy: TolerancePolicy,
     *,
     dynamic_time: bool,
     pre_padding: bool,
-) -> list[Check]:
-    """Padding invariance in one runtime, held against its own outputs on
-    ``batch``: each row alone, the batch padded longer, the batch pre-padded.
+) -> list[PaddingVariant]:
+    """The same rows, padded differently: each row alone (unpadded where the
+    time axis is dynamic), the batch padded 7 steps longer (dynamic time),
+    and the batch pre-padded (where the graph takes pre-padding). A row of
+    length 0 is left out of the rows run alone. Every input that shares the
+    masked input's time axis is cut, padded and shifted with it (its padded
+    steps set to 0), so that the inputs keep one length.
 
     Args:
-        runner: the runtime under test; its name begins each check's name.
-        batch: the padded batch and each row's valid length.
+        batch: the post-padded batch and each row's valid length.
         graph: the graph's signature, from the manifest.
         mask: the masked input and its mask value.
-        policy: the tolerances.
-        dynamic_time: the time axis is dynamic: a row alone is run unpadded,
-            and the batch is also padded 7 steps longer.
-        pre_padding: also check the batch pre-padded (a fused graph refuses it).
+        dynamic_time: the time axis is dynamic.
+        pre_padding: the graph takes pre-padded inputs.
     """
-    sequences = time_axis_outputs(graph, mask)
-    names = [spec.name for spec in graph.outputs]
-    reference = runner.run(batch.inputs)
-    checks: list[Check] = []
-
-    def compare(label: str, expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]):
-        checks.extend(
-            compare_outputs(
-                expected,
-                actual,
-                names,
-                policy,
-                kind="padding",
-                check_name=lambda output: f"{runner.name}: {output} {label}",
-            )
-        )
-
-    def valid_rows(outputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
-        """Every row's valid part, flattened into one array."""
-        return _stack([valid_part(name, outputs[name][r], n, sequences)
-                       for r, n in enumerate(batch.lengths)])  # fmt: skip
-
     time = batch.inputs[mask.input].shape[1]
+    tied = tied_inputs(graph, mask)
+    variants = []
     for row, length in enumerate(batch.lengths):
         if length == 0:
             continue
         steps = int(length) if dynamic_time else time
-        alone = {key: value[row : row + 1, :steps] if key == mask.input else value[row : row + 1]
-                 for key, value in batch.inputs.items()}  # fmt: skip
-        outputs = runner.run(alone)
-        compare(
-            f"row {row} alone{' unpadded' if dynamic_time else ''} (length {length})",
-            {name: valid_part(name, reference[name][row], length, sequences) for name in names},
-            {name: valid_part(name, outputs[name][0], length, sequences) for name in names},
-        )
+        alone = {
+            name: value[row : row + 1, :steps] if name in tied else value[row : row + 1]
+            for name, value in batch.inputs.items()
+        }
+        label = f"row {row} alone{' unpadded' if dynamic_time else ''} (length {length})"
+        variants.append(PaddingVariant(label, alone, (row,), (0,)))
+    rows = tuple(range(len(batch.lengths)))
     if dynamic_time:
-        outputs = runner.run(repad(batch, mask, time + 7, "post").inputs)
-        compare(
-            f"padded to {time + 7} steps",
-            {name: valid_rows(reference, name) for name in names},
-            {name: valid_rows(outputs, name) for name in names},
+        longer = _repadded(batch, mask, tied, time + 7, "post")
+        variants.append(
+            PaddingVariant(f"padded to {time + 7} steps", longer, rows, (0,) * len(rows))
         )
     if pre_padding:
-        outputs = runner.run(repad(batch, mask, time, "pre").inputs)
-        expected, actual = {}, {}
-        for name in names:
-            if name in sequences:
-                expected[name] = _stack([reference[name][r, :n]
-                                         for r, n in enumerate(batch.lengths)])  # fmt: skip
-                actual[name] = _stack([outputs[name][r, time - n :]
-                                       for r, n in enumerate(batch.lengths)])  # fmt: skip
-            else:
-                expected[name], actual[name] = reference[name], outputs[name]
-        checks += compare_outputs(
-            expected,
-            actual,
-            names,
-            policy,
-            kind="padding",
-            check_name=lambda output: (
-                f"{runner.name}: {output} pre-padded"
-                + (" (valid steps)" if output in sequences else "")
-            ),
-        )
-    return checks
+        pre = _repadded(batch, mask, tied, time, "pre")
+        starts = tuple(int(time - n) for n in batch.lengths)
+        variants.append(PaddingVariant("pre-padded", pre, rows, starts))
+    return variants
 
 
-def _stack(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate([part.reshape(-1) for part in parts])
+def tied_inputs(graph: GraphSpec, mask: MaskSpec) -> set[str]:
+    """The inputs that share the masked input's time axis, the masked input too."""
+    time_dim = graph.input(mask.input).shape[1]
+    return {spec.name for spec in graph.inputs if spec.rank >= 2 and spec.shape[1] == time_dim}
 
 
-def last_valid_equals_state(
+def _repadded(
+    batch: MaskedBatch, mask: MaskSpec, tied: set[str], time: int, padding: str
+) -> dict[str, np.ndarray]:
+    """The batch's inputs with the valid steps of every tied input padded to
+    ``time`` steps, after the valid steps ("post") or before them ("pre")."""
+    inputs = dict(batch.inputs)
+    for name in tied:
+        source = batch.inputs[name]
+        value = mask.value if name == mask.input else 0
+        padded = np.full((source.shape[0], time, *source.shape[2:]), value, dtype=source.dtype)
+        for row, length in enumerate(batch.lengths):
+            if padding == "post":
+                padded[row, :length] = source[row, :length]
+            elif length:
+                padded[row, time - length :] = source[row, :length]
+        inputs[name] = padded
+    return inputs
+
+
+def valid_steps(
     outputs: Mapping[str, np.ndarray],
-    batch: MaskedBatch,
+    name: str,
+    variant: PaddingVariant,
+    lengths: np.ndarray,
     sequences: set[str],
-    mask: MaskSpec,
-    policy: TolerancePolicy,
-) -> list[Check]:
-    """The second seed's claim, on ONNX Runtime's outputs: a recurrent layer
-    that returns its sequence and its state ends with h equal to its output at
-    each row's last valid step (exporter names the state ``<layer>_h``).
+) -> np.ndarray:
+    """The parts of ``variant``'s output ``name`` that padding must not
+    change, flattened: each row's valid steps of an output over time, every
+    other output whole.
 
     Args:
-        outputs: ONNX Runtime's outputs on ``batch``, by name.
-        batch: the padded batch and each row's valid length.
+        outputs: a runtime's outputs on ``variant``'s inputs.
+        name: the output.
+        variant: the variant they were computed on.
+        lengths: each batch row's number of valid steps.
         sequences: the outputs that carry the time axis (:func:`time_axis_outputs`).
-        mask: the masked input and the padding the model was trained on.
-        policy: the tolerances (the state's own tolerance applies).
     """
-    checks = []
-    time = batch.inputs[mask.input].shape[1]
-    for name in sorted(sequences):
-        state = outputs.get(f"{name}_h")
-        if state is None:
-            continue
-        rows = [r for r, n in enumerate(batch.lengths) if n > 0]
-        last = [(n - 1 if mask.padding == "post" else time - 1) for n in batch.lengths if n > 0]
-        checks.append(
-            compare_arrays(
-                f"onnxruntime: {name} at the last valid step equals {name}_h",
-                "padding",
-                state[rows],
-                outputs[name][rows, last],
-                policy.for_output(f"{name}_h"),
-            )
-        )
-    return checks
+    value = outputs[name]
+    parts = []
+    for index, (row, start) in enumerate(zip(variant.rows, variant.starts, strict=True)):
+        part = value[index]
+        if name in sequences:
+            part = part[start : start + int(lengths[row])]
+        parts.append(part.reshape(-1))
+    return np.concatenate(parts) if parts else np.zeros(0, value.dtype)
 
 
 def padded_step_convention(value: np.ndarray, lengths: np.ndarray, atol: float = 1e-6) -> str:

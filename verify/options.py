@@ -37,6 +37,9 @@ class VerifyOptions:
         batches: the batch sizes of the random draws (a seq2seq generation
             runs at the smallest and the largest).
         times: the time lengths of the random draws, where time is dynamic.
+        strict: findings about the model itself (padding that changes its
+            output, an output that never varies) fail the gate, with their
+            own exit status; by default they are reported only.
     """
 
     device: str = "auto"
@@ -47,6 +50,7 @@ class VerifyOptions:
     seed: int = 0
     batches: tuple[int, ...] = DEFAULT_BATCHES
     times: tuple[int, ...] = DEFAULT_TIMES
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

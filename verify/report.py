@@ -1,10 +1,12 @@
 """The verification report: a frozen record of every check, as a table and as JSON.
 
-JSON schema (``schema`` = 2)::
+JSON schema (``schema`` = 3)::
 
     {
-      "schema": 2,
-      "passed": bool,               # every check passed
+      "schema": 3,
+      "passed": bool,               # every check passed: the runtimes agree
+      "findings": [{"kind": "padding" | "constant_output" | "state",
+                    "summary": str, "detail": str}],  # about the model itself
       "bundle": str,                # the bundle folder
       "model": str | null,          # the Keras file, when TensorFlow took part
       "device": {"requested": "auto|cpu|gpu", "onnxruntime": [providers...],
@@ -24,7 +26,9 @@ JSON schema (``schema`` = 2)::
                                                 # |error| / (atol + rtol * |expected|)
                   "limit": float | null,        # the largest ratio that passes
                   "agreement": float | null,    # share of positions whose argmax agrees
-                  "first_divergence": int | null}],  # first step whose tokens differ
+                  "first_divergence": int | null,  # first step whose tokens differ
+                  "output": str,                # the output compared
+                  "varied": bool | null}],      # the reference differs between rows
       "generations": [{"name", "atol", "rtol", "max_abs_per_step": [float],
                        "first_failing_step": int | null, "growth": float,
                        "rule": "noise" | "allclose", "noise_per_step": [float],
@@ -46,7 +50,25 @@ from typing import Any
 from parity.files import replacing
 from parity.verify.compare import Check
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something verification found about the model itself, in both runtimes
+    alike: not a disagreement between them, so it never fails the check on
+    its own (``VerifyOptions.strict`` makes it fail the gate, with its own
+    exit status).
+
+    ``kind`` is "padding" (padding changes the model's output),
+    "constant_output" (an output was the same for every drawn row, so its
+    checks prove little) or "state" (a returned state is not the sequence's
+    last valid step); ``summary`` says it in a sentence, ``detail`` gives the
+    evidence."""
+
+    kind: str
+    summary: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,7 @@ class Report:
     notes: tuple[str, ...] = ()
     generations: tuple[StepErrors, ...] = field(default_factory=tuple)
     float64: str = ""  # why TensorFlow's float64 reference did not run; "" when it ran
+    findings: tuple[Finding, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -89,6 +112,7 @@ class Report:
             {
                 "schema": SCHEMA_VERSION,
                 "passed": self.passed,
+                "findings": [dataclasses.asdict(finding) for finding in self.findings],
                 "bundle": self.bundle,
                 "model": self.model,
                 "device": self.device,
@@ -167,8 +191,14 @@ def format_table(report: Report) -> str:
         lines.append(f"note: {note}")
     if report.float64:
         lines.append(f"note: fixed tolerances (allclose rule): {report.float64}")
+    for finding in report.findings:
+        lines.append(f"finding ({finding.kind}): {finding.summary}")
+        if finding.detail:
+            lines.append(f"  {finding.detail}")
     providers = ", ".join(report.device.get("onnxruntime", ())) or "none"
     verdict = "PASSED" if report.passed else "FAILED"
+    if report.findings:
+        verdict += f", with {len(report.findings)} finding(s) about the model itself"
     lines.append(
         f"{verdict}: {len(report.checks) - len(report.failures)}/{len(report.checks)} checks passed"
         f" (onnxruntime: {providers}; precision: {report.device.get('precision', 'fp32')})"

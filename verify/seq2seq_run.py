@@ -19,7 +19,7 @@ import numpy as np
 from parity.runtime.bundle import Bundle
 from parity.runtime.sampling import sample_inputs
 from parity.verify.runners import KerasRunner, TensorFlowDevice, on_device
-from parity.verify.stored import GenerationDraw, GraphDraw, TensorFlowRun
+from parity.verify.stored import Float64Twin, GenerationDraw, GraphDraw, TensorFlowRun
 
 Progress = Callable[[str], None]
 
@@ -55,6 +55,7 @@ def seq2seq_run(
     spec = bundle.manifest.seq2seq
     split = split_seq2seq(keras_model, start_token=spec.start_token or 0)
     exact_split, reason = float64_split(split)
+    twin = Float64Twin(reason)
     models = {"encoder": split.encoder, "step": split.step}
     exact_models = {} if exact_split is None else {"encoder": exact_split.encoder,
                                                     "step": exact_split.step}  # fmt: skip
@@ -63,7 +64,7 @@ def seq2seq_run(
         def run(model: Any) -> dict[str, np.ndarray]:
             return KerasRunner(model, device).run(inputs)
 
-        exact = run(exact_models[key]) if exact_models else None
+        exact = twin.run(lambda: run(exact_models[key]))
         return GraphDraw(key, key, label, inputs, run(models[key]), exact)
 
     def generation_draw(label: str, encoder_inputs: dict, start: np.ndarray) -> GenerationDraw:
@@ -72,11 +73,7 @@ def seq2seq_run(
         progress(f"generation: {label}, {steps} steps")
         with on_device(device):
             expected = reference_generate(split, encoder_inputs, start, steps)
-            exact = (
-                None
-                if exact_split is None
-                else reference_generate(exact_split, encoder_inputs, start, steps)
-            )
+            exact = twin.run(lambda: reference_generate(exact_split, encoder_inputs, start, steps))
         return GenerationDraw(label, dict(encoder_inputs), start, steps, expected, exact)
 
     encoder = bundle.manifest.graph("encoder")
@@ -100,7 +97,7 @@ def seq2seq_run(
             step_inputs[memory.step_input] = encoded[memory.encoder_output]
         draws.append(graph_draw("step", "on your inputs", step_inputs))
         generations.append(generation_draw("on your inputs", encoder_inputs, start))
-        return TensorFlowRun(tuple(draws), tuple(generations), reason)
+        return twin.finish(TensorFlowRun(tuple(draws), tuple(generations)))
     for key, graph in (("encoder", encoder), ("step", step)):
         progress(f"{key} graph")
         for index, batch in enumerate(batches):
@@ -123,7 +120,7 @@ def seq2seq_run(
                 expected, None,  # no float64 twin of the user's model: the allclose rule
             )
         )  # fmt: skip
-    return TensorFlowRun(tuple(draws), tuple(generations), reason)
+    return twin.finish(TensorFlowRun(tuple(draws), tuple(generations)))
 
 
 def _start(

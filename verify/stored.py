@@ -11,17 +11,22 @@ Importing this module does not import TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from parity.runtime.bundle import Bundle
+from parity.runtime.errors import quoted
 from parity.verify.compare import Check, compare_outputs
 from parity.verify.generation import compare_generation, step_floors
 from parity.verify.report import StepErrors
 from parity.verify.runners import OnnxRuntimeRunner
 from parity.verify.tolerance import PAIR_FACTOR, Tolerance, TolerancePolicy
 
+T = TypeVar("T")
 # Where float64 did not run, the loop graph and the step loop are held to this
 # allclose tolerance: a hundredth of the default (both run the same kernels).
 PAIR_FALLBACK = Tolerance(atol=1e-7, rtol=1e-6)
@@ -64,6 +69,44 @@ class TensorFlowRun:
     draws: tuple[GraphDraw, ...]
     generations: tuple[GenerationDraw, ...] = ()
     float64: str = ""  # why float64 did not run; "" when it did
+
+    def without_float64(self, reason: str) -> TensorFlowRun:
+        """The same run with no float64 outputs anywhere, and the reason:
+        every check then takes the allclose rule, none the noise rule."""
+        return TensorFlowRun(
+            tuple(dataclasses.replace(draw, exact=None) for draw in self.draws),
+            tuple(dataclasses.replace(g, exact=None) for g in self.generations),
+            reason,
+        )
+
+
+class Float64Twin:
+    """Runs TensorFlow's float64 twin of a model where it can: a model can be
+    rebuilt in float64 and still fail to run (TensorFlow has no float64
+    kernel for ``MaxPool3D``, say). The first failure turns it off, with the
+    reason; the caller then drops every float64 output
+    (:meth:`TensorFlowRun.without_float64`).
+
+    Args:
+        reason: why there is no twin ("" when there is one).
+    """
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+
+    def run(self, compute: Callable[[], T]) -> T | None:
+        """``compute()``'s result, or None once the twin is off."""
+        if self.reason:
+            return None
+        try:
+            return compute()
+        except Exception as exc:  # TensorFlow raises many types for a missing kernel
+            self.reason = f"the float64 rebuild cannot run ({quoted(exc, 200)})"
+            return None
+
+    def finish(self, run: TensorFlowRun) -> TensorFlowRun:
+        """``run`` as it is when the twin ran throughout, else without float64."""
+        return run.without_float64(self.reason) if self.reason else run
 
 
 def replay(

@@ -68,6 +68,12 @@ from parity.cli.options import (
 )
 @seed_option("Seed of the drawn inputs.")
 @click.option("--tf32", is_flag=True, help="Allow TF32 matmuls on a GPU (off by default).")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail (exit 4) on findings about the model itself: padding that changes its "
+    "output, an output that is the same for every input.",
+)
 @unsafe_option()
 @json_option("Write the report as JSON.")
 @plot_option("Write error plots (PNG).")
@@ -105,7 +111,9 @@ def command(paths: tuple[Path, ...], **flags: Any) -> None:
     parity verify SRC.keras BUNDLE    TensorFlow and ONNX Runtime side by side
     parity verify SRC.keras BUNDLE --data PATH    ... on every row of a dataset
 
-    Exits 0 when every check passes, 1 when one fails, 2 on bad input.
+    Exits 0 when the runtimes agree, 1 when they disagree, 2 on bad input,
+    3 when parity itself fails, 4 with --strict when the model itself has
+    findings, 130 when interrupted.
     """
     from parity.runtime.npy import load_arrays
     from parity.verify.check import check
@@ -134,7 +142,20 @@ def command(paths: tuple[Path, ...], **flags: Any) -> None:
         from parity.verify.plot import plot_report
 
         plot_report(report, flags["plot_path"])
-    raise SystemExit(0 if report.passed else 1)
+    raise SystemExit(exit_status(report, options.strict))
+
+
+# The exit status of a verification whose runtimes agree but whose model
+# itself has findings, with --strict (README, "Exit status").
+EXIT_FINDINGS = 4
+
+
+def exit_status(report: Any, strict: bool) -> int:
+    """0 when the runtimes agree, 1 when they disagree; with ``strict``,
+    :data:`EXIT_FINDINGS` for a report that agrees but has findings."""
+    if not report.passed:
+        return 1
+    return EXIT_FINDINGS if strict and getattr(report, "findings", ()) else 0
 
 
 def verify_options(flags: dict[str, Any]) -> Any:
@@ -151,6 +172,7 @@ def verify_options(flags: dict[str, Any]) -> Any:
         seed=flags["seed"],
         batches=tuple(flags["batches"]) or DEFAULT_BATCHES,
         times=tuple(flags["times"]) or DEFAULT_TIMES,
+        strict=flags["strict"],
     )
 
 

@@ -1,0 +1,131 @@
+"""The gate's verdict means one thing per exit status: 0 the runtimes agree,
+1 they disagree, 2 bad input, 3 parity itself failed, 4 (with --strict) the
+model has findings, 130 interrupted. Models are written the way public
+examples and tf2onnx's own tests write them, not taken from the zoo."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+from click.testing import CliRunner
+from keras import layers
+
+from parity.cli.app import cli
+from tests import bundles
+
+
+def _verify(*args, expect):
+    result = CliRunner().invoke(cli, ["verify", *map(str, args), "-q"])
+    assert result.exit_code == expect, result.output
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def _saved(model, tmp_path):
+    path = tmp_path / f"{model.name}.keras"
+    model.save(path)
+    bundle = tmp_path / f"{model.name}_bundle"
+    result = CliRunner().invoke(cli, ["export", str(path), str(bundle)])
+    assert result.exit_code == 0, result.output
+    return path, bundle
+
+
+def lstm_fcn():
+    """tf2onnx's LSTM-FCN application (keras2onnx_applications, nightly_build):
+    a Masking -> LSTM branch beside a Conv1D branch over the same raw input."""
+    ip = keras.Input((12, 3), name="sequence")
+    x = layers.LSTM(8)(layers.Masking()(ip))
+    y = layers.Permute((2, 1))(ip)
+    y = layers.Conv1D(8, 3, padding="same", kernel_initializer="he_uniform")(y)
+    y = layers.Activation("relu")(layers.BatchNormalization()(y))
+    y = layers.GlobalAveragePooling1D()(y)
+    out = layers.Dense(4, activation="softmax")(layers.concatenate([x, y]))
+    return keras.Model(ip, out, name="lstm_fcn")
+
+
+def test_padding_that_changes_the_model_is_a_finding_not_a_disagreement(tmp_path):
+    path, bundle = _saved(lstm_fcn(), tmp_path)
+    report = tmp_path / "report.json"
+    output = _verify(path, bundle, "--json", report, expect=0)
+    assert "finding (padding)" in output and "TensorFlow and in ONNX Runtime alike" in output
+    written = json.loads(report.read_text())
+    assert written["passed"] and [f["kind"] for f in written["findings"]] == ["padding"]
+    # both runtimes still face each other on the rows padded other ways
+    padding = [c for c in written["checks"] if c["kind"] == "padding"]
+    assert padding and all(c["passed"] for c in padding)
+    _verify(path, bundle, "--strict", expect=4)
+
+
+def test_a_layer_without_float64_kernels_falls_back_to_fixed_tolerances(tmp_path):
+    """LipNet's form: Conv3D, MaxPooling3D (no float64 kernel in TensorFlow),
+    then a recurrent layer over the frames."""
+    ip = keras.Input((6, 8, 8, 1), name="frames")
+    x = layers.Conv3D(4, (3, 3, 3), padding="same", activation="relu")(ip)
+    x = layers.MaxPooling3D(pool_size=(1, 2, 2))(x)
+    x = layers.TimeDistributed(layers.Flatten())(x)
+    out = layers.Dense(5, activation="softmax")(layers.GRU(6, return_sequences=True)(x))
+    path, bundle = _saved(keras.Model(ip, out, name="lipnet"), tmp_path)
+    output = _verify(path, bundle, expect=0)
+    assert "fixed tolerances (allclose rule): the float64 rebuild cannot run" in output
+
+
+def test_two_masked_inputs_on_one_time_axis(tmp_path):
+    a, b = keras.Input((None,), name="a"), keras.Input((None,), name="b")
+    ha = layers.LSTM(5, return_sequences=True)(layers.Embedding(20, 4, mask_zero=True)(a))
+    hb = layers.LSTM(5, return_sequences=True)(layers.Embedding(20, 4, mask_zero=True)(b))
+    out = layers.Dense(3)(layers.LSTM(4)(layers.Multiply()([ha, hb])))
+    path, bundle = _saved(keras.Model([a, b], out, name="two_masked"), tmp_path)
+    output = _verify(path, bundle, expect=0)
+    assert "share the masked input's time axis" in output
+
+
+def test_a_crash_inside_verify_exits_3_with_one_line(tmp_path, monkeypatch):
+    bundles.write_single(tmp_path / "b")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke\nsecond line")
+
+    monkeypatch.setattr(importlib.import_module("parity.verify.check"), "check_golden", broken)
+    result = CliRunner().invoke(cli, ["verify", str(tmp_path / "b"), "-q"])
+    assert result.exit_code == 3, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: parity failed: RuntimeError: something inside broke")
+    assert "--verbose" in line
+    verbose = CliRunner().invoke(cli, ["--verbose", "verify", str(tmp_path / "b")])
+    assert verbose.exit_code == 3 and "Traceback" in verbose.output
+
+
+SLOW_VERIFY = """
+import importlib, sys, time
+def slow(*args, **kwargs):
+    print("checking", flush=True)
+    time.sleep(60)
+importlib.import_module("parity.verify.check").check_golden = slow
+from parity.cli.app import main
+sys.argv = ["parity", "verify", sys.argv[1], "-q"]
+main()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT is POSIX")
+def test_ctrl_c_exits_130_never_1(tmp_path):
+    bundles.write_single(tmp_path / "b")
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_VERIFY, str(tmp_path / "b")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().strip() == "checking"
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["error: interrupted; nothing was judged"]
