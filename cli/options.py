@@ -56,6 +56,18 @@ def unsafe_option() -> Decorator:
     )
 
 
+def custom_objects_option() -> Decorator:
+    """``--custom-objects FILE.py``: the Python file that defines a model's
+    custom layers and functions (trusted code, run to load the model)."""
+    return click.option(
+        "--custom-objects",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="A Python file defining the model's custom layers or functions. It is run: "
+        "only for files you trust.",
+    )
+
+
 def only_option() -> Decorator:
     """``--only NAME`` (repeatable): a subset of the zoo, passed as ``names``."""
     return click.option(

@@ -25,6 +25,7 @@ from parity.exporter.onnx_passes import simplified
 from parity.exporter.opsets import DEFAULT_OPSET, check_opset
 from parity.exporter.rewrite import repair
 from parity.exporter.signature import input_domain
+from parity.exporter.user_code import user_code_error
 from parity.runtime.bundle_format.manifest import TensorSpec
 from parity.runtime.errors import ParityError, quoted
 
@@ -63,8 +64,8 @@ def keras_to_onnx(
     except ParityError:
         raise
     except Exception as exc:
-        reason = quoted(exc)
-        raise ParityError(f"tf2onnx cannot convert model {model.name!r}: {reason}") from None
+        reason = user_code_error(exc) or f"tf2onnx cannot convert it: {quoted(exc)}"
+        raise ParityError(f"model {model.name!r}: {reason}") from None
     _rename_outputs(proto, output_names)
     _name_dims(proto, axis_names(model, output_names))
     proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)

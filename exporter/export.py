@@ -16,6 +16,7 @@ from parity.exporter.convert import (
     keras_to_onnx,
     simplified_graph,
 )
+from parity.exporter.custom_objects import CustomObjects
 from parity.exporter.functional import as_functional
 from parity.exporter.fused import FusedGraph, NotFused, fuse_recurrent
 from parity.exporter.golden_data import golden_data, golden_mismatch
@@ -45,6 +46,7 @@ def export_keras(
     steps: int | None = None,
     seed: int = 0,
     fuse: bool = True,
+    custom_objects: CustomObjects = None,
 ) -> Manifest:
     """Load the saved model ``src`` (safely) and export it to the bundle ``out_dir``.
 
@@ -65,6 +67,8 @@ def export_keras(
         seed: the seed of the golden-data inputs.
         fuse: write recurrent layers as ONNX's fused ops where the model's
             form allows (False keeps tf2onnx's general graph).
+        custom_objects: the model's own classes and functions: a mapping of
+            names to them, or a Python file that defines them (trusted code).
 
     Returns:
         The manifest as written.
@@ -76,7 +80,7 @@ def export_keras(
     check_opset(opset)
     src = as_path(src)
     check_out_dir(out_dir, source=src)
-    model = load_keras(src, unsafe=unsafe)
+    model = load_keras(src, unsafe=unsafe, custom_objects=custom_objects)
     return export_model(
         model,
         out_dir,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -37,6 +38,8 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
+from parity.exporter.custom_objects import CustomObjects
+from parity.exporter.custom_objects import custom_objects as custom_objects_of
 from parity.runtime.bundle_format.digest import sha256_file
 from parity.runtime.errors import ParityError, quoted
 from parity.runtime.limits import byte_limit, describe_bytes
@@ -50,7 +53,9 @@ CONFIG_NAME = "config.json"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def load_keras(path: str | os.PathLike[str], *, unsafe: bool = False) -> Any:
+def load_keras(
+    path: str | os.PathLike[str], *, unsafe: bool = False, custom_objects: CustomObjects = None
+) -> Any:
     """Load a Keras model: a Keras 3 ``.keras`` file, a legacy HDF5 file
     (``.h5``/``.hdf5``) or a TensorFlow SavedModel folder (its serving
     signature, see :mod:`parity.exporter.saved_model`).
@@ -63,11 +68,15 @@ def load_keras(path: str | os.PathLike[str], *, unsafe: bool = False) -> Any:
     Args:
         path: the model file or SavedModel folder.
         unsafe: allow ``Lambda`` layers (and SavedModel graphs that touch files).
+        custom_objects: the model's own classes and functions: a mapping of
+            names to them, or a Python file that defines them (trusted code,
+            run here; :mod:`parity.exporter.custom_objects`).
 
     Raises:
-        ParityError: a missing, unreadable, corrupt or oversized model, or one
-            that needs ``unsafe``.
+        ParityError: a missing, unreadable, corrupt or oversized model, one
+            that needs ``unsafe``, or one whose custom objects are missing.
     """
+    objects = custom_objects_of(custom_objects)
     path = as_path(path)
     if not path.exists():
         raise ParityError(f"{path}: no such file")
@@ -91,10 +100,14 @@ def load_keras(path: str | os.PathLike[str], *, unsafe: bool = False) -> Any:
     except OSError as exc:
         raise ParityError(f"{path}: unreadable ({exc.strerror})") from None
     if head != HDF5_SIGNATURE:
-        return _keras_load(path, path, _checked_archive(path), unsafe)
-    config = _checked_h5(path, unsafe)
-    if not _keras2_options_dropped(path, config):
-        return _keras_load(path, path, config, unsafe)
+        return _keras_load(path, path, _checked_archive(path), unsafe, objects)
+    config, version = _checked_h5(path, unsafe)
+    changed = _keras2_options_dropped(path, config)
+    if version.startswith("2."):
+        changed |= _keras2_calls_rewritten(config)
+    if not changed:
+        return _keras_load(path, path, config, unsafe, objects)
+    # Keras reads the config from the file: a copy holds the rewritten one.
     with tempfile.TemporaryDirectory(prefix="parity-h5-") as folder:
         readable = Path(folder) / f"model{path.suffix}"
         shutil.copyfile(path, readable)
@@ -102,18 +115,28 @@ def load_keras(path: str | os.PathLike[str], *, unsafe: bool = False) -> Any:
 
         with h5py.File(readable, "r+") as h5:
             h5.attrs["model_config"] = json.dumps(config)
-        return _keras_load(path, readable, config, unsafe)
+        return _keras_load(path, readable, config, unsafe, objects)
 
 
-def _keras_load(path: Path, readable: Path, config: Any, unsafe: bool) -> Any:
+def _keras_load(
+    path: Path, readable: Path, config: Any, unsafe: bool, objects: dict[str, Any]
+) -> Any:
     """Keras' loader on ``readable`` (``path`` itself, or a copy of it),
     its failures told as one line about ``path``."""
     import keras
 
     try:
-        return keras.saving.load_model(readable, safe_mode=not unsafe, compile=False)
+        return keras.saving.load_model(
+            readable, custom_objects=objects or None, safe_mode=not unsafe, compile=False
+        )
     except Exception as exc:
         message = quoted(exc)
+        unknown = re.search(r"(?:Could not locate \w+|Unknown layer:?) '?([\w.>]+)", str(exc))
+        if unknown:
+            message = (
+                f"it uses {unknown[1]!r}, a custom class or function this process does not "
+                "know: give the Python file that defines it with --custom-objects FILE.py"
+            )
         lambdas = _lambdas(config)
         refused = "safe_mode" in message or "unsafe" in message.lower()
         if lambdas and not unsafe and (refused or "lambda" in message.lower()):
@@ -150,10 +173,11 @@ def _checked_archive(path: Path) -> Any:
     return config
 
 
-def _checked_h5(path: Path, unsafe: bool) -> Any:
-    """The parsed ``model_config`` of the legacy HDF5 model at ``path``, read
-    with h5py before Keras sees the file, once it is within the module's
-    limits; a ``Lambda`` layer is refused here unless ``unsafe``.
+def _checked_h5(path: Path, unsafe: bool) -> tuple[Any, str]:
+    """The parsed ``model_config`` of the legacy HDF5 model at ``path`` and
+    the Keras version that wrote it, read with h5py before Keras sees the
+    file, once it is within the module's limits; a ``Lambda`` layer is
+    refused here unless ``unsafe``.
 
     Keras' legacy loader names the format by the file's suffix, so an HDF5
     model file must be named ``.h5`` or ``.hdf5``."""
@@ -175,6 +199,7 @@ def _checked_h5(path: Path, unsafe: bool) -> Any:
                     f"{describe_bytes(MAX_CONFIG_BYTES)}"
                 )
             text = h5.attrs["model_config"]
+            version = h5.attrs.get("keras_version", b"")
             weights = _h5_data_bytes(h5)
     except ParityError:
         raise
@@ -184,6 +209,8 @@ def _checked_h5(path: Path, unsafe: bool) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     config = _parsed(path, "model_config", text)
+    if isinstance(version, bytes):
+        version = version.decode("ascii", errors="replace")
     limit = byte_limit(MAX_MODEL_BYTES_VARIABLE, MAX_MODEL_BYTES)
     if weights > ARCHIVE_FACTOR * limit:
         raise ParityError(
@@ -195,7 +222,75 @@ def _checked_h5(path: Path, unsafe: bool) -> Any:
     lambdas = _lambdas(config)
     if lambdas and not unsafe:
         raise _lambda_refusal(path, lambdas[0])
-    return config
+    return config, str(version)
+
+
+# Models nested in a model, whose node indices Keras 2 counts from 1.
+_MODELS = ("Functional", "Model", "Sequential")
+# Layers that Keras 2 called with ``initial_state`` recorded as extra positional
+# inputs of the call.
+_STATEFUL_CALLS = (
+    "LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
+)  # fmt: skip
+
+
+def _keras2_calls_rewritten(config: Any) -> bool:
+    """Rewrite, in the Keras 2 ``config`` in place, the layer calls Keras 3's
+    legacy loader reads otherwise than Keras 2 wrote them; whether any was:
+
+    - Keras 2 counts a nested model's own first node in the node index of
+      every call that reads the nested model's output (``["encoder", 1, 1]``
+      for its first call); Keras 3 does not, and never finds that node;
+    - Keras 2 records a recurrent layer's ``initial_state`` as extra
+      positional inputs of the call (``[["decoder_input", 0, 0, {}],
+      ["encoder_lstm", 0, 1, {}], ...]``), which Keras 3 refuses ("expects
+      1 input(s), but it received 3"); the call becomes the one Keras 3
+      records: the sequence as the argument, the states as ``initial_state``.
+    """
+    layers = list(_dicts(config))
+    models = {
+        layer["config"].get("name")
+        for layer in layers
+        if layer.get("class_name") in _MODELS and isinstance(layer.get("config"), dict)
+    }
+    rewritten = False
+    for layer in layers:
+        nodes = layer.get("inbound_nodes")
+        if not isinstance(nodes, list):
+            continue
+        for index, node in enumerate(nodes):
+            if not _legacy_call(node):
+                continue
+            for entry in node:
+                if entry[0] in models and entry[1] > 0:
+                    entry[1] -= 1
+                    rewritten = True
+            if layer.get("class_name") in _STATEFUL_CALLS and len(node) > 1:
+                kwargs = dict(node[0][3]) if len(node[0]) > 3 else {}
+                kwargs["initial_state"] = [_tensor_reference(entry) for entry in node[1:]]
+                nodes[index] = {"args": [_tensor_reference(node[0])], "kwargs": kwargs}
+                rewritten = True
+    return rewritten
+
+
+def _legacy_call(node: Any) -> bool:
+    """Whether ``node`` is a call in Keras 2's format: a list of
+    ``[layer name, node index, tensor index(, kwargs)]``."""
+    return isinstance(node, list) and all(
+        isinstance(entry, list)
+        and len(entry) in (3, 4)
+        and isinstance(entry[0], str)
+        and isinstance(entry[1], int)
+        for entry in node
+    )
+
+
+def _tensor_reference(entry: list) -> dict[str, Any]:
+    """A Keras 2 inbound entry as Keras 3 writes a tensor argument: resolved
+    by its history when the model is rebuilt (shape and dtype are placeholders)."""
+    history = [entry[0], int(entry[1]), int(entry[2])]
+    config = {"shape": [], "dtype": "float32", "keras_history": history}
+    return {"class_name": "__keras_tensor__", "config": config}
 
 
 def _keras2_options_dropped(path: Path, config: Any) -> bool:

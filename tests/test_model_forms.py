@@ -82,7 +82,7 @@ def test_sequential_exports_fuses_and_verifies(tmp_path, form, functional_ops):
     assert manifest.mask is not None and manifest.mask.fused
     (spec,) = manifest.graph("model").inputs
     assert not spec.name.startswith("keras_tensor")  # a layer's name, not Keras' internal one
-    report = verify.check(tmp_path / "bundle", path, batches=(1, 4), seed=1)
+    report = verify.check(tmp_path / "bundle", path, verify.VerifyOptions(batches=(1, 4), seed=1))
     assert report.passed, report.table()
     compared = [c for c in report.checks if c.kind == "output"]
     assert compared and all(c.rule == "noise" for c in compared)  # the float64 rebuild ran
@@ -104,7 +104,9 @@ def test_first_seed_type_2_sequential_time_distributed(tmp_path):
     )
     model.save(tmp_path / "m.keras")
     export_keras(tmp_path / "m.keras", tmp_path / "bundle")
-    report = verify.check(tmp_path / "bundle", tmp_path / "m.keras", batches=(2,))
+    report = verify.check(
+        tmp_path / "bundle", tmp_path / "m.keras", verify.VerifyOptions(batches=(2,))
+    )
     assert report.passed, report.table()
 
 
@@ -130,7 +132,9 @@ def test_lambda_model_exports_with_unsafe_and_is_refused_without(tmp_path):
     assert not (tmp_path / "refused").exists()
     manifest = export_keras(tmp_path / "m.keras", tmp_path / "bundle", unsafe=True)
     assert any("fused LSTM" in note for note in manifest.notes)
-    report = verify.check(tmp_path / "bundle", tmp_path / "m.keras", batches=(2,), unsafe=True)
+    report = verify.check(
+        tmp_path / "bundle", tmp_path / "m.keras", verify.VerifyOptions(batches=(2,), unsafe=True)
+    )
     assert report.passed, report.table()
 
 

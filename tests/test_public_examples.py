@@ -24,7 +24,7 @@ def _exported(model: keras.Model, folder: Path, name: str = "m.keras", **options
     path = folder / name
     model.save(path)
     manifest = export_keras(path, folder / "bundle", **options)
-    report = verify.check(folder / "bundle", path, batches=(1, 3))
+    report = verify.check(folder / "bundle", path, verify.VerifyOptions(batches=(1, 3)))
     assert report.passed, report.table()
     return manifest
 
@@ -81,7 +81,9 @@ def test_keras_2_hdf5_recurrent_options_keras_3_refuses(tmp_path):
     model.save(tmp_path / "m.h5")
     _as_keras_2_wrote_it(tmp_path / "m.h5", time_major=False)
     export_keras(tmp_path / "m.h5", tmp_path / "bundle")
-    report = verify.check(tmp_path / "bundle", tmp_path / "m.h5", batches=(2,))
+    report = verify.check(
+        tmp_path / "bundle", tmp_path / "m.h5", verify.VerifyOptions(batches=(2,))
+    )
     assert report.passed, report.table()
     _as_keras_2_wrote_it(tmp_path / "m.h5", time_major=True)
     with pytest.raises(ParityError, match="layer 'lstm.*' is time-major"):
@@ -305,7 +307,7 @@ def test_adapted_normalization_lstm_layer_normalization(tmp_path):
     # the float64 reference normalizes by the adapted mean too, so TensorFlow
     # against ONNX Runtime (not only the golden data) catches a damaged weight
     damaged = faults.damaged_copy(tmp_path / "bundle", tmp_path / "bad", faults.scale_kernel(1.01))
-    report = verify.check(damaged, tmp_path / "m.keras", batches=(1, 3))
+    report = verify.check(damaged, tmp_path / "m.keras", verify.VerifyOptions(batches=(1, 3)))
     assert [c for c in report.failures if c.kind == "output"], report.table()
 
 
@@ -330,7 +332,7 @@ def test_saved_model_from_keras_export(tmp_path):
     assert any("SavedModel" in note for note in manifest.notes)
     assert manifest.source["file"] == "saved" and len(manifest.source["sha256"]) == 64
     signature = load_keras(tmp_path / "saved")
-    report = verify.check(tmp_path / "bundle", signature, batches=(1, 3))
+    report = verify.check(tmp_path / "bundle", signature, verify.VerifyOptions(batches=(1, 3)))
     assert report.passed, report.table()
     with pytest.raises(ParityError, match="no Keras layers to split"):
         export_keras(tmp_path / "saved", tmp_path / "refused", seq2seq=True)
@@ -359,14 +361,18 @@ def test_saved_model_from_tf_saved_model_save(tmp_path):
     tf.saved_model.save(module, str(tmp_path / "saved"), signatures=module.serve)
     manifest = export_keras(tmp_path / "saved", tmp_path / "bundle")
     assert _shapes(manifest) == {"history": ("batch", "time", FEATURES), "forecast": ("batch", 2)}
-    report = verify.check(tmp_path / "bundle", load_keras(tmp_path / "saved"), batches=(1, 3))
+    report = verify.check(
+        tmp_path / "bundle", load_keras(tmp_path / "saved"), verify.VerifyOptions(batches=(1, 3))
+    )
     assert report.passed, report.table()
 
 
 def test_saved_model_verifies_from_its_folder(tmp_path):
     _exported_saved_model(tmp_path)
     export_keras(tmp_path / "saved", tmp_path / "bundle")
-    report = verify.check(tmp_path / "bundle", tmp_path / "saved", batches=(1,))
+    report = verify.check(
+        tmp_path / "bundle", tmp_path / "saved", verify.VerifyOptions(batches=(1,))
+    )
     assert report.passed, report.table()
 
 
@@ -379,5 +385,7 @@ def test_lambda_in_an_h5_file_is_refused_unless_unsafe(tmp_path):
         export_keras(tmp_path / "m.h5", tmp_path / "refused")
     assert not (tmp_path / "refused").exists()
     export_keras(tmp_path / "m.h5", tmp_path / "bundle", unsafe=True)
-    report = verify.check(tmp_path / "bundle", tmp_path / "m.h5", batches=(2,), unsafe=True)
+    report = verify.check(
+        tmp_path / "bundle", tmp_path / "m.h5", verify.VerifyOptions(batches=(2,), unsafe=True)
+    )
     assert report.passed, report.table()

@@ -128,7 +128,7 @@ def check(
     model_label = None
     float64 = ""
     if model is not None:
-        keras_model, model_label = load_source_model(model, manifest, options.unsafe)
+        keras_model, model_label = load_source_model(model, manifest, options)
         tf_device = select_device(device, tf32)
         tensorflow_label = tf_device.label
         run = tensorflow_run(loaded, keras_model, tf_device, options, inputs=inputs, progress=say)
@@ -559,14 +559,14 @@ def _user_input(inputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     return np.asarray(inputs[name])
 
 
-def load_source_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str]:
+def load_source_model(model: Any, manifest: Any, options: VerifyOptions) -> tuple[Any, str]:
     """Load the Keras model (a path or a model in memory) and, for a path, make
     sure the bundle was exported from it: ``(model, label for reports)``.
 
     The model comes back in the form the exporter walked (a ``Sequential``
     model as a functional model over its own layers), so that everything
     verification builds from it (the float64 rebuild, the seq2seq split) sees
-    what the export saw."""
+    what the export saw. ``options`` gives ``unsafe`` and ``custom_objects``."""
     from parity.exporter.functional import as_functional
 
     if not isinstance(model, str | Path):
@@ -575,7 +575,7 @@ def load_source_model(model: Any, manifest: Any, unsafe: bool) -> tuple[Any, str
     from parity.exporter.load import model_digest
 
     path = Path(model)
-    keras_model = load_keras(path, unsafe=unsafe)
+    keras_model = load_keras(path, unsafe=options.unsafe, custom_objects=options.custom_objects)
     digest = model_digest(path)
     expected = manifest.source.get("sha256")
     if expected and digest != expected:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from parity.exporter.custom_objects import CustomObjects
 from parity.runtime.errors import ParameterError
 from parity.runtime.generate import check_steps
 from parity.runtime.providers import DEVICES
@@ -31,6 +32,10 @@ class VerifyOptions:
         tf32: allow TF32 matmuls on a GPU, in both runtimes.
         unsafe: allow a Keras file that needs unsafe deserialization (a
             ``Lambda`` layer runs arbitrary code when loaded).
+        custom_objects: the model's own classes and functions, for a model
+            that needs them to load: the path of a Python file that defines
+            them (trusted code, run in this process and in each worker), or
+            a mapping of names to them (in this process only).
         policy: the rule and tolerances for every output.
         steps: the horizon of a seq2seq generation; the manifest's when None.
         seed: the seed of the random draws.
@@ -45,6 +50,7 @@ class VerifyOptions:
     device: str = "auto"
     tf32: bool = False
     unsafe: bool = False
+    custom_objects: CustomObjects = None
     policy: TolerancePolicy = field(default_factory=TolerancePolicy)
     steps: int | None = None
     seed: int = 0

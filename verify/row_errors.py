@@ -111,7 +111,7 @@ class RowComparer:
         device, tf32, steps = options.device, options.tf32, options.steps
         self.bundle = load_bundle(bundle, device=device, tf32=tf32)
         manifest = self.bundle.manifest
-        keras_model, self.model_label = load_source_model(model, manifest, options.unsafe)
+        keras_model, self.model_label = load_source_model(model, manifest, options)
         self.tf_device = select_device(device, tf32)
         self.policy = options.policy
         self.mask = manifest.mask

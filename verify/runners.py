@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from parity.runtime.bundle import Bundle
-from parity.runtime.errors import ParameterError
+from parity.runtime.errors import ParameterError, ParityError
 
 
 class Runner(Protocol):
@@ -101,9 +101,18 @@ class KerasRunner:
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the model once; see :meth:`Runner.run`."""
         from parity.exporter.keras_io import keras_outputs
+        from parity.exporter.user_code import user_code_error
 
-        with on_device(self.device):
-            return keras_outputs(self.model, feeds)
+        try:
+            with on_device(self.device):
+                return keras_outputs(self.model, feeds)
+        except ParityError:
+            raise
+        except Exception as exc:
+            reason = user_code_error(exc)
+            if reason is None:
+                raise
+            raise ParityError(f"model {self.model.name!r}: {reason}") from None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from parity.cli.commands import COMMANDS
-from parity.cli.options import opset_option, seed_option, unsafe_option
+from parity.cli.options import custom_objects_option, opset_option, seed_option, unsafe_option
 
 
 @click.command("export", short_help=COMMANDS["export"])
@@ -35,7 +35,9 @@ from parity.cli.options import opset_option, seed_option, unsafe_option
     "(masked: one layer, post-padding only), or keep tf2onnx's general graph.",
 )
 @unsafe_option()
-def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, unsafe) -> None:
+@custom_objects_option()
+def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, unsafe,
+            custom_objects) -> None:  # fmt: skip
     """Export the Keras model SRC (.keras) to the bundle folder OUT_DIR.
 
     The bundle is written to a temporary folder and renamed into place: a
@@ -53,6 +55,7 @@ def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, unsa
         steps=steps,
         seed=seed,
         fuse=fuse,
+        custom_objects=custom_objects,
     )
     click.echo(f"exported {manifest.name} ({manifest.kind}, opset {manifest.opset}) -> {out_dir}")
     for graph in manifest.graphs.values():

@@ -9,6 +9,7 @@ import click
 
 from parity.cli.commands import COMMANDS
 from parity.cli.options import (
+    custom_objects_option,
     device_option,
     json_option,
     output_file_option,
@@ -75,6 +76,7 @@ from parity.cli.options import (
     "output, an output that is the same for every input.",
 )
 @unsafe_option()
+@custom_objects_option()
 @json_option("Write the report as JSON.")
 @plot_option("Write error plots (PNG).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
@@ -167,6 +169,7 @@ def verify_options(flags: dict[str, Any]) -> Any:
         device=flags["device"],
         tf32=flags["tf32"],
         unsafe=flags["unsafe"],
+        custom_objects=flags["custom_objects"],
         policy=policy_from_options(flags["atol"], flags["rtol"], flags["growth"]),
         steps=flags["steps"],
         seed=flags["seed"],
