@@ -26,6 +26,7 @@ from parity.exporter.saved_model import NOTE as SAVED_MODEL_NOTE
 from parity.exporter.saved_model import is_wrapped_saved_model
 from parity.exporter.seq2seq_bundle import export_seq2seq, is_seq2seq
 from parity.exporter.signature import find_mask
+from parity.exporter.split import split_seq2seq
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, GraphSpec, Manifest, MaskSpec
 from parity.runtime.errors import ParameterError, ParityError
 from parity.runtime.paths import as_path
@@ -131,12 +132,23 @@ def export_model(
             "a SavedModel has no Keras layers to split into encoder and step graphs; export "
             "the Keras model itself (.keras or .h5) for a seq2seq bundle"
         )
-    if seq2seq is None:
-        seq2seq = not saved_model and is_seq2seq(model)
-    if seq2seq:
+    split, not_split = None, None
+    if seq2seq is not False and not saved_model and (seq2seq or is_seq2seq(model)):
+        try:
+            split = split_seq2seq(model)
+        except ParityError as exc:
+            if seq2seq:
+                raise ParityError(f"{exc}; export it as one graph with --no-seq2seq") from None
+            not_split = (
+                f"not split into seq2seq graphs (encoder, step, loop) although it reads like "
+                f"one: {exc}; exported as one graph"
+            )
+    if split is not None:
         if not dynamic_batch:
             raise ParityError("a seq2seq bundle keeps its batch axis dynamic")
-        return export_seq2seq(model, Path(out_dir), source_info=source, opset=opset, steps=steps)
+        return export_seq2seq(
+            model, Path(out_dir), source_info=source, opset=opset, steps=steps, split=split
+        )
     if steps is not None:
         raise ParameterError("steps", "applies to seq2seq models only")
     mask = find_mask(model)
@@ -153,6 +165,8 @@ def export_model(
             written = _written_graph(model, fused, mask, opset, dynamic_batch, seed)
     converted, graph, golden, mask = written.converted, written.graph, written.golden, written.mask
     notes = [SAVED_MODEL_NOTE] if saved_model else []
+    if not_split:
+        notes.append(not_split)
     if written.unsimplified:
         notes.append(written.unsimplified)
     if needs_repair(model):

@@ -49,18 +49,20 @@ def export_seq2seq(
     start_token: int = 0,
     golden_batch: int = 3,
     seed: int = 0,
+    split: Seq2SeqSplit | None = None,
 ) -> Manifest:
     """Split ``model`` (see :func:`parity.exporter.split.split_seq2seq`), convert the
     encoder and the step model, and write the bundle at ``out_dir``.
 
     ``steps`` is the horizon the model was made for; by default the decoder
     input's fixed length, else :data:`DEFAULT_STEPS` (with a note in the
-    manifest). ``start_token`` is the first token of a token decoder."""
+    manifest). ``start_token`` is the first token of a token decoder;
+    ``split`` the model already split (split here when None)."""
     from parity.exporter.convert import keras_to_onnx, simplified_graph
 
     if steps is not None:
         steps = check_steps(steps)  # before anything is built
-    split = split_seq2seq(model, start_token=start_token)
+    split = split or split_seq2seq(model, start_token=start_token)
     horizon, notes = _horizon(model, split, steps)
     encoder, encoder_note = simplified_graph(keras_to_onnx(split.encoder, opset=opset))
     step, step_note = simplified_graph(keras_to_onnx(split.step, opset=opset))

@@ -129,3 +129,34 @@ def test_ctrl_c_exits_130_never_1(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert stderr.strip().splitlines() == ["error: interrupted; nothing was judged"]
+
+
+def _two_inputs_state_passing():
+    """tf2onnx's keras2onnx recurrent tests: one LSTM's states start another
+    over a second input, whose last output is the model's."""
+    first, second = keras.Input((5, 3), name="first"), keras.Input((4, 3), name="second")
+    _, h, c = layers.LSTM(6, return_state=True)(first)
+    out = layers.Dense(2)(layers.LSTM(6)(second, initial_state=[h, c]))
+    return keras.Model([first, second], out, name="state_passing")
+
+
+def _decoder_of_other_width():
+    """An encoder-decoder whose decoder reads 5 features and emits 2: there is
+    no step output to feed back, so it is a plain two-input model."""
+    encoder, decoder = keras.Input((6, 5), name="encoder"), keras.Input((4, 5), name="decoder")
+    _, h, c = layers.LSTM(6, return_state=True)(encoder)
+    sequence = layers.LSTM(6, return_sequences=True)(decoder, initial_state=[h, c])
+    return keras.Model([encoder, decoder], layers.Dense(2)(sequence), name="other_width")
+
+
+@pytest.mark.parametrize("build", [_two_inputs_state_passing, _decoder_of_other_width])
+def test_models_that_fit_no_seq2seq_form_export_as_one_graph(tmp_path, build):
+    model = build()
+    path = tmp_path / f"{model.name}.keras"
+    model.save(path)
+    exported = CliRunner().invoke(cli, ["export", str(path), str(tmp_path / "b")])
+    assert exported.exit_code == 0, exported.output
+    assert "note: not split into seq2seq graphs" in exported.output
+    _verify(path, tmp_path / "b", expect=0)
+    asked = CliRunner().invoke(cli, ["export", str(path), str(tmp_path / "c"), "--seq2seq"])
+    assert asked.exit_code == 2 and "--no-seq2seq" in asked.output, asked.output
