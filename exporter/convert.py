@@ -25,6 +25,7 @@ from parity.exporter.onnx_passes import simplified
 from parity.exporter.opsets import DEFAULT_OPSET, check_opset
 from parity.exporter.rewrite import repair
 from parity.exporter.signature import input_domain
+from parity.exporter.token_inputs import token_vocabularies
 from parity.exporter.user_code import user_code_error
 from parity.runtime.bundle_format.manifest import TensorSpec
 from parity.runtime.errors import ParityError, quoted
@@ -70,12 +71,21 @@ def keras_to_onnx(
     _name_dims(proto, axis_names(model, output_names))
     proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
     proto = checked(proto, model.name)
+    vocabularies = token_vocabularies(proto)
     specs_in = tuple(
-        _spec(value, input_domain(model, tensor))
+        _spec(value, _domain(input_domain(model, tensor), vocabularies.get(value.name)))
         for value, tensor in zip(_ordered(proto.graph.input, names), inputs, strict=True)
     )
     specs_out = tuple(_spec(value) for value in _ordered(proto.graph.output, output_names))
     return ConvertedGraph(proto, specs_in, specs_out)
+
+
+def _domain(declared: dict[str, Any], vocabulary: int | None) -> dict[str, Any]:
+    """An input's value domain: what the Keras model declares, or token ids
+    where the graph looks the input up in a table (:mod:`parity.exporter.token_inputs`)."""
+    if declared["kind"] == "tokens" or vocabulary is None:
+        return declared
+    return {"kind": "tokens", "vocab": vocabulary}
 
 
 def simplified_graph(graph: ConvertedGraph) -> tuple[ConvertedGraph, str | None]:

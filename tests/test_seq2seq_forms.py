@@ -178,7 +178,9 @@ def test_attention_decoder_steps_compute_what_the_model_computes(tmp_path, cell,
         np.testing.assert_allclose(out[spec.step_output][:, 0], expected[:, t], atol=1e-6)
         state = {s.step_input: out[s.step_output] for s in spec.states}
 
-    report = verify.check(tmp_path / "bundle", tmp_path / "m.keras", batches=(2,))
+    report = verify.check(
+        tmp_path / "bundle", tmp_path / "m.keras", verify.VerifyOptions(batches=(2,))
+    )
     assert report.passed, report.table()
 
 
@@ -203,6 +205,8 @@ def test_verify_holds_the_rerolled_graphs_to_the_unrolled_model_itself(tmp_path)
 
     unrolled_forecaster().save(tmp_path / "m.keras")
     export_keras(tmp_path / "m.keras", tmp_path / "bundle")
-    report = verify.check(tmp_path / "bundle", tmp_path / "m.keras", batches=(1, 3))
+    report = verify.check(
+        tmp_path / "bundle", tmp_path / "m.keras", verify.VerifyOptions(batches=(1, 3))
+    )
     own = [c for c in report.checks if "your unrolled model" in c.name]
     assert own and report.passed, report.table()

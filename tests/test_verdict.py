@@ -160,3 +160,43 @@ def test_models_that_fit_no_seq2seq_form_export_as_one_graph(tmp_path, build):
     _verify(path, tmp_path / "b", expect=0)
     asked = CliRunner().invoke(cli, ["export", str(path), str(tmp_path / "c"), "--seq2seq"])
     assert asked.exit_code == 2 and "--no-seq2seq" in asked.output, asked.output
+
+
+def _characters():
+    """A character-level input: one Embedding per word, TimeDistributed."""
+    chars = keras.Input((5, 7), name="chars")
+    x = layers.TimeDistributed(layers.Embedding(40, 3))(chars)
+    x = layers.TimeDistributed(layers.Flatten())(x)
+    return keras.Model(chars, layers.Dense(2)(layers.GRU(4)(x)), name="characters")
+
+
+def test_inputs_that_reach_an_embedding_lookup_are_drawn_as_token_ids(tmp_path):
+    """Through a wrapper, and in a SavedModel, which has no layers to read."""
+    path, bundle = _saved(_characters(), tmp_path)
+    inputs = json.loads((bundle / "manifest.json").read_text())["graphs"]["model"]["inputs"]
+    assert inputs[0]["domain"] == {"kind": "tokens", "vocab": 40}
+    assert "finding" not in _verify(path, bundle, expect=0)
+    ids = keras.Input((6,), name="ids")
+    x = layers.LSTM(5)(layers.Embedding(30, 4, mask_zero=True)(ids))
+    keras.Model(ids, layers.Dense(3, activation="softmax")(x)).export(tmp_path / "saved")
+    exported = CliRunner().invoke(cli, ["export", str(tmp_path / "saved"), str(tmp_path / "sb")])
+    assert exported.exit_code == 0, exported.output
+    inputs = json.loads((tmp_path / "sb/manifest.json").read_text())["graphs"]["model"]["inputs"]
+    assert inputs[0]["domain"] == {"kind": "tokens", "vocab": 30}
+    assert "finding" not in _verify(tmp_path / "saved", tmp_path / "sb", expect=0)
+
+
+def test_an_output_that_is_the_same_for_every_drawn_row_is_flagged(tmp_path):
+    """Character ids drawn as floats in (-1, 1) all become id 0: the model's
+    output is one constant, and its checks would pass on a wrong graph."""
+    path, bundle = _saved(_characters(), tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["graphs"]["model"]["inputs"][0]["domain"] = {
+        "kind": "uniform",
+        "low": -1.0,
+        "high": 1.0,
+    }
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    output = _verify(path, bundle, expect=0)
+    assert "finding (constant_output): output 'dense" in output
+    _verify(path, bundle, "--strict", expect=4)

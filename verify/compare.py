@@ -85,6 +85,9 @@ MIN_FLOOR_EPS = 16
 # The smallest noise floor, for outputs that are zero everywhere.
 TINY_FLOOR = 1e-12
 
+# How much rows must differ, relative to the largest value, to count as varied.
+VARIATION = 1e-5
+
 # Bin edges of ``Check.error_histogram``: absolute errors from 1e-12 to 1 on a log scale
 # (errors below 1e-12 fall into the first bin, above 1 into the last).
 HISTOGRAM_EDGES = tuple(float(edge) for edge in np.logspace(-12, 0, 25))
@@ -235,16 +238,20 @@ def compare_arrays(
 
 
 def varies_between_rows(values: np.ndarray) -> bool | None:
-    """Whether ``values`` differ between rows (axis 0) anywhere; None for
-    fewer than two rows.
+    """Whether ``values`` differ between rows (axis 0) by more than rounding
+    (:data:`VARIATION`, relative to the largest value: rows computed side by
+    side can differ in their last bits); None for fewer than two rows.
 
     Args:
         values: a reference output, rows on axis 0.
     """
-    values = np.asarray(values)
-    if values.ndim == 0 or values.shape[0] < 2:
+    values = np.asarray(values, np.float64)
+    if values.ndim == 0 or values.shape[0] < 2 or not values.size:
         return None
-    return bool(np.any(values != values[:1]))
+    with np.errstate(invalid="ignore"):
+        spread = np.nanmax(np.abs(values - values[:1]), initial=0.0)
+        scale = float(np.nanmax(np.abs(values), initial=0.0))
+    return bool(spread > VARIATION * scale)
 
 
 def noise_of(expected: np.ndarray, exact: np.ndarray, actual: np.ndarray) -> tuple[float, float]:
