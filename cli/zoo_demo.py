@@ -75,7 +75,7 @@ def run_demo(
         models.get(name).preset(preset)
     check_device(device)
     folder = Path(tempfile.mkdtemp(prefix="parity-demo-")) if folder is None else Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    _claim(folder)
     rows = []
     for name in chosen:
         started = time.perf_counter()
@@ -89,6 +89,28 @@ def run_demo(
         seconds = time.perf_counter() - started
         rows.append(DemoRow(name, held_out(trained.metrics), report, seconds))
     return DemoResult(folder, tuple(rows))
+
+
+# The file that marks a folder as the demo's, so that a second run may write there.
+DEMO_MARKER = ".parity-demo"
+
+
+def _claim(folder: Path) -> None:
+    """Make ``folder`` the demo's: created where missing, taken where empty
+    or the demo's already; any other folder is refused and left untouched
+    (the demo replaces the models and bundles it writes there)."""
+    from parity.runtime.errors import ParityError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if any(folder.iterdir()) and not (folder / DEMO_MARKER).is_file():
+            raise ParityError(
+                f"{folder}: a folder that the demo did not make; it is left untouched (name "
+                "another with -o)"
+            )
+        (folder / DEMO_MARKER).touch()
+    except OSError as exc:
+        raise ParityError(f"{folder}: cannot write here ({exc.strerror or exc})") from None
 
 
 def held_out(metrics: Mapping[str, float]) -> str:

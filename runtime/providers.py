@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,46 @@ SINGLE_ROW_THREADS = 1
 ONE_ROW_SPLIT_MACS = 1_000_000
 
 
+# The two distributions of ONNX Runtime; both install the package ``onnxruntime``.
+BUILDS = ("onnxruntime", "onnxruntime-gpu")
+_logger = logging.getLogger("parity")
+
+
+@functools.cache
+def onnxruntime() -> Any:
+    """The ``onnxruntime`` module, imported once: a ParityError that says how
+    to install it where it is missing or broken, and one warning line where
+    both builds are installed (they share one folder: the last installed
+    overwrote the other's files, and uninstalling either breaks both)."""
+    installed = []
+    for build in BUILDS:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            installed.append(f"{build} {importlib.metadata.version(build)}")
+    if len(installed) > 1:
+        _logger.warning(
+            "warning: both %s are installed into one onnxruntime folder, which holds whichever "
+            "came last; to fix: pip uninstall -y onnxruntime onnxruntime-gpu, then pip install "
+            "the one you want",
+            " and ".join(installed),
+        )
+    try:
+        import onnxruntime as ort
+
+        ort.SessionOptions  # noqa: B018  (missing when one build was removed over the other)
+    except ImportError:
+        raise ParityError(
+            "ONNX Runtime is not installed: pip install 'parity[onnxruntime]' (the CPU build) "
+            "or 'parity[onnxruntime-gpu]'"
+        ) from None
+    except AttributeError:
+        raise ParityError(
+            "ONNX Runtime's install is broken (onnxruntime and onnxruntime-gpu were installed "
+            "into one folder and one was removed): pip uninstall -y onnxruntime "
+            "onnxruntime-gpu, then pip install the one you want"
+        ) from None
+    return ort
+
+
 def check_device(device: str) -> str:
     if device not in DEVICES:
         raise ParityError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -64,7 +106,7 @@ def requested_providers(device: str, tf32: bool = False) -> list[Any]:
 def cuda_usable() -> bool:
     """Whether a CUDA session can really be created on this machine (probed
     once per process with a one-node graph)."""
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     if CUDA not in ort.get_available_providers():
         return False
@@ -107,7 +149,7 @@ def open_session(
     """An ONNX Runtime session for ``graph`` (its serialized bytes, or its
     file) on ``device``, on ``threads`` intra-op threads (0: ONNX Runtime's
     choice, one per core); ``path`` names the graph's file in errors."""
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     options = ort.SessionOptions()
     options.log_severity_level = 3

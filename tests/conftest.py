@@ -1,6 +1,9 @@
 """Shared fixtures. Training the tiny zoo once per session keeps the suite fast."""
 
 import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,3 +60,29 @@ def exported_zoo(trained_zoo, tmp_path_factory) -> dict[str, tuple[TrainedModel,
         manifest = export_keras(trained_zoo[name].path, folder / name)
         bundles[name] = (trained_zoo[name], manifest, folder / name)
     return bundles
+
+
+@pytest.fixture(scope="session")
+def parity_wheel(tmp_path_factory) -> Path:
+    """The wheel of the checkout as committed (its tracked files), built once."""
+    pytest.importorskip("setuptools")
+    root = Path(__file__).resolve().parent.parent
+    folder = tmp_path_factory.mktemp("wheel")
+    source = folder / "source"  # a copy: building writes build/ and *.egg-info beside it
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in tracked:
+        if (root / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, source / name)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+         str(folder), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = folder.glob("parity-*.whl")
+    return wheel

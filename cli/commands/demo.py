@@ -21,8 +21,9 @@ from parity.cli.options import device_option, only_option, seed_option
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
-    default=None,
-    help="Where to keep the models and bundles (default: a temporary folder).",
+    default=Path("parity-demo"),
+    show_default=True,
+    help="Where to keep the models (NAME.keras) and bundles (NAME/).",
 )
 @click.option("--preset", default="tiny", show_default=True, help="Zoo preset to train.")
 @seed_option("Training and input seed.")
