@@ -426,20 +426,23 @@ def test_a_trained_simple_rnn_exports_simplified(tmp_path):
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_a_fused_graph_that_strays_from_keras_is_given_up(monkeypatch, tmp_path, masked):
-    """Export runs the fused graph on the golden inputs: with the guard that
-    keeps an adapted Normalization out of the stand-in copy removed, the copy
-    loses the mean and the graph is wrong; export keeps tf2onnx's graph."""
+    """Export runs the fused graph on the golden inputs: with the fused op's
+    bias written wrong (injected), the graph strays from Keras; export keeps
+    tf2onnx's graph."""
+    import dataclasses
+
     from parity.exporter import export_model, fused
 
-    monkeypatch.setattr(fused, "_why_not_rebuilt", lambda layer: None)
-    normalization = keras.layers.Normalization()
+    written = fused.fused_op
+
+    def wrong_bias(layer):
+        op = written(layer)
+        return dataclasses.replace(op, bias=op.bias + 1.0)
+
+    monkeypatch.setattr(fused, "fused_op", wrong_bias)
     x = keras.Input((None, 3), name="steps")
-    if masked:  # the layer after a masked layer's last output may be any layer
-        normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 4)))
-        model = keras.Model(x, normalization(keras.layers.GRU(4)(keras.layers.Masking(0.0)(x))))
-    else:
-        normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 5, 3)))
-        model = keras.Model(x, keras.layers.GRU(4)(normalization(x)))
+    h = keras.layers.Masking(0.0)(x) if masked else x
+    model = keras.Model(x, keras.layers.Dense(2)(keras.layers.GRU(4)(h)))
     manifest = export_model(model, tmp_path / "bundle")
     assert any("strayed from Keras on the golden inputs" in note for note in manifest.notes)
     graph = onnx.load(tmp_path / "bundle" / "model.onnx")
