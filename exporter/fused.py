@@ -260,8 +260,6 @@ def _why_not_rebuilt(layer: Any) -> str | None:
     if all_layers(layer):
         # it holds layers: recurrent (its cell), a wrapper (Bidirectional) or a model
         return f"layer {layer.name!r} ({kind}) is recurrent, a wrapper or a model"
-    if hasattr(layer, "adapt"):  # Normalization's mean lives outside its weights
-        return f"layer {layer.name!r} ({kind}) holds adapted state that its weights do not"
     return None
 
 

@@ -204,13 +204,6 @@ def _masking_after_a_dense():  # a mask the runtime cannot compute from the inpu
     return keras.Model(x, keras.layers.GRU(4)(h))
 
 
-def _adapted_normalization():  # set_weights does not reach the mean it normalizes by
-    normalization = keras.layers.Normalization()
-    normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 5, 3)))
-    x = keras.Input((None, 3), name="steps")
-    return keras.Model(x, keras.layers.GRU(4)(normalization(x)))
-
-
 def _after_a_dense():  # the recurrent layer does not read the input
     x = keras.Input((None, 3), name="steps")
     return keras.Model(x, keras.layers.SimpleRNN(4)(keras.layers.Dense(3)(x)))
@@ -276,6 +269,22 @@ def test_unmasked_recurrent_layers_anywhere_are_fused_and_equal_keras(build, ops
     _assert_equals_keras(model, found.converted, data)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_an_adapted_normalization_is_copied_with_the_mean_it_normalizes_by(masked):
+    """The mean lives outside the layer's weights: the stand-in copy's
+    ``Normalization`` computes it again from them, so the fused graph
+    normalizes as Keras does, before the recurrent layer or after it."""
+    normalization = keras.layers.Normalization()
+    x = keras.Input((None, 3), name="steps")
+    if masked:  # the layer after a masked layer's last output may be any layer
+        normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 4)))
+        model = keras.Model(x, normalization(keras.layers.GRU(4)(keras.layers.Masking(0.0)(x))))
+    else:
+        normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 5, 3)))
+        model = keras.Model(x, keras.layers.GRU(4)(normalization(x)))
+    _fused_equals_keras(model, op="GRU", time_steps=6)
+
+
 class _Scale(keras.layers.Layer):
     def call(self, x):
         return 2.0 * x
@@ -301,7 +310,6 @@ def _embedding_then_dense():  # the Dense reads the mask-carrying embeddings
         (_backwards, "go_backwards=True"),
         (_swish, "activation 'silu' has no ONNX equivalent"),
         (_masking_after_a_dense, "(Masking) masks a value that is not the input"),
-        (_adapted_normalization, "(Normalization) holds adapted state"),
         (_custom_layer_after, "is a custom layer"),
         (_embedding_then_dense, "Dense is not one of LSTM, GRU, SimpleRNN"),
     ],
