@@ -44,13 +44,11 @@ from parity.exporter.keras_graph import (
     producer,
     producing_call,
 )
-from parity.runtime.bundle_format.manifest import MemorySpec, SourceForm, StateSpec
+from parity.runtime.bundle_format.manifest import Feedback, MemorySpec, SourceForm, StateSpec
 from parity.runtime.errors import ParityError
 
 if TYPE_CHECKING:
     import keras
-
-FEEDBACKS = ("identity", "argmax_onehot", "argmax_token")
 
 # Layers that act on each time step alone, so that running them on one step
 # of the decoder path gives that step of the training model's output.
@@ -96,7 +94,7 @@ class Seq2SeqSplit:
     encoder: keras.Model
     step: keras.Model
     states: tuple[StateSpec, ...]
-    feedback: str
+    feedback: Feedback
     start: str
     start_token: int | None
     encoder_input: str
@@ -601,7 +599,7 @@ def _step_model(
 # --- feedback and start rules -----------------------------------------------
 
 
-def _feedback(wiring: _Wiring, decoder_name: str) -> str:
+def _feedback(wiring: _Wiring, decoder_name: str) -> Feedback:
     decoder_input = wiring.decoder_input
     last = wiring.path[-1].outputs[0]
     out_size = last.shape[-1]
