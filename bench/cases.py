@@ -328,6 +328,8 @@ def _tf_step_loop(split: Any, inputs: dict, start: np.ndarray, steps: int, devic
     TensorFlow's between steps and come back as numpy once, at the end."""
     import tensorflow as tf
 
+    from parity.exporter.keras_generation import tensorflow_feedback
+
     target = _tf_device(device)
 
     @tf.function
@@ -340,18 +342,9 @@ def _tf_step_loop(split: Any, inputs: dict, start: np.ndarray, steps: int, devic
         with tf.device(target):
             return split.step(values, training=False)
 
-    features = split.step.inputs[0].shape[-1]
-    step_dtype = split.step.inputs[0].dtype
     encoder_x = tf.constant(inputs[split.encoder_input])
     first = tf.constant(start)
-
-    def feed_back(output):
-        if split.feedback == "identity":
-            return output
-        token = tf.argmax(output, axis=-1)
-        if split.feedback == "argmax_onehot":
-            return tf.one_hot(token, features, dtype=step_dtype)
-        return tf.cast(token, step_dtype)
+    feed_back = tensorflow_feedback(split)
 
     def generate() -> np.ndarray:
         encoded = iter(_as_list(encode(encoder_x)))

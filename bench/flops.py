@@ -27,7 +27,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from parity.exporter.keras_graph import nodes_by_depth, walk_by_depth
+from parity.exporter.keras_graph import calls_in_order, is_functional, is_recurrent
 from parity.runtime.errors import ParityError
 
 # Elementwise operations per unit and step, besides the two products.
@@ -56,7 +56,7 @@ def layer_flops(
 ) -> int:
     """Operations of one call of ``layer`` with these concrete input and output shapes."""
     kind = type(layer).__name__
-    if nodes_by_depth(layer) is not None:  # a nested model
+    if is_functional(layer):  # a nested model
         return count_flops(layer, batch, time)
     if kind == "TimeDistributed":
         fold = [_fold(shape) for shape in inputs], [_fold(shape) for shape in outputs]
@@ -66,7 +66,7 @@ def layer_flops(
             layer_flops(inner, inputs, outputs, batch, time)
             for inner in (layer.forward_layer, layer.backward_layer)
         )
-    if hasattr(layer, "cell"):
+    if is_recurrent(layer):
         return _recurrent_flops(layer, inputs[0])
     if kind == "Dense":
         return 2 * math.prod(inputs[0][:-1]) * math.prod(layer.kernel.shape)
@@ -124,23 +124,23 @@ def _recurrent_layers(model: Any) -> Iterator[Any]:
         if kind == "Bidirectional":
             yield layer.forward_layer
             yield layer.backward_layer
-        elif nodes_by_depth(layer) is not None:
+        elif is_functional(layer):
             yield from _recurrent_layers(layer)
-        elif hasattr(layer, "cell"):
+        elif is_recurrent(layer):
             yield layer
 
 
 def _calls(model: Any, batch: int, time: int | None) -> Iterator[tuple[Any, list, list]]:
     """Every layer call of a functional model (its inputs too), with concrete shapes."""
-    if nodes_by_depth(model) is None:
+    if not is_functional(model):
         raise ParityError(
             f"model {getattr(model, 'name', model)!r}: operations are counted on functional "
             "models only"
         )
-    for node in walk_by_depth(model):
-        inputs = [_concrete(t.shape, batch, time) for t in node.input_tensors]
-        outputs = [_concrete(t.shape, batch, time) for t in node.outputs]
-        yield node.operation, inputs, outputs
+    for call in calls_in_order(model):
+        inputs = [_concrete(t.shape, batch, time) for t in call.inputs]
+        outputs = [_concrete(t.shape, batch, time) for t in call.outputs]
+        yield call.layer, inputs, outputs
 
 
 def _concrete(shape: Any, batch: int, time: int | None) -> Shape:

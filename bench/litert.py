@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from parity.exporter.keras_graph import layer_name
+from parity.exporter.keras_graph import layer_name, rebuilt
 
 NOT_INSTALLED = "ai-edge-litert is not installed (pip install 'parity[bench]')"
 # The longest reason kept from a converter's message.
@@ -73,7 +73,6 @@ def _without_dropout(model: Any) -> Any:
     no dropout. Dropout does nothing at inference, but a recurrent layer with
     dropout updates its seed generator's variable even then, and a graph that
     assigns a variable cannot be frozen for the converter."""
-    import keras
 
     def dropout(layer: Any) -> bool:
         config = layer.get_config()
@@ -82,15 +81,14 @@ def _without_dropout(model: Any) -> Any:
     if not any(dropout(layer) for layer in model.layers):
         return model
 
-    def clone(layer: Any) -> Any:
+    def replace(layer: Any) -> Any:
+        if not dropout(layer):
+            return layer
         config = layer.get_config()
-        if dropout(layer):
-            config.update(dropout=0.0, recurrent_dropout=0.0)
+        config.update(dropout=0.0, recurrent_dropout=0.0)
         return type(layer).from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy
+    return rebuilt(model, replace)
 
 
 def _runner(model: Any, shapes: list[tuple[int, ...]]) -> Callable[..., list[np.ndarray]]:

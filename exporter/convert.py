@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 
 from parity.exporter.axes import AxisNames, axis_names
-from parity.exporter.keras_graph import input_names, model_inputs
+from parity.exporter.keras_graph import all_layers, input_names, is_recurrent, model_inputs
 from parity.exporter.keras_io import keras_output_names
 from parity.exporter.onnx_passes import simplified
 from parity.exporter.opsets import DEFAULT_OPSET, check_opset
@@ -126,6 +126,8 @@ def _non_cudnn(model: Any) -> Iterator[None]:
     cannot convert. ``Bidirectional`` keeps its own copies of the layers."""
     changed = []
     for layer in _recurrent_layers(model):
+        if not hasattr(layer, "use_cudnn"):  # a SimpleRNN has no cuDNN kernel
+            continue
         changed.append((layer, layer.use_cudnn))
         layer.use_cudnn = False
     try:
@@ -136,19 +138,9 @@ def _non_cudnn(model: Any) -> Iterator[None]:
 
 
 def _recurrent_layers(model: Any) -> list[Any]:
-    found = []
-    stack = list(getattr(model, "layers", ()))
-    while stack:
-        layer = stack.pop()
-        if hasattr(layer, "use_cudnn"):
-            found.append(layer)
-        for attribute in ("layers", "forward_layer", "backward_layer", "layer"):
-            inner = getattr(layer, attribute, None)
-            if isinstance(inner, list):
-                stack += inner
-            elif inner is not None and hasattr(inner, "name"):
-                stack.append(inner)
-    return found
+    """Every recurrent layer of ``model``, nested ones too (``Bidirectional``'s
+    copies, a ``TimeDistributed``'s, a nested model's)."""
+    return [layer for layer in all_layers(model) if is_recurrent(layer)]
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from parity.exporter.custom_objects import CustomObjects
 from parity.exporter.functional import as_functional
 from parity.exporter.fused import FusedGraph, NotFused, fuse_recurrent
 from parity.exporter.golden_data import golden_data, golden_mismatch
+from parity.exporter.keras_graph import all_layers, is_recurrent
 from parity.exporter.load import load_keras, source_info
 from parity.exporter.rewrite import needs_repair
 from parity.exporter.saved_model import NOTE as SAVED_MODEL_NOTE
@@ -176,7 +177,7 @@ def export_model(
         )
     if isinstance(fused, FusedGraph):
         notes.extend(fused.notes())
-    elif mask is None and any(hasattr(layer, "cell") for layer in model._flatten_layers()):
+    elif mask is None and any(map(is_recurrent, all_layers(model))):
         notes.append(
             "the recurrent layers are tf2onnx's graph (plain LSTMs as LSTM ops, others as "
             f"Loops): not fused because {fused.reason}"

@@ -56,7 +56,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from parity.exporter.convert import ConvertedGraph, checked, keras_to_onnx
-from parity.exporter.keras_graph import calls, layer_name
+from parity.exporter.keras_graph import StandIn, all_layers, calls, is_recurrent, rebuilt
 from parity.exporter.onnx_nodes import axes_op, read_by, readers_of, without_dead
 from parity.exporter.rnn_scan import rnn_as_scan
 from parity.exporter.rnn_weights import fused_op, unsupported
@@ -189,7 +189,7 @@ def _recurrent_layers(model: Any, mask: MaskSpec | None) -> tuple[list, Any] | N
     if len(readers) != 1 or type(readers[0]).__name__ != mask.source:
         return NotFused(f"the input is read by more than its {mask.source} layer")
     masker = readers[0]
-    (feed,) = calls(masker, model)[0].output_tensors
+    (feed,) = calls(masker, model)[0].outputs
     readers = [layer for layer in layers if _reads(model, layer, feed)]
     what = f"the {mask.source} layer's output"
     if len(readers) != 1:
@@ -198,7 +198,7 @@ def _recurrent_layers(model: Any, mask: MaskSpec | None) -> tuple[list, Any] | N
     why = _why_not_fusable(model, recurrent)
     if why is not None:
         return NotFused(why)
-    if calls(recurrent, model)[0].input_tensors[0] is not feed:
+    if calls(recurrent, model)[0].inputs[0] is not feed:
         return NotFused(f"layer {recurrent.name!r} reads more than {what}")
     for layer in layers:
         if layer is masker or layer is recurrent:
@@ -222,7 +222,7 @@ def _unmasked_layers(model: Any, layers: list) -> tuple[list, None] | NotFused:
         masking = kind == "Masking" or (kind == "Embedding" and layer.mask_zero)
         if masking:
             return NotFused(f"layer {layer.name!r} ({kind}) masks a value that is not the input")
-        if hasattr(layer, "cell"):
+        if is_recurrent(layer):
             why = _why_not_fusable(model, layer)
             if why is not None:
                 return NotFused(why)
@@ -241,8 +241,8 @@ def _why_not_fusable(model: Any, layer: Any) -> str | None:
     why = unsupported(layer)
     if why is not None:
         return f"layer {layer.name!r}: {why}"
-    node = calls(layer, model)[0]
-    if node.arguments.kwargs.get("initial_state") is not None or len(node.input_tensors) > 2:
+    call = calls(layer, model)[0]
+    if call.kwargs.get("initial_state") is not None or len(call.inputs) > 2:
         return f"layer {layer.name!r} starts from an initial_state"
     for flag in ("go_backwards", "stateful", "unroll"):
         if getattr(layer, flag):
@@ -257,16 +257,14 @@ def _why_not_rebuilt(layer: Any) -> str | None:
         # a custom layer may not rebuild from its config
         return f"layer {layer.name!r} is a custom layer"
     kind = type(layer).__name__
-    if any(True for _ in layer._flatten_layers(include_self=False, recursive=False)):
+    if all_layers(layer):
         # it holds layers: recurrent (its cell), a wrapper (Bidirectional) or a model
         return f"layer {layer.name!r} ({kind}) is recurrent, a wrapper or a model"
-    if hasattr(layer, "adapt"):  # Normalization's mean lives outside its weights
-        return f"layer {layer.name!r} ({kind}) holds adapted state that its weights do not"
     return None
 
 
 def _reads(model: Any, layer: Any, tensor: Any) -> bool:
-    return any(value is tensor for value in calls(layer, model)[0].input_tensors)
+    return any(value is tensor for value in calls(layer, model)[0].inputs)
 
 
 def _stand_in_copy(model: Any, recurrents: list, masker: Any) -> Any:
@@ -277,46 +275,32 @@ def _stand_in_copy(model: Any, recurrents: list, masker: Any) -> Any:
     real weights are written into the ONNX ops afterwards). The layers are
     fresh, so ``model`` gains no inbound nodes."""
     import keras
-    from keras import tree
 
-    source = model.inputs[0]
-    x = keras.Input(source.shape[1:], dtype=source.dtype, name=layer_name(source))
-    tensors = {id(source): x}
-    masking = masker if isinstance(masker, keras.layers.Masking) else None
-    if masking is not None:
-        (masked,) = calls(masking, model)[0].output_tensors
-        tensors[id(masked)] = x
-    copies, stand_ins = [], []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer) or layer is masking:
-            continue
-        if any(layer is recurrent for recurrent in recurrents):
-            copy = keras.layers.LSTM(
-                layer.cell.units,
-                return_sequences=layer.return_sequences,
-                return_state=layer.return_state,
-                name=layer.name,
-            )
-            stand_ins.append(copy)
-        else:
-            copy = _rebuilt(layer, mask_zero=False if layer is masker else None)
-            copies.append((layer, copy))
-        node = calls(layer, model)[0]
-        args, kwargs = node.arguments.fill_in(tensors)
-        kwargs.pop("mask", None)
-        outputs = tree.flatten(copy(*args, **kwargs))
-        # an LSTM stand-in also returns c, which a GRU or SimpleRNN does not have
-        pairs = zip(node.output_tensors, outputs[: len(node.output_tensors)], strict=True)
-        tensors.update((id(old), new) for old, new in pairs)
-    for layer, copy in copies:
-        copy.set_weights(layer.get_weights())
-    for marker, copy in enumerate(stand_ins, start=1):
-        kernel, recurrent, bias = copy.get_weights()
-        copy.set_weights(
+    stand_ins = {
+        id(layer): keras.layers.LSTM(
+            layer.cell.units,
+            return_sequences=layer.return_sequences,
+            return_state=layer.return_state,
+            name=layer.name,
+        )
+        for layer in recurrents
+    }
+
+    def replace(layer: Any) -> Any:
+        if id(layer) in stand_ins:
+            return StandIn(stand_ins[id(layer)])
+        if layer is masker and isinstance(layer, keras.layers.Masking):
+            return None
+        return _rebuilt(layer, mask_zero=False if layer is masker else None)
+
+    copy = rebuilt(model, replace, masks=False)
+    for marker, layer in enumerate(recurrents, start=1):
+        stand_in = stand_ins[id(layer)]
+        kernel, recurrent, bias = stand_in.get_weights()
+        stand_in.set_weights(
             [np.full_like(kernel, marker), np.zeros_like(recurrent), np.zeros_like(bias)]
         )
-    outputs = [tensors[id(tensor)] for tensor in model.outputs]
-    return keras.Model(x, outputs[0] if len(outputs) == 1 else outputs, name=model.name)
+    return copy
 
 
 def _write_op(graph: onnx.GraphProto, node: onnx.NodeProto, layer: Any) -> None:

@@ -1,16 +1,63 @@
-"""Reading Keras 3's functional graph: the one place that touches its private
-attributes (``_keras_history``, ``_inbound_nodes``, ``_nodes_by_depth``).
+"""The one adapter over Keras 3's functional graph: the only module that reads
+Keras' private attributes (``_keras_history``, ``_inbound_nodes``,
+``_nodes_by_depth``, ``_flatten_layers``) and its ``Node`` objects.
 
 Keras exposes no public API for walking a functional model's layer calls.
 Every graph walk in parity (the seq2seq split, the fused-export form check,
-mask discovery, output naming, FLOP counting) goes through these functions,
-so that a change in Keras' internals is met in this module alone.
+mask discovery, output naming, FLOP counting) reads parity's own records of
+the calls (:class:`LayerCall`), every question of "which layers" and "is it
+recurrent" is answered here, and every copy of a model with some layers
+swapped is made by :func:`rebuilt`, so that a change in Keras' internals is
+met in this module alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LayerCall:
+    """One call of a layer (or of a Keras op such as a mask's ``NotEqual``) in
+    a functional graph. Two records of the same call are equal.
+
+    ``args`` and ``kwargs`` are the call's arguments with its tensors in place;
+    ``inputs`` are those tensors in order (positional, then by keyword; a mask
+    passed along by Keras among them), ``outputs`` the tensors it returned."""
+
+    layer: Any = field(compare=False)
+    args: tuple[Any, ...] = field(compare=False)
+    kwargs: Mapping[str, Any] = field(compare=False)
+    inputs: tuple[Any, ...] = field(compare=False)
+    outputs: tuple[Any, ...] = field(compare=False)
+    _node: Any = field(repr=False)  # Keras' record of the call, read here alone: the identity
+
+    def substituted(self, tensors: Mapping[int, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The call's ``(args, kwargs)`` with each tensor replaced by its
+        substitute, to call the layer again on other tensors.
+
+        Args:
+            tensors: substitutes by ``id`` of the tensor they replace, one for
+                each tensor the call reads; a mask that Keras passed along and
+                that has none becomes ``None`` (the new call computes it again).
+        """
+        args, kwargs = self._node.arguments.fill_in(tensors)
+        return tuple(args), dict(kwargs)
+
+
+def _record(node: Any) -> LayerCall:
+    return LayerCall(
+        layer=node.operation,
+        args=tuple(node.arguments.args),
+        kwargs=dict(node.arguments.kwargs),
+        inputs=tuple(node.input_tensors),
+        outputs=tuple(node.outputs),
+        _node=node,
+    )
 
 
 def is_keras_tensor(value: Any) -> bool:
@@ -18,17 +65,17 @@ def is_keras_tensor(value: Any) -> bool:
     return hasattr(value, "_keras_history")
 
 
-def producer(tensor: Any) -> tuple[Any, int, int]:
-    """``(layer, node_index, tensor_index)``: the layer call that made ``tensor``
-    and which of that call's outputs it is."""
+def producer(tensor: Any) -> tuple[Any, int]:
+    """``(layer, index)``: the layer whose call made ``tensor``, and which of
+    that call's outputs it is."""
     history = tensor._keras_history
-    return history.operation, history.node_index, history.tensor_index
+    return history.operation, history.tensor_index
 
 
-def producing_node(tensor: Any) -> Any:
-    """The node (one call of a layer) whose output ``tensor`` is."""
-    layer, node_index, _ = producer(tensor)
-    return layer._inbound_nodes[node_index]
+def producing_call(tensor: Any) -> LayerCall:
+    """The layer call whose output ``tensor`` is."""
+    history = tensor._keras_history
+    return _record(history.operation._inbound_nodes[history.node_index])
 
 
 def layer_name(tensor: Any) -> str:
@@ -52,8 +99,8 @@ def is_input_tensor(tensor: Any) -> bool:
     return isinstance(producer(tensor)[0], keras.layers.InputLayer)
 
 
-def calls(layer: Any, model: Any = None) -> list[Any]:
-    """The nodes of ``layer``: one per call.
+def calls(layer: Any, model: Any = None) -> list[LayerCall]:
+    """The calls of ``layer``, in the order they were made.
 
     Args:
         layer: a Keras layer.
@@ -62,16 +109,39 @@ def calls(layer: Any, model: Any = None) -> list[Any]:
             has calls Keras made while building it).
     """
     nodes = list(getattr(layer, "_inbound_nodes", ()))
-    if model is None:
-        return nodes
-    mine = {id(node) for node in graph_nodes(model)}
-    return [node for node in nodes if id(node) in mine]
+    if model is not None:
+        mine = set(graph_calls(model))
+        return [call for call in map(_record, nodes) if call in mine]
+    return [_record(node) for node in nodes]
 
 
-def nodes_by_depth(model: Any) -> dict[int, list[Any]] | None:
-    """A functional model's nodes grouped by depth (0 at the outputs), or None
-    for a model that is not functional."""
-    return getattr(model, "_nodes_by_depth", None)
+def is_functional(model: Any) -> bool:
+    """Whether ``model`` is a functional model, whose calls :func:`calls_in_order`
+    walks (a ``Sequential`` model is not: wrap it as one first)."""
+    return getattr(model, "_nodes_by_depth", None) is not None
+
+
+def calls_in_order(model: Any) -> list[LayerCall]:
+    """A functional model's calls from its inputs to its outputs, its
+    ``InputLayer``s' and Keras' ops' (a mask's) too."""
+    by_depth = model._nodes_by_depth
+    return [_record(node) for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+def graph_calls(model: Any) -> list[LayerCall]:
+    """Every layer call of ``model``'s functional graph, found from its
+    outputs (its ``InputLayer``s left out)."""
+    seen: dict[LayerCall, None] = {}
+    pending = model_outputs(model)
+    while pending:
+        tensor = pending.pop()
+        if is_input_tensor(tensor):
+            continue
+        call = producing_call(tensor)
+        if call not in seen:
+            seen[call] = None
+            pending.extend(call.inputs)
+    return list(seen)
 
 
 def model_inputs(model: Any) -> list[Any]:
@@ -84,28 +154,6 @@ def model_outputs(model: Any) -> list[Any]:
     return as_list(getattr(model, "outputs", None) or [])
 
 
-def graph_nodes(model: Any) -> list[Any]:
-    """Every node of ``model``'s functional graph, found from its outputs."""
-    seen: dict[int, Any] = {}
-    pending = model_outputs(model)
-    while pending:
-        tensor = pending.pop()
-        if is_input_tensor(tensor):
-            continue
-        node = producing_node(tensor)
-        if id(node) not in seen:
-            seen[id(node)] = node
-            pending.extend(node.input_tensors)
-    return list(seen.values())
-
-
-def walk_by_depth(model: Any) -> Iterator[Any]:
-    """A functional model's nodes from its inputs to its outputs."""
-    by_depth = nodes_by_depth(model) or {}
-    for depth in sorted(by_depth, reverse=True):
-        yield from by_depth[depth]
-
-
 def as_list(value: Any) -> list[Any]:
     """``value`` as a list: a dict's values, a list or tuple, or one item."""
     if isinstance(value, dict):
@@ -113,3 +161,109 @@ def as_list(value: Any) -> list[Any]:
     if isinstance(value, list | tuple):
         return list(value)
     return [value]
+
+
+def all_layers(layer: Any) -> list[Any]:
+    """Every layer inside ``layer`` (a model, a wrapper, a recurrent layer), at
+    any depth, each once: a model's layers, a ``TimeDistributed``'s or a
+    ``Bidirectional``'s inner layers, a recurrent layer's cell, and theirs."""
+    return list(layer._flatten_layers(include_self=False))
+
+
+def is_recurrent(layer: Any) -> bool:
+    """Whether ``layer`` is a recurrent layer (``LSTM``, ``GRU``, ``SimpleRNN``,
+    ``RNN`` over a cell, ...): it has a ``cell`` and states. A wrapper over one
+    (``Bidirectional``) is not; :func:`all_layers` finds the layers it holds."""
+    import keras
+
+    return isinstance(layer, keras.layers.RNN)
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """What :func:`rebuilt`'s ``replace`` returns for a layer called in
+    another's place with weights of its own (set by the caller afterwards),
+    rather than given the original's."""
+
+    layer: Any
+
+
+def rebuilt(
+    model: Any,
+    replace: Callable[[Any], Any],
+    *,
+    float_inputs: str | None = None,
+    masks: bool = True,
+) -> Any:
+    """A copy of ``model``'s graph with some layers swapped or reconfigured;
+    ``model`` itself is left as it is (unless ``replace`` keeps its layers,
+    which are then called again).
+
+    A new layer is given the weights of the layer it replaces (cast to its own
+    dtypes), and then refreshes its adapted state: an adapted ``Normalization``
+    normalizes by a mean it computes from its weights, which setting them
+    alone leaves at the initial values.
+
+    Args:
+        model: a functional or built ``Sequential`` model (the copy is
+            functional, its inputs named as the model's).
+        replace: gives what the copy calls in a layer's place, for every layer
+            and Keras op of the graph (a nested model too): the layer itself,
+            kept and shared; a new layer, given the layer's weights; a
+            :class:`StandIn`, whose layer is called with the weights it has;
+            or ``None`` to drop the layer (its output is its first input).
+        float_inputs: the dtype of the copy's float inputs (``"float64"``);
+            ``None`` keeps each input's dtype.
+        masks: ``False`` calls each layer without the mask Keras would pass
+            it (a copy that takes the mask as data instead).
+    """
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        inputs, outputs = model_inputs(model), model_outputs(model)
+        model = keras.Model(_one_or_all(inputs), _one_or_all(outputs), name=model.name)
+    inputs = [
+        keras.Input(
+            batch_shape=tensor.shape,
+            dtype=float_inputs if float_inputs and "float" in str(tensor.dtype) else tensor.dtype,
+            name=layer_name(tensor),
+        )
+        for tensor in model_inputs(model)
+    ]
+    copies: list[tuple[Any, Any]] = []
+
+    def clone(layer: Any) -> Any:
+        chosen = replace(layer)
+        if isinstance(chosen, StandIn):
+            return chosen.layer
+        if chosen is not None and chosen is not layer:
+            copies.append((layer, chosen))
+        return chosen
+
+    def call(layer: Any, *args: Any, **kwargs: Any) -> Any:
+        if layer is None:
+            return args[0]
+        if not masks:
+            kwargs.pop("mask", None)
+        return layer(*args, **kwargs)
+
+    copy = keras.models.clone_model(
+        model,
+        input_tensors=keras.tree.pack_sequence_as(model.input, inputs),
+        clone_function=clone,
+        call_function=call,
+    )
+    for layer, new in copies:
+        if isinstance(new, keras.layers.Layer):
+            weights = layer.get_weights()
+            new.set_weights(
+                [np.asarray(w, v.dtype) for w, v in zip(weights, new.weights, strict=True)]
+            )
+            for inner in (new, *all_layers(new)):
+                if hasattr(inner, "adapt"):  # Normalization: the mean from its weights
+                    inner.finalize_state()
+    return copy
+
+
+def _one_or_all(tensors: list[Any]) -> Any:
+    return tensors[0] if len(tensors) == 1 else tensors

@@ -8,7 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from parity.exporter.keras_graph import input_names, model_inputs, model_outputs, producer
+from parity.exporter.keras_graph import (
+    input_names,
+    is_recurrent,
+    model_inputs,
+    model_outputs,
+    producer,
+)
 from parity.exporter.signature import input_domain
 from parity.runtime.errors import ParityError
 from parity.runtime.inputs import check_token_ids
@@ -25,12 +31,11 @@ def keras_output_names(model: Any) -> list[str]:
 
 
 def _output_name(tensor: Any) -> str:
-    layer, _, index = producer(tensor)
+    layer, index = producer(tensor)
     if index == 0:
         return layer.name
-    inner = getattr(layer, "cell", None)
-    kinds = ("h", "c") if type(inner).__name__ == "LSTMCell" else ("h",)
-    if inner is not None and getattr(layer, "return_state", False):
+    if is_recurrent(layer) and layer.return_state:
+        kinds = ("h", "c") if type(layer.cell).__name__ == "LSTMCell" else ("h",)
         per_direction = len(kinds)
         offset = index - 1
         direction = ("", "_backward")[offset // per_direction] if offset >= per_direction else ""

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 import onnx
@@ -68,7 +69,7 @@ from parity.exporter.onnx_passes import (
     read_state_not_sequence,
     rename_reads,
 )
-from parity.runtime.bundle_format.manifest import Seq2SeqSpec, TensorSpec
+from parity.runtime.bundle_format.manifest import Feedback, Seq2SeqSpec, TensorSpec
 from parity.runtime.errors import ParityError, quoted
 from parity.runtime.generate import LOOP_START, LOOP_STEPS
 
@@ -94,7 +95,6 @@ LOOP_PREFIX = "loop/"
 MAX_IR_VERSION = 10
 # The nodes added here use Squeeze with an axes input, which came with opset 13.
 MIN_OPSET = 13
-FEEDBACKS = ("identity", "argmax_onehot", "argmax_token")
 
 
 def generation_graph(
@@ -251,9 +251,9 @@ def _check_wiring(encoder: onnx.GraphProto, step: onnx.GraphProto, spec: Seq2Seq
     """Every name the spec gives must be in the graphs, the step graph must take
     nothing but the step input and the states, and the composed graph's own
     names must not collide."""
-    if spec.feedback not in FEEDBACKS:
+    if spec.feedback not in get_args(Feedback):
         raise ParityError(
-            f"feedback rule {spec.feedback!r} is unknown (known: {', '.join(FEEDBACKS)})"
+            f"feedback rule {spec.feedback!r} is unknown (known: {', '.join(get_args(Feedback))})"
         )
     step_inputs = [value.name for value in step.input]
     step_outputs = [value.name for value in step.output]

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from parity.exporter.keras_graph import all_layers, rebuilt
+
 
 def needs_repair(model: Any) -> bool:
-    return any(_is_time_distributed(layer) for layer in _all_layers(model))
+    return any(_is_time_distributed(layer) for layer in all_layers(model))
 
 
 def repair(model: Any) -> Any:
@@ -35,31 +37,20 @@ def repair(model: Any) -> Any:
         return model
     import keras
 
-    def clone(layer: Any) -> Any:
+    def replace(layer: Any) -> Any:
         if _is_time_distributed(layer):
             return _folded_class()(layer.layer, name=layer.name)
         if isinstance(layer, keras.Model):
             return repair(layer)
         return layer
 
-    return keras.models.clone_model(model, clone_function=clone)
+    return rebuilt(model, replace)
 
 
 def _is_time_distributed(layer: Any) -> bool:
     import keras
 
     return isinstance(layer, keras.layers.TimeDistributed) and not getattr(layer, "folded", False)
-
-
-def _all_layers(model: Any) -> list[Any]:
-    import keras
-
-    found = []
-    for layer in getattr(model, "layers", ()):
-        found.append(layer)
-        if isinstance(layer, keras.Model):
-            found += _all_layers(layer)
-    return found
 
 
 _FOLDED: list[type] = []

@@ -49,7 +49,7 @@ def _first_consumer(model: Any, tensor: Any, class_name: str) -> Any:
     for layer in getattr(model, "layers", ()):
         if type(layer).__name__ != class_name:
             continue
-        for node in calls(layer, model):
-            if any(value is tensor for value in node.input_tensors):
+        for call in calls(layer, model):
+            if any(value is tensor for value in call.inputs):
                 return layer
     return None

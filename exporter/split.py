@@ -33,22 +33,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from parity.exporter.keras_graph import (
-    graph_nodes,
+    LayerCall,
+    graph_calls,
     is_input_tensor,
     is_keras_tensor,
+    is_recurrent,
     layer_name,
     model_inputs,
     model_outputs,
     producer,
-    producing_node,
+    producing_call,
 )
-from parity.runtime.bundle_format.manifest import MemorySpec, SourceForm, StateSpec
+from parity.runtime.bundle_format.manifest import Feedback, MemorySpec, SourceForm, StateSpec
 from parity.runtime.errors import ParityError
 
 if TYPE_CHECKING:
     import keras
-
-FEEDBACKS = ("identity", "argmax_onehot", "argmax_token")
 
 # Layers that act on each time step alone, so that running them on one step
 # of the decoder path gives that step of the training model's output.
@@ -94,7 +94,7 @@ class Seq2SeqSplit:
     encoder: keras.Model
     step: keras.Model
     states: tuple[StateSpec, ...]
-    feedback: str
+    feedback: Feedback
     start: str
     start_token: int | None
     encoder_input: str
@@ -112,7 +112,7 @@ class _Wiring:
 
     encoder_input: Any  # KerasTensor
     decoder_input: Any  # KerasTensor
-    path: tuple[Any, ...]  # the decoder path's nodes, from the decoder input on
+    path: tuple[LayerCall, ...]  # the decoder path's calls, from the decoder input on
     initial_states: Mapping[str, tuple[Any, ...] | None]  # decoder layer -> tensors
     memories: tuple[Any, ...] = ()  # encoder tensors the decoder reads at every step
     form: SourceForm = "teacher_forcing"
@@ -127,10 +127,10 @@ def is_seq2seq(model: Any) -> bool:
     reason, rather than exported as a single graph."""
     if len(model_inputs(model)) < 2:
         return False
-    for node in graph_nodes(model):
-        if type(node.operation).__name__ in _ATTENTION:
+    for call in graph_calls(model):
+        if type(call.layer).__name__ in _ATTENTION:
             return True
-        states = _initial_state(node)
+        states = _initial_state(call)
         if states is not None and not all(is_input_tensor(state) for state in states):
             return True
     return False
@@ -162,7 +162,7 @@ def split_seq2seq(model: Any, *, start_token: int = 0) -> Seq2SeqSplit:
         encoder_input=layer_name(wiring.encoder_input),
         step_input=decoder_name,
         step_output=step_output,
-        decoder_layers=tuple(n.operation.name for n in wiring.path if _is_recurrent(n.operation)),
+        decoder_layers=tuple(c.layer.name for c in wiring.path if is_recurrent(c.layer)),
         form=wiring.form,
         horizon=wiring.horizon,
         memories=memories,
@@ -185,17 +185,17 @@ def _find_wiring(model: Any) -> _Wiring:
     steps = _unrolled_steps(outputs[0])
     path, decoder_input, memories = _decoder_path(steps[0] if steps else outputs[0], where)
     (encoder_input,) = [tensor for tensor in inputs if tensor is not decoder_input]
-    recurrent = [node for node in path if _is_recurrent(node.operation)]
+    recurrent = [call for call in path if is_recurrent(call.layer)]
     if not recurrent:
         raise ParityError(
             f"{where}: expected recurrent decoder layers between the decoder input "
             f"{layer_name(decoder_input)!r} and the output; found none"
         )
     initial_states = {}
-    for node in recurrent:
-        layer = node.operation
+    for call in recurrent:
+        layer = call.layer
         _check_decoder_layer(layer, where)
-        state = _initial_state(node)
+        state = _initial_state(call)
         if state is not None and len(state) != len(_state_sizes(layer)):
             raise ParityError(
                 f"{where}: decoder layer {layer.name!r} is called with {len(state)} initial "
@@ -223,9 +223,9 @@ def _unrolled_steps(output: Any) -> list[Any] | None:
     ``Concatenate(axis=1)`` or a ``Lambda`` over the list), or None."""
     if is_input_tensor(output):
         return None
-    node = producing_node(output)
-    joiner = node.operation
-    parts = list(node.input_tensors)
+    call = producing_call(output)
+    joiner = call.layer
+    parts = list(call.inputs)
     if len(parts) < 2 or any(len(part.shape) != len(output.shape) for part in parts):
         return None
     kind = type(joiner).__name__
@@ -238,7 +238,7 @@ def _unrolled_steps(output: Any) -> list[Any] | None:
     return parts if along_time else None
 
 
-def _check_unrolled(path: list[Any], steps: list[Any], where: str) -> None:
+def _check_unrolled(path: list[LayerCall], steps: list[Any], where: str) -> None:
     """Each step past the first must be the same layers called again on the
     previous step's output, every recurrent layer continuing from the states
     its previous call returned: then the step model, run N times with its
@@ -248,16 +248,16 @@ def _check_unrolled(path: list[Any], steps: list[Any], where: str) -> None:
         calls_back = []
         tensor = output
         for expected in reversed(path):
-            node = None if is_input_tensor(tensor) else producing_node(tensor)
-            if node is None or node.operation is not expected.operation:
-                found = "a model input" if node is None else repr(node.operation.name)
+            call = None if is_input_tensor(tensor) else producing_call(tensor)
+            if call is None or call.layer is not expected.layer:
+                found = "a model input" if call is None else repr(call.layer.name)
                 raise ParityError(
                     f"{where}: looks like a decoder unrolled by hand ({len(steps)} steps joined "
                     f"over time), but step {index} reaches {found} where the first step has "
-                    f"layer {expected.operation.name!r}; expected the same layers called again"
+                    f"layer {expected.layer.name!r}; expected the same layers called again"
                 )
-            calls_back.append(node)
-            tensor, _ = _sequence_argument(node)
+            calls_back.append(call)
+            tensor, _ = _sequence_argument(call)
         if tensor is not steps[index - 1]:
             raise ParityError(
                 f"{where}: looks like a decoder unrolled by hand, but step {index} does not read "
@@ -265,23 +265,23 @@ def _check_unrolled(path: list[Any], steps: list[Any], where: str) -> None:
                 "step's input"
             )
         current = list(reversed(calls_back))
-        for before, node in zip(previous, current, strict=True):
-            if not _is_recurrent(node.operation):
+        for before, call in zip(previous, current, strict=True):
+            if not is_recurrent(call.layer):
                 continue
-            carried = _initial_state(node) or ()
-            returned = tuple(before.output_tensors[1:])
+            carried = _initial_state(call) or ()
+            returned = tuple(before.outputs[1:])
             if len(carried) != len(returned) or any(
                 a is not b for a, b in zip(carried, returned, strict=True)
             ):
                 raise ParityError(
                     f"{where}: looks like a decoder unrolled by hand, but at step {index} layer "
-                    f"{node.operation.name!r} does not continue from the states its previous "
+                    f"{call.layer.name!r} does not continue from the states its previous "
                     "call returned (return_state=True, then initial_state=those states)"
                 )
         previous = current
 
 
-def _decoder_path(output: Any, where: str) -> tuple[list[Any], Any, list[Any]]:
+def _decoder_path(output: Any, where: str) -> tuple[list[LayerCall], Any, list[Any]]:
     """The decoder's layer calls from the decoder input to ``output``, in the
     order they run, the decoder input, and the memories.
 
@@ -294,7 +294,7 @@ def _decoder_path(output: Any, where: str) -> tuple[list[Any], Any, list[Any]]:
     to), which the step model takes as an input, the same at every step."""
     tensor = output
     while not is_input_tensor(tensor):
-        tensor = _primary_argument(producing_node(tensor))
+        tensor = _primary_argument(producing_call(tensor))
     decoder_input = tensor
     reads_decoder: dict[int, bool] = {}
 
@@ -306,12 +306,12 @@ def _decoder_path(output: Any, where: str) -> tuple[list[Any], Any, list[Any]]:
             elif is_input_tensor(value):
                 reads_decoder[key] = False
             else:
-                reads_decoder[key] = any(map(depends, producing_node(value).input_tensors))
+                reads_decoder[key] = any(map(depends, producing_call(value).inputs))
         return reads_decoder[key]
 
-    nodes: list[Any] = []
+    calls: list[LayerCall] = []
     memories: list[Any] = []
-    seen: set[int] = set()
+    seen: set[LayerCall] = set()
 
     def visit(value: Any) -> None:
         if value is decoder_input:
@@ -320,61 +320,61 @@ def _decoder_path(output: Any, where: str) -> tuple[list[Any], Any, list[Any]]:
             if not any(value is memory for memory in memories):
                 memories.append(value)
             return
-        layer, _, tensor_index = producer(value)
-        node = producing_node(value)
-        if _is_recurrent(layer) and tensor_index != 0:
+        layer, tensor_index = producer(value)
+        call = producing_call(value)
+        if is_recurrent(layer) and tensor_index != 0:
             raise ParityError(
                 f"{where}: the decoder reads the state of {layer.name!r}, which holds its "
                 "last step only; expected its sequence output"
             )
-        if id(node) in seen:
+        if call in seen:
             return
-        seen.add(id(node))
-        initial = _initial_state(node) or ()
-        _check_decoder_call(node, initial, depends, where)
-        for tensor in node.input_tensors:
+        seen.add(call)
+        initial = _initial_state(call) or ()
+        _check_decoder_call(call, initial, depends, where)
+        for tensor in call.inputs:
             if not any(tensor is state for state in initial):
                 visit(tensor)
-        nodes.append(node)
+        calls.append(call)
 
     visit(output)
-    return nodes, decoder_input, memories
+    return calls, decoder_input, memories
 
 
-def _primary_argument(node: Any) -> Any:
+def _primary_argument(call: LayerCall) -> Any:
     """A call's first tensor argument: a recurrent layer's sequence, an
     attention layer's query, a merge's first part."""
-    tensors = _tensor_arguments(node)
+    tensors = _tensor_arguments(call)
     if not tensors:
-        raise ParityError(f"layer {node.operation.name!r} is called on no tensor")
+        raise ParityError(f"layer {call.layer.name!r} is called on no tensor")
     return tensors[0]
 
 
-def _tensor_arguments(node: Any) -> list[Any]:
+def _tensor_arguments(call: LayerCall) -> list[Any]:
     """A call's tensor arguments in order (positional, then by keyword), each
     place counted, even where one tensor fills two (``[x, x]``)."""
     import keras
 
     return [
-        value
-        for value in keras.tree.flatten((node.arguments.args, node.arguments.kwargs))
-        if is_keras_tensor(value)
+        value for value in keras.tree.flatten((call.args, call.kwargs)) if is_keras_tensor(value)
     ]
 
 
-def _check_decoder_call(node: Any, initial: tuple[Any, ...], depends: Any, where: str) -> None:
+def _check_decoder_call(
+    call: LayerCall, initial: tuple[Any, ...], depends: Any, where: str
+) -> None:
     """A call on the decoder's side must compute each step from that step alone
     (and from the encoder's results): forward recurrent layers, per-step
     layers, merges of per-step values, attention whose query is the decoder's
     and whose keys and values are the encoder's."""
-    layer = node.operation
+    layer = call.layer
     kind = type(layer).__name__
     if kind == "Bidirectional":
         raise ParityError(
             f"{where}: decoder layer {layer.name!r} is Bidirectional, so it reads later "
             "steps and cannot run one step at a time; expected forward recurrent layers"
         )
-    if _is_recurrent(layer):
+    if is_recurrent(layer):
         if any(depends(state) for state in initial):
             raise ParityError(
                 f"{where}: the initial state of decoder layer {layer.name!r} depends on the "
@@ -384,7 +384,7 @@ def _check_decoder_call(node: Any, initial: tuple[Any, ...], depends: Any, where
     if kind in _PER_STEP:
         return
     if kind in _MERGES:
-        parts = _tensor_arguments(node)
+        parts = _tensor_arguments(call)
         from_encoder = [part for part in parts if not depends(part)]
         if from_encoder:
             raise ParityError(
@@ -395,13 +395,13 @@ def _check_decoder_call(node: Any, initial: tuple[Any, ...], depends: Any, where
             )
         return
     if kind in _ATTENTION:
-        kwargs = node.arguments.kwargs
+        kwargs = call.kwargs
         if kwargs.get("use_causal_mask") or kwargs.get("attention_mask") is not None:
             raise ParityError(
                 f"{where}: attention layer {layer.name!r} masks across the decoder's steps; "
                 "expected attention from each decoder step to the encoder's sequence"
             )
-        query, *attended = _tensor_arguments(node)
+        query, *attended = _tensor_arguments(call)
         if not depends(query) or any(map(depends, attended)):
             raise ParityError(
                 f"{where}: attention layer {layer.name!r} attends to the decoder's own "
@@ -417,22 +417,22 @@ def _check_decoder_call(node: Any, initial: tuple[Any, ...], depends: Any, where
     )
 
 
-def _sequence_argument(node: Any) -> tuple[Any, int]:
+def _sequence_argument(call: LayerCall) -> tuple[Any, int]:
     """The one tensor a layer of the decoder path reads besides its initial
     states, or None, and how many it reads."""
-    initial = _initial_state(node) or ()
-    tensors = [t for t in node.input_tensors if not any(t is s for s in initial)]
+    initial = _initial_state(call) or ()
+    tensors = [t for t in call.inputs if not any(t is s for s in initial)]
     return (tensors[0] if len(tensors) == 1 else None), len(tensors)
 
 
-def _initial_state(node: Any) -> tuple[Any, ...] | None:
+def _initial_state(call: LayerCall) -> tuple[Any, ...] | None:
     """The tensors a layer was called with as ``initial_state`` (by keyword, or
     second positional argument of a recurrent layer), or None."""
     import keras
 
-    state = node.arguments.kwargs.get("initial_state")
-    if state is None and _is_recurrent(node.operation) and len(node.arguments.args) > 1:
-        state = node.arguments.args[1]
+    state = call.kwargs.get("initial_state")
+    if state is None and is_recurrent(call.layer) and len(call.args) > 1:
+        state = call.args[1]
     if state is None:
         return None
     return tuple(keras.tree.flatten(state))
@@ -478,9 +478,9 @@ def _state_kinds(layer: Any) -> tuple[str, ...]:
 
 def _state_specs(wiring: _Wiring) -> tuple[StateSpec, ...]:
     specs = []
-    for node in wiring.path:
-        layer = node.operation
-        if not _is_recurrent(layer):
+    for call in wiring.path:
+        layer = call.layer
+        if not is_recurrent(layer):
             continue
         from_encoder = wiring.initial_states[layer.name] is not None
         for kind, size in zip(_state_kinds(layer), _state_sizes(layer), strict=True):
@@ -503,7 +503,7 @@ def _state_specs(wiring: _Wiring) -> tuple[StateSpec, ...]:
 def _memory_specs(wiring: _Wiring) -> tuple[MemorySpec, ...]:
     specs = []
     for tensor in wiring.memories:
-        layer, _, index = producer(tensor)
+        layer, index = producer(tensor)
         name = layer.name if index == 0 else f"{layer.name}_{index}"
         specs.append(MemorySpec(name, f"{name}_memory", f"{name}_memory"))
     return tuple(specs)
@@ -569,26 +569,26 @@ def _step_model(
         {id(tensor): x for tensor, x in zip(wiring.memories, memory_inputs, strict=True)}
     )
     new_states = []
-    for node in wiring.path:
-        layer = node.operation
-        if not _is_recurrent(layer):
-            args, kwargs = node.arguments.fill_in(tensors)
+    for call in wiring.path:
+        layer = call.layer
+        if not is_recurrent(layer):
+            args, kwargs = call.substituted(tensors)
             kwargs.pop("mask", None)
             outputs = keras.tree.flatten(layer(*args, **kwargs))
-            tensors.update({id(t): y for t, y in zip(node.output_tensors, outputs, strict=False)})
+            tensors.update({id(t): y for t, y in zip(call.outputs, outputs, strict=False)})
             continue
         mine = [spec for spec in states if spec.layer == layer.name]
         one_step = keras.layers.RNN(
             layer.cell, return_sequences=True, return_state=True, name=layer.name
         )
-        sequence = tensors[id(_sequence_argument(node)[0])]
+        sequence = tensors[id(_sequence_argument(call)[0])]
         y, *layer_states = one_step(sequence, initial_state=[state_inputs[s.name] for s in mine])
-        tensors[id(node.output_tensors[0])] = y
+        tensors[id(call.outputs[0])] = y
         new_states += [
             keras.layers.Identity(name=spec.step_output)(tensor)
             for spec, tensor in zip(mine, layer_states, strict=True)
         ]
-    output = tensors[id(wiring.path[-1].output_tensors[0])]
+    output = tensors[id(wiring.path[-1].outputs[0])]
     return keras.Model(
         [step_input, *state_inputs.values(), *memory_inputs],
         [output, *new_states],
@@ -599,7 +599,7 @@ def _step_model(
 # --- feedback and start rules -----------------------------------------------
 
 
-def _feedback(wiring: _Wiring, decoder_name: str) -> str:
+def _feedback(wiring: _Wiring, decoder_name: str) -> Feedback:
     decoder_input = wiring.decoder_input
     last = wiring.path[-1].outputs[0]
     out_size = last.shape[-1]
@@ -621,9 +621,9 @@ def _feedback(wiring: _Wiring, decoder_name: str) -> str:
     )
 
 
-def _ends_in_softmax(path: tuple[Any, ...]) -> bool:
-    for node in reversed(path):
-        layer = node.operation
+def _ends_in_softmax(path: tuple[LayerCall, ...]) -> bool:
+    for call in reversed(path):
+        layer = call.layer
         kind = type(layer).__name__
         if kind in _TRANSPARENT:
             continue
@@ -642,9 +642,3 @@ def _start_rule(wiring: _Wiring, feedback: str) -> str:
     encoder_shape = wiring.encoder_input.shape
     same_features = len(encoder_shape) == 3 and encoder_shape[-1] == wiring.decoder_input.shape[-1]
     return "last_encoder_step" if same_features else "zeros"
-
-
-def _is_recurrent(layer: Any) -> bool:
-    import keras
-
-    return isinstance(layer, keras.layers.RNN)

@@ -204,13 +204,6 @@ def _masking_after_a_dense():  # a mask the runtime cannot compute from the inpu
     return keras.Model(x, keras.layers.GRU(4)(h))
 
 
-def _adapted_normalization():  # set_weights does not reach the mean it normalizes by
-    normalization = keras.layers.Normalization()
-    normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 5, 3)))
-    x = keras.Input((None, 3), name="steps")
-    return keras.Model(x, keras.layers.GRU(4)(normalization(x)))
-
-
 def _after_a_dense():  # the recurrent layer does not read the input
     x = keras.Input((None, 3), name="steps")
     return keras.Model(x, keras.layers.SimpleRNN(4)(keras.layers.Dense(3)(x)))
@@ -276,6 +269,22 @@ def test_unmasked_recurrent_layers_anywhere_are_fused_and_equal_keras(build, ops
     _assert_equals_keras(model, found.converted, data)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_an_adapted_normalization_is_copied_with_the_mean_it_normalizes_by(masked):
+    """The mean lives outside the layer's weights: the stand-in copy's
+    ``Normalization`` computes it again from them, so the fused graph
+    normalizes as Keras does, before the recurrent layer or after it."""
+    normalization = keras.layers.Normalization()
+    x = keras.Input((None, 3), name="steps")
+    if masked:  # the layer after a masked layer's last output may be any layer
+        normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 4)))
+        model = keras.Model(x, normalization(keras.layers.GRU(4)(keras.layers.Masking(0.0)(x))))
+    else:
+        normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 5, 3)))
+        model = keras.Model(x, keras.layers.GRU(4)(normalization(x)))
+    _fused_equals_keras(model, op="GRU", time_steps=6)
+
+
 class _Scale(keras.layers.Layer):
     def call(self, x):
         return 2.0 * x
@@ -301,7 +310,6 @@ def _embedding_then_dense():  # the Dense reads the mask-carrying embeddings
         (_backwards, "go_backwards=True"),
         (_swish, "activation 'silu' has no ONNX equivalent"),
         (_masking_after_a_dense, "(Masking) masks a value that is not the input"),
-        (_adapted_normalization, "(Normalization) holds adapted state"),
         (_custom_layer_after, "is a custom layer"),
         (_embedding_then_dense, "Dense is not one of LSTM, GRU, SimpleRNN"),
     ],
@@ -426,20 +434,23 @@ def test_a_trained_simple_rnn_exports_simplified(tmp_path):
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_a_fused_graph_that_strays_from_keras_is_given_up(monkeypatch, tmp_path, masked):
-    """Export runs the fused graph on the golden inputs: with the guard that
-    keeps an adapted Normalization out of the stand-in copy removed, the copy
-    loses the mean and the graph is wrong; export keeps tf2onnx's graph."""
+    """Export runs the fused graph on the golden inputs: with the fused op's
+    bias written wrong (injected), the graph strays from Keras; export keeps
+    tf2onnx's graph."""
+    import dataclasses
+
     from parity.exporter import export_model, fused
 
-    monkeypatch.setattr(fused, "_why_not_rebuilt", lambda layer: None)
-    normalization = keras.layers.Normalization()
+    written = fused.fused_op
+
+    def wrong_bias(layer):
+        op = written(layer)
+        return dataclasses.replace(op, bias=op.bias + 1.0)
+
+    monkeypatch.setattr(fused, "fused_op", wrong_bias)
     x = keras.Input((None, 3), name="steps")
-    if masked:  # the layer after a masked layer's last output may be any layer
-        normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 4)))
-        model = keras.Model(x, normalization(keras.layers.GRU(4)(keras.layers.Masking(0.0)(x))))
-    else:
-        normalization.adapt(np.random.default_rng(0).normal(3.0, 2.0, size=(16, 5, 3)))
-        model = keras.Model(x, keras.layers.GRU(4)(normalization(x)))
+    h = keras.layers.Masking(0.0)(x) if masked else x
+    model = keras.Model(x, keras.layers.Dense(2)(keras.layers.GRU(4)(h)))
     manifest = export_model(model, tmp_path / "bundle")
     assert any("strayed from Keras on the golden inputs" in note for note in manifest.notes)
     graph = onnx.load(tmp_path / "bundle" / "model.onnx")

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
+from parity.exporter.keras_graph import rebuilt
 from parity.runtime.errors import quoted
 
 
@@ -21,38 +20,19 @@ def float64_model(model: Any) -> tuple[Any | None, str]:
 
     Every layer's dtype policy becomes float64 (nested layers of wrappers such
     as ``TimeDistributed`` and ``Bidirectional`` too); float inputs become
-    float64 inputs, integer inputs (token ids) stay as they are. A layer with
-    adapted state (an adapted ``Normalization``) refreshes what it computes
-    from its weights, which ``set_weights`` alone leaves at the initial
-    values.
+    float64 inputs, integer inputs (token ids) stay as they are. The weights
+    are the trained ones cast up, and a layer with adapted state (an adapted
+    ``Normalization``) normalizes by them (:func:`parity.exporter.keras_graph.rebuilt`).
 
     Args:
         model: a functional Keras model.
     """
-    import keras
+
+    def replace(layer: Any) -> Any:
+        return layer.__class__.from_config(_float64_config(layer.get_config()))
 
     try:
-        inputs = [
-            keras.Input(
-                batch_shape=tensor.shape,
-                dtype="float64" if "float" in str(tensor.dtype) else tensor.dtype,
-                name=tensor.name,
-            )
-            for tensor in model.inputs
-        ]
-        copy = keras.models.clone_model(
-            model,
-            input_tensors=keras.tree.pack_sequence_as(model.input, inputs),
-            clone_function=lambda layer: layer.__class__.from_config(
-                _float64_config(layer.get_config())
-            ),
-        )
-        weights = model.get_weights()
-        copy.set_weights([np.asarray(w, np.float64) if w.dtype.kind == "f" else w
-                          for w in weights])  # fmt: skip
-        for layer in copy._flatten_layers():
-            if hasattr(layer, "adapt"):  # Normalization computes its mean from its weights here
-                layer.finalize_state()
+        copy = rebuilt(model, replace, float_inputs="float64")
     except Exception as exc:  # Keras raises many types for a layer it cannot rebuild
         reason = quoted(exc, 200)
         return None, f"the model cannot be rebuilt in float64 ({reason})"
