@@ -17,10 +17,9 @@ from parity.exporter.convert import (
     simplified_graph,
 )
 from parity.exporter.custom_objects import CustomObjects
-from parity.exporter.functional import as_functional
 from parity.exporter.fused import FusedGraph, NotFused, fuse_recurrent
 from parity.exporter.golden_data import golden_data, golden_mismatch
-from parity.exporter.keras_graph import all_layers, is_recurrent
+from parity.exporter.keras_graph import all_layers, as_functional, is_recurrent
 from parity.exporter.load import load_keras, source_info
 from parity.exporter.rewrite import needs_repair
 from parity.exporter.saved_model import NOTE as SAVED_MODEL_NOTE

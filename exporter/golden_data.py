@@ -51,8 +51,8 @@ def golden_mismatch(
     """Where ONNX Runtime's outputs of ``proto`` on the golden inputs of graph
     ``key`` stray from Keras' beyond ``REWRITE_ATOL``/``REWRITE_RTOL``, in
     words, or ``None``. Export asks this of the graphs it rewrites (parity's
-    fused recurrent layers): a layer whose copy lost state (an adapted
-    ``Normalization``) gives a graph that converts and runs, and is wrong.
+    fused recurrent layers): a copy that lost a layer's state gives a graph
+    that converts and runs, and is wrong.
 
     Args:
         proto: the ONNX model.

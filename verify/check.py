@@ -567,7 +567,7 @@ def load_source_model(model: Any, manifest: Any, options: VerifyOptions) -> tupl
     model as a functional model over its own layers), so that everything
     verification builds from it (the float64 rebuild, the seq2seq split) sees
     what the export saw. ``options`` gives ``unsafe`` and ``custom_objects``."""
-    from parity.exporter.functional import as_functional
+    from parity.exporter.keras_graph import as_functional
 
     if not isinstance(model, str | Path):
         return as_functional(model), getattr(model, "name", "keras model")
