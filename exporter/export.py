@@ -27,6 +27,8 @@ from parity.exporter.saved_model import is_wrapped_saved_model
 from parity.exporter.seq2seq_bundle import export_seq2seq, is_seq2seq
 from parity.exporter.signature import find_mask
 from parity.exporter.split import split_seq2seq
+from parity.exporter.stream_bundle import export_stream
+from parity.exporter.stream_plan import is_stateful
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, GraphSpec, Manifest, MaskSpec
 from parity.runtime.errors import ParameterError, ParityError
 from parity.runtime.paths import as_path
@@ -48,6 +50,7 @@ def export_keras(
     seed: int = 0,
     fuse: bool = True,
     custom_objects: CustomObjects = None,
+    streaming: bool = False,
 ) -> Manifest:
     """Load the saved model ``src`` (safely) and export it to the bundle ``out_dir``.
 
@@ -70,6 +73,9 @@ def export_keras(
             form allows (False keeps tf2onnx's general graph).
         custom_objects: the model's own classes and functions: a mapping of
             names to them, or a Python file that defines them (trusted code).
+        streaming: export a stateless forward recurrent model as a stream
+            (:mod:`parity.exporter.stream_bundle`); a model whose recurrent
+            layers are stateful is exported as one without it.
 
     Returns:
         The manifest as written.
@@ -92,6 +98,7 @@ def export_keras(
         steps=steps,
         seed=seed,
         fuse=fuse,
+        streaming=streaming,
     )
 
 
@@ -106,17 +113,19 @@ def export_model(
     steps: int | None = None,
     seed: int = 0,
     fuse: bool = True,
+    streaming: bool = False,
 ) -> Manifest:
     """Export an in-memory Keras model to the bundle ``out_dir``. A seq2seq model
     (detected, or forced with ``seq2seq=True``) becomes an encoder, a one-step
-    decoder and a generation graph.
+    decoder and a generation graph; a stateful model (or any forward
+    recurrent model with ``streaming``) a stream graph.
 
     Args:
         model: a functional or ``Sequential`` Keras model.
         out_dir: as for :func:`export_keras`.
         source: what the manifest records of the model's file (name, file,
             sha256); the model's name alone when omitted.
-        opset, dynamic_batch, seq2seq, steps, seed, fuse: as for
+        opset, dynamic_batch, seq2seq, steps, seed, fuse, streaming: as for
             :func:`export_keras`.
 
     Returns:
@@ -126,6 +135,17 @@ def export_model(
     check_opset(opset)
     model = as_functional(model)
     source = dict(source or {"name": model.name, "file": "", "sha256": ""})
+    if streaming or is_stateful(model):
+        if seq2seq:
+            raise ParameterError("seq2seq", "a stream bundle is one graph, never split")
+        if steps is not None:
+            raise ParameterError("steps", "applies to seq2seq models only")
+        if not dynamic_batch:
+            raise ParameterError("dynamic_batch", "a stream bundle keeps its batch axis dynamic")
+        return export_stream(
+            model, Path(out_dir), source=source, streaming=streaming, opset=opset, fuse=fuse,
+            seed=seed,
+        )  # fmt: skip
     saved_model = is_wrapped_saved_model(model)
     if seq2seq and saved_model:
         raise ParityError(

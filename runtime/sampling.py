@@ -58,6 +58,33 @@ def sample_inputs(
     return Sample(inputs, drawn)
 
 
+def sample_stream(
+    specs: Iterable[TensorSpec], batch: int, steps: int, mask: MaskSpec | None, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Whole sequences of ``steps`` steps to feed a stream in chunks. A
+    stream's masked steps fall anywhere (a row with nothing to say at a
+    tick), so the masked input gets them anywhere too: the first row none
+    (when there are others), the last row (of three or more) a run from step
+    2 over half the sequence, which covers whole chunks, and every other row
+    its first two steps and about a third of the rest."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for spec in specs:
+        shape = (batch, steps, *(_size(dim, batch, steps) for dim in spec.shape[2:]))
+        value = draw(spec, shape, rng, avoid=None if mask is None else mask.value)
+        if mask is not None and spec.name == mask.input:
+            masked = rng.random((batch, steps)) < 0.3
+            masked[:, :2] = True
+            if batch > 1:
+                masked[0] = False
+            if batch > 2:
+                masked[-1] = False
+                masked[-1, 2 : 2 + steps // 2] = True
+            value[masked] = mask.value
+        inputs[spec.name] = value
+    return inputs
+
+
 def draw(
     spec: TensorSpec, shape: tuple[int, ...], rng: np.random.Generator, avoid: float | None = None
 ) -> np.ndarray:

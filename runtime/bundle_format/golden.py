@@ -5,7 +5,12 @@ One ``.npz`` holds every array, keyed ``<draw>/inputs/<name>`` and
 ``<draw>/outputs/<name>``. A draw is one call of one graph: the graph's key
 for the first draw, ``<key>.<n>`` for later ones. A seq2seq bundle also holds
 a whole generation under the draw ``generation``: the encoder inputs, the
-first step input ``start`` and the stacked step outputs.
+first step input ``start`` and the stacked step outputs. A stream bundle
+holds a whole stream fed in chunks under the draw ``stream_chunks``: the
+inputs (the whole sequences), ``lengths`` (each chunk's), ``resets`` (the
+rows reset before each chunk, ``(chunks, batch)`` booleans), the outputs
+(per-step ones joined over time, per-chunk ones stacked) and
+``states/<state input>`` (the final states).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from parity.runtime.npy import load_arrays
 
 GENERATION = "generation"
 START = "start"
+STREAM_CHUNKS = "stream_chunks"
 
 
 def draw_name(graph_key: str, index: int) -> str:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, get_args
 
+from parity.runtime.bundle_format.streaming import StreamSpec, parse_streaming
 from parity.runtime.errors import BundleError, quoted
 
 FORMAT = "parity-bundle"
@@ -173,6 +174,7 @@ class Manifest:
     mask: MaskSpec | None = None
     seq2seq: Seq2SeqSpec | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    streaming: StreamSpec | None = None  # a stream bundle (bundle_format.streaming)
 
     def graph(self, key: str) -> GraphSpec:
         if key not in self.graphs:
@@ -181,6 +183,8 @@ class Manifest:
 
     def to_json(self) -> str:
         data = {"format": FORMAT, **asdict(self)}
+        if data["streaming"] is None:  # so that a parity without streams reads the bundle
+            del data["streaming"]
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
@@ -479,7 +483,7 @@ def parse_manifest(data: Any, origin: str = "manifest") -> Manifest:
             f"(this parity reads version {FORMAT_VERSION})"
         )
     required = {"format", "format_version", "name", "kind", "source", "opset", "versions"}
-    optional = {"graphs", "golden", "mask", "seq2seq", "notes"}
+    optional = {"graphs", "golden", "mask", "seq2seq", "notes", "streaming"}
     schema.fields(data, "manifest", required | {"graphs"}, optional)
     raw_graphs = data["graphs"]
     if not isinstance(raw_graphs, dict) or not raw_graphs:
@@ -514,6 +518,11 @@ def parse_manifest(data: Any, origin: str = "manifest") -> Manifest:
         mask=schema.mask(data["mask"], graphs) if data.get("mask") is not None else None,
         seq2seq=schema.seq2seq(seq2seq, graphs) if seq2seq is not None else None,
         notes=tuple(notes),
+        streaming=(
+            parse_streaming(schema, data["streaming"], graphs, MAX_DIM)
+            if data.get("streaming") is not None
+            else None
+        ),
     )
 
 
