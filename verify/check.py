@@ -109,6 +109,8 @@ def check(
         if policy.growth is not None:
             raise ParameterError("growth", "applies to seq2seq bundles only (generations)")
     policy.check_outputs(spec.name for graph in manifest.graphs.values() for spec in graph.outputs)
+    if inputs is not None and manifest.streaming is not None:
+        raise ParameterError("inputs", "a stream bundle is verified on sequences fed in chunks")
     if inputs is not None:
         if model is None:
             raise ParameterError(
@@ -131,6 +133,15 @@ def check(
         keras_model, model_label = load_source_model(model, manifest, options)
         tf_device = select_device(device, tf32)
         tensorflow_label = tf_device.label
+    if model is not None and manifest.streaming is not None:
+        from parity.verify.stream import check_stream
+
+        streamed = check_stream(loaded, keras_model, options, tf_device, say)
+        checks += streamed.checks
+        curves += streamed.curves
+        notes += streamed.notes
+        float64 = streamed.float64
+    elif model is not None:
         run = tensorflow_run(loaded, keras_model, tf_device, options, inputs=inputs, progress=say)
         float64 = run.float64
         say("onnxruntime against tensorflow")
@@ -296,7 +307,7 @@ def _guarded(stage: str, run: Callable[[], tuple[list, ...]]) -> tuple[list, ...
 
 
 # The kinds of checks that hold ONNX Runtime to TensorFlow on drawn inputs.
-_DRAWN_KINDS = ("output", "encoder", "step", "generation")
+_DRAWN_KINDS = ("output", "encoder", "step", "generation", "stream")
 
 
 def constant_output_findings(checks: Sequence[Check]) -> list[Finding]:
@@ -379,6 +390,10 @@ def check_golden(bundle: Bundle, policy: TolerancePolicy) -> tuple[list[Check], 
             )
             checks.append(check)
             curves.append(curve)
+    if bundle.manifest.streaming is not None:
+        from parity.verify.stream import check_stream_golden
+
+        checks += check_stream_golden(bundle, golden, policy)
     if not checks:
         raise ParityError(f"{bundle.path}: the bundle holds no golden data to check against")
     return checks, curves
