@@ -11,11 +11,14 @@ sequences (a masked model's with masked steps anywhere) in the same chunks
 lengths with some rows reset half way), and:
 
 - per schedule and output, each chunk is held to the noise rule on its own:
-  ONNX Runtime's error against the twin rebuilt in float64, fed the same
-  chunks, within 10 times TensorFlow's own (the chunk's floor, never below an
-  earlier chunk's: an error carried in the states compounds). The report
-  gives the error against the chunk index, as it does a generation's steps;
-  the final states are held to the same rule;
+  ONNX Runtime's difference from TensorFlow's output within 10 times the
+  float32 noise floor, which is the stateless twin's float32 error against
+  the twin rebuilt in float64, both fed the same chunks (the chunk's floor,
+  never below an earlier chunk's: an error carried in the states
+  compounds). The floor comes from the twin alone, so that a twin that
+  strayed from the stateful model could not widen it. The report gives the
+  error against the chunk index, as it does a generation's steps; the final
+  states are held to the same rule;
 - in each runtime alone, the invariant of a stream: chunked as the schedule
   says, it gives what one call over the whole sequence gives, at valid steps
   and for the states (a per-chunk output: what one call over the steps up
@@ -60,6 +63,7 @@ INVARIANCE = "stream-invariance"
 LONGEST_CHUNK = 7
 
 Run = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]  # outputs, final states
+Rounding = tuple[Run, Run]  # the stateless twin's run in float32 and in float64
 Progress = Callable[[str], None]
 
 
@@ -173,13 +177,14 @@ def check_stream(
             return StatefulKeras(keras_model, plan)
         return TwinStream(twin, batch)
 
-    runs = {}
+    runs: dict[Schedule, tuple[Run, Rounding | None]] = {}
     try:
         with on_device(tf_device):
             for schedule in plan_of_runs:
                 say(f"stream, {schedule.name}: tensorflow chunk by chunk")
                 resets = schedule.resets(batch)
-                expected = run_schedule(tensorflow(schedule), inputs, schedule.chunks, resets)
+                reference = tensorflow(schedule)
+                expected = run_schedule(reference, inputs, schedule.chunks, resets)
                 precise = exact.run(
                     lambda s=schedule, r=resets: run_schedule(
                         TwinStream(twin, batch, model=exact_model, dtype=np.float64),
@@ -188,7 +193,11 @@ def check_stream(
                         r,
                     )
                 )
-                runs[schedule] = (expected, precise)
+                single = expected
+                if precise is not None and not isinstance(reference, TwinStream):
+                    twin32 = TwinStream(twin, batch)
+                    single = run_schedule(twin32, inputs, schedule.chunks, resets)
+                runs[schedule] = (expected, None if precise is None else (single, precise))
     finally:
         if stateful:
             stateful.set_states(found)
@@ -203,13 +212,15 @@ def check_stream(
     curves: list[StepErrors] = []
     onnx: dict[Schedule, Run] = {}
     try:
-        for schedule, (expected, precise) in runs.items():
+        for schedule, (expected, rounding) in runs.items():
             say(f"stream, {schedule.name}: onnxruntime chunk by chunk")
             resets = schedule.resets(batch)
             onnx[schedule] = run_schedule(
                 open_stream(bundle, batch), inputs, schedule.chunks, resets
             )
-            checks_, curves_ = compare_run(schedule, expected, onnx[schedule], precise, policy, per)
+            checks_, curves_ = compare_run(
+                schedule, expected, onnx[schedule], rounding, policy, per
+            )
             checks += checks_
             curves += curves_
     except RunError as exc:
@@ -219,8 +230,7 @@ def check_stream(
             tuple(notes),
             exact.reason,
         )
-    whole, *_ = runs.values()
-    floors = _floors(whole[0], whole[1])
+    floors = _floors(next(iter(runs.values()))[1])
     valid = valid_steps(inputs, mask)
     sides: dict[str, tuple[Callable[[Schedule], Any], dict[Schedule, Run]]] = {
         "tensorflow": (tensorflow, {s: expected for s, (expected, _) in runs.items()}),
@@ -245,7 +255,7 @@ def compare_run(
     schedule: Schedule,
     expected: Run,
     actual: Run,
-    exact: Run | None,
+    rounding: Rounding | None,
     policy: TolerancePolicy,
     per: Mapping[str, str],
 ) -> tuple[list[Check], list[StepErrors]]:
@@ -255,7 +265,8 @@ def compare_run(
         schedule: the chunks both runs were fed.
         expected: TensorFlow's run (float32).
         actual: ONNX Runtime's run.
-        exact: the float64 twin's run; None where float64 did not run.
+        rounding: the stateless twin's runs in float32 and float64, whose
+            difference is the noise floor; None where float64 did not run.
         policy: the rule and tolerances.
         per: each output's kind, "step" or "chunk".
 
@@ -267,26 +278,19 @@ def compare_run(
     for name in expected[0]:
         label = f"stream {schedule.name}/{name}"
         pieces = [_pieces(run[0][name], per[name], schedule.chunks) for run in (expected, actual)]
-        precise = None if exact is None else _pieces(exact[0][name], per[name], schedule.chunks)
-        check, curve = per_chunk(label, name, *pieces, precise, policy)
+        floors = None
+        if rounding is not None:
+            single, precise = (_pieces(r[0][name], per[name], schedule.chunks) for r in rounding)
+            floors = np.maximum.accumulate(
+                [noise_of(a, b, a)[0] for a, b in zip(single, precise, strict=True)]
+            )
+        check, curve = per_chunk(label, name, *pieces, floors, policy)
         checks.append(check)
         curves.append(curve)
-    names = list(expected[1])
-    stacked = [np.concatenate([run[1][n] for n in names], axis=1) for run in (expected, actual)]
-    exact_states = None
-    if exact is not None and policy.uses_noise("states"):
-        exact_states = np.concatenate([exact[1][n] for n in names], axis=1)
-    checks.append(
-        compare_arrays(
-            f"stream {schedule.name}/final states",
-            KIND,
-            *stacked,
-            policy.for_output("states"),
-            exact=exact_states,
-            factor=policy.noise_factor,
-            output="states",
-        )
-    )
+    want, got = (_states(run) for run in (expected, actual))
+    floor = None if rounding is None else noise_of(*map(_states, rounding), _states(rounding[0]))[0]
+    checks.append(_noise_check(f"stream {schedule.name}/final states", "states", want, got,
+                               floor, policy))  # fmt: skip
     return checks, curves
 
 
@@ -295,40 +299,31 @@ def per_chunk(
     output: str,
     expected: Sequence[np.ndarray],
     actual: Sequence[np.ndarray],
-    exact: Sequence[np.ndarray] | None,
+    floors: Sequence[float] | None,
     policy: TolerancePolicy,
 ) -> tuple[Check, StepErrors]:
     """One output of a run, each chunk judged on its own.
-
-    Under the noise rule the floor of chunk ``i`` is the largest float32
-    noise of chunks ``0..i``: an error carried in the states compounds.
 
     Args:
         label: the check's name.
         output: the output's name (its tolerance overrides apply).
         expected: TensorFlow's output, one array per chunk.
         actual: ONNX Runtime's, likewise.
-        exact: the float64 twin's, likewise; None: the allclose rule.
+        floors: the noise floor of each chunk (the largest float32 noise of
+            the chunks up to it: an error carried in the states compounds);
+            None: the allclose rule.
         policy: the rule and tolerances.
 
     Returns:
         The worst chunk's check (the first failing one's where one fails),
         named ``label``, and the error of every chunk.
     """
-    base = policy.for_output(output)
-    noise = exact is not None and policy.uses_noise(output)
-    checks, floors, floor = [], [], 0.0
-    for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
-        name = f"{label} chunk {index}"
-        if noise:
-            floor = max(floor, noise_of(want, exact[index], want)[0])
-            floors.append(floor)
-            checks.append(
-                compare_arrays(name, KIND, want, got, base, exact=exact[index],
-                               factor=policy.noise_factor, noise_floor=floor, output=output)
-            )  # fmt: skip
-        else:
-            checks.append(compare_arrays(name, KIND, want, got, base, output=output))
+    noise = floors is not None and policy.uses_noise(output)
+    checks = [
+        _noise_check(f"{label} chunk {index}", output, want, got,
+                     floors[index] if noise else None, policy)
+        for index, (want, got) in enumerate(zip(expected, actual, strict=True))
+    ]  # fmt: skip
     first = next((i for i, check in enumerate(checks) if not check.passed), None)
     worst = checks[first] if first is not None else max(checks, key=lambda c: c.ratio or 0.0)
     detail = ""
@@ -344,7 +339,7 @@ def per_chunk(
         max_abs_per_step=tuple(check.max_abs for check in checks),
         first_failing_step=first,
         rule="noise" if noise else "allclose",
-        noise_per_step=tuple(floors),
+        noise_per_step=tuple(float(f) for f in floors) if noise else (),
         error_per_step=tuple(check.error for check in checks),
         allowed_per_step=tuple(check.atol for check in checks) if noise else (),
     )
@@ -426,18 +421,50 @@ def _pieces(value: np.ndarray, per: str, chunks: Sequence[int]) -> list[np.ndarr
     return [value[:, end - length : end] for end, length in zip(ends, chunks, strict=True)]
 
 
-def _floors(expected: Run, exact: Run | None) -> dict[str, float] | None:
-    """TensorFlow's float32 noise floor of each output and of the states over
-    a whole run; None where float64 did not run."""
-    if exact is None:
+def _floors(rounding: Rounding | None) -> dict[str, float] | None:
+    """The float32 noise floor of each output and of the states over a whole
+    run; None where float64 did not run."""
+    if rounding is None:
         return None
-    floors = {
-        name: noise_of(value, exact[0][name], value)[0] for name, value in expected[0].items()
-    }
-    names = list(expected[1])
-    states = [np.concatenate([run[1][n] for n in names], axis=1) for run in (expected, exact)]
-    floors["states"] = noise_of(states[0], states[1], states[0])[0]
+    single, precise = rounding
+    floors = {name: noise_of(v, precise[0][name], v)[0] for name, v in single[0].items()}
+    floors["states"] = noise_of(_states(single), _states(precise), _states(single))[0]
     return floors
+
+
+def _states(run: Run) -> np.ndarray:
+    """Every final state of a run side by side, (batch, all sizes)."""
+    return np.concatenate(list(run[1].values()), axis=1)
+
+
+def _noise_check(
+    name: str,
+    output: str,
+    expected: np.ndarray,
+    actual: np.ndarray,
+    floor: float | None,
+    policy: TolerancePolicy,
+) -> Check:
+    """``actual`` held to TensorFlow's ``expected`` within the policy's noise
+    factor times ``floor`` (the twin's float32 noise, which Keras' stateful
+    model itself cannot inflate), or by the allclose rule when ``floor`` is
+    None or the output's tolerance is fixed."""
+    base = policy.for_output(output)
+    if floor is None or not policy.uses_noise(output):
+        return compare_arrays(name, KIND, expected, actual, base, output=output)
+    check = compare_arrays(
+        name, KIND, expected, actual, base, exact=np.asarray(expected, np.float64),
+        factor=policy.noise_factor, noise_floor=float(floor), output=output,
+    )  # fmt: skip
+    if check.passed or check.detail:
+        return check
+    return dataclasses.replace(
+        check,
+        detail=f"differs from TensorFlow's by {check.error:.2e}, {check.ratio:.2g} times the "
+        f"float32 noise floor {check.noise_floor:.2e} (allowed: {check.limit:g} times); worst "
+        f"element {check.worst_index}: expected {check.worst_expected!r}, got "
+        f"{check.worst_actual!r}",
+    )
 
 
 def _same(label: str, output: str, reference: np.ndarray, other: np.ndarray, floors: Any) -> Check:
