@@ -12,6 +12,8 @@ from parity.bench.floor import measure_floor
 from parity.bench.fusion import fusion_case
 from parity.bench.machine import machine_info
 from parity.bench.result import BenchResult, Settings
+from parity.bench.stream import MODELS as STREAM_MODELS
+from parity.bench.stream import stream_case
 from parity.runtime.errors import ParameterError
 
 PRESETS = ("tiny", "seed")
@@ -42,6 +44,12 @@ def run_bench(settings: Settings, progress: Callable[[str], None] = lambda _: No
                 "masked_lstm with LSTM, GRU, SimpleRNN: parity's graphs against tf2onnx's Loop"
             )
             case = fusion_case(settings, Path(folder))
+            rows += case.rows
+            gemms += case.gemms
+        streamed = [name for name in names if name in STREAM_MODELS]
+        if streamed and settings.device != "gpu":
+            progress(f"{', '.join(streamed)} stateful, one step a call: stream against Keras")
+            case = stream_case(settings, Path(folder), streamed)
             rows += case.rows
             gemms += case.gemms
     progress("floor: numpy float32 GEMM")

@@ -214,3 +214,16 @@ def test_a_way_that_cannot_run_is_a_row_that_says_why():
     assert rows["tf.function XLA"] == (None, "failed: XLA compilation failed at line 3")
     assert rows["litert"] == (None, "does not convert to LiteRT: no")
     assert rows["keras predict"] == (None, "no GPU")
+
+
+def test_stream_rows_time_one_step_of_a_stateful_model(tmp_path):
+    from parity.bench.stream import METHODS, stream_case
+
+    settings = Settings(preset="tiny", batches=(1, 3), repeats=1, warmup=0)
+    case = stream_case(settings, tmp_path, ["seq_tagger"])
+    rows = {(row.batch, row.method): row for row in case.rows}
+    assert set(rows) == {(batch, method) for batch in (1, 3) for method in METHODS}
+    for row in rows.values():
+        assert row.model == "seq_tagger stream" and row.timing is not None, row.note
+        assert "differs" not in row.note and "steps/s" in row.note  # all compute the same
+        assert row.flops > 0
