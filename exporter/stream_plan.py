@@ -153,9 +153,9 @@ def plan_stream(model: Any, *, streaming: bool = False) -> StreamPlan:
     if stateful and len(stateful) != len(layers):
         plain = [layer.name for layer in layers if not layer.stateful]
         raise NotStreamable(
-            f"{where}: layers {', '.join(map(repr, stateful))} are stateful and "
-            f"{', '.join(map(repr, plain))} not: a stateless layer restarts from zeros at every "
-            "call, which a stream does not; make every recurrent layer stateful"
+            f"{where}: some recurrent layers are stateful ({', '.join(map(repr, stateful))}) and "
+            f"some not ({', '.join(map(repr, plain))}): a stateless layer restarts from zeros "
+            "at every call, which a stream does not; make every recurrent layer stateful"
         )
     if not stateful and not streaming:
         raise NotStreamable(

@@ -159,6 +159,8 @@ def _data_graph(manifest: Manifest) -> Any:
     bundle's encoder's."""
     if manifest.seq2seq is not None:
         return manifest.graph(manifest.seq2seq.encoder_graph)
+    if manifest.streaming is not None:
+        raise ParameterError("data", "a stream bundle is verified on sequences fed in chunks")
     return manifest.graph("model")
 
 
