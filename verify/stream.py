@@ -38,8 +38,7 @@ golden stream is replayed with ONNX Runtime alone by
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,23 +46,26 @@ import numpy as np
 
 from parity.runtime.bundle import Bundle
 from parity.runtime.bundle_format.golden import STREAM_CHUNKS, input_key, output_key
-from parity.runtime.bundle_format.manifest import MaskSpec
 from parity.runtime.errors import ParityError, RunError
 from parity.runtime.sampling import sample_stream
 from parity.runtime.stream import open_stream, run_schedule
-from parity.verify.compare import Check, compare_arrays, failed_check, noise_of
+from parity.verify.compare import Check, compare_arrays, failed_check
 from parity.verify.options import VerifyOptions
-from parity.verify.report import StepErrors, describe_failure
-from parity.verify.stored import PAIR_FALLBACK, Float64Twin
-from parity.verify.tolerance import PAIR_FACTOR, TolerancePolicy
+from parity.verify.report import StepErrors
+from parity.verify.stored import Float64Twin
+from parity.verify.stream_compare import (
+    KIND,
+    STATES,
+    Rounding,
+    Run,
+    compare_run,
+    noise_floors,
+)
+from parity.verify.stream_invariance import invariance, valid_steps
+from parity.verify.tolerance import TolerancePolicy
 
-KIND = "stream"
-INVARIANCE = "stream-invariance"
 # Random chunks are 1 to this many steps long.
 LONGEST_CHUNK = 7
-
-Run = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]  # outputs, final states
-Rounding = tuple[Run, Run]  # the stateless twin's run in float32 and in float64
 Progress = Callable[[str], None]
 
 
@@ -141,222 +143,151 @@ def check_stream(
     Raises:
         ParityError: the model is not the one the bundle was exported from.
     """
-    from parity.exporter.keras_stream import StatefulKeras, TwinStream
-    from parity.exporter.stream_plan import plan_stream
-    from parity.exporter.stream_twin import stateless_twin
-    from parity.verify.noise import float64_model
     from parity.verify.runners import on_device
 
     say = progress or (lambda message: None)
     spec, mask, policy = bundle.manifest.streaming, bundle.manifest.mask, options.policy
     per = {output.name: output.per for output in spec.outputs}
-    plan = plan_stream(keras_model, streaming=spec.source == "streaming")
-    twin = stateless_twin(keras_model, plan)
-    if (plan.source, twin.states, twin.outputs) != (spec.source, spec.states, spec.outputs):
-        raise ParityError(
-            f"model {keras_model.name!r} is not the model the stream bundle was exported from "
-            "(its states or outputs differ); re-export it"
-        )
-    batch, fixed = _batch_and_steps(keras_model, plan, options)
-    steps = fixed or max(options.times)
-    if fixed and plan.source == "stateful":
-        steps = fixed * max(2, -(-max(options.times) // fixed))
+    keras = _KerasSide(keras_model, spec, options)
     graph = bundle.manifest.graph(spec.graph)
-    inputs = sample_stream([graph.input(n) for n in spec.inputs], batch, steps, mask, options.seed)
-    plan_of_runs = list(schedules(steps, batch, options.seed))
-    if fixed and plan.source == "stateful":
-        plan_of_runs.insert(1, Schedule(f"chunks of {fixed}", (fixed,) * (steps // fixed)))
-    exact_model, reason = float64_model(twin.model)
-    exact = Float64Twin(reason)
-    stateful = StatefulKeras(keras_model, plan) if plan.source == "stateful" else None
-    found = stateful.states if stateful else None
-    notes: list[str] = []
-
-    def tensorflow(schedule: Schedule) -> Any:
-        if stateful and (not fixed or set(schedule.chunks) == {fixed}):
-            return StatefulKeras(keras_model, plan)
-        return TwinStream(twin, batch)
-
-    runs: dict[Schedule, tuple[Run, Rounding | None]] = {}
-    try:
-        with on_device(tf_device):
-            for schedule in plan_of_runs:
-                say(f"stream, {schedule.name}: tensorflow chunk by chunk")
-                resets = schedule.resets(batch)
-                reference = tensorflow(schedule)
-                expected = run_schedule(reference, inputs, schedule.chunks, resets)
-                precise = exact.run(
-                    lambda s=schedule, r=resets: run_schedule(
-                        TwinStream(twin, batch, model=exact_model, dtype=np.float64),
-                        inputs,
-                        s.chunks,
-                        r,
-                    )
-                )
-                single = expected
-                if precise is not None and not isinstance(reference, TwinStream):
-                    twin32 = TwinStream(twin, batch)
-                    single = run_schedule(twin32, inputs, schedule.chunks, resets)
-                runs[schedule] = (expected, None if precise is None else (single, precise))
-    finally:
-        if stateful:
-            stateful.set_states(found)
-    if exact.reason:
-        runs = {schedule: (expected, None) for schedule, (expected, _) in runs.items()}
-    if fixed and stateful:
-        notes.append(
-            f"model {keras_model.name!r} takes chunks of {fixed} steps only: other chunkings "
-            "are held to its stateless twin"
-        )
+    inputs = sample_stream(
+        [graph.input(name) for name in spec.inputs], keras.batch, keras.steps, mask, options.seed
+    )
+    valid = valid_steps(inputs, mask)
+    with on_device(tf_device):
+        runs, float64 = keras.runs(inputs, say)
+    notes = list(keras.notes)
     checks: list[Check] = []
     curves: list[StepErrors] = []
     onnx: dict[Schedule, Run] = {}
+
+    def stream(_: tuple[int, ...]) -> Any:
+        return open_stream(bundle, keras.batch)
+
     try:
         for schedule, (expected, rounding) in runs.items():
             say(f"stream, {schedule.name}: onnxruntime chunk by chunk")
-            resets = schedule.resets(batch)
             onnx[schedule] = run_schedule(
-                open_stream(bundle, batch), inputs, schedule.chunks, resets
+                stream(schedule.chunks), inputs, schedule.chunks, schedule.resets(keras.batch)
             )
             checks_, curves_ = compare_run(
-                schedule, expected, onnx[schedule], rounding, policy, per
+                schedule.name, schedule.chunks, expected, onnx[schedule], rounding, policy, per
             )
             checks += checks_
             curves += curves_
+        floors = noise_floors(next(iter(runs.values()))[1])
+        sides = {"tensorflow": (keras.stream, {s: run for s, (run, _) in runs.items()}),
+                 "onnxruntime": (stream, onnx)}  # fmt: skip
+        for runtime, (make, done) in sides.items():
+            say(f"stream: {runtime} chunked against one call")
+            with on_device(tf_device):
+                checks_, notes_ = invariance(runtime, make, done, inputs, valid, floors, per)
+            checks += checks_
+            notes += notes_
     except RunError as exc:
-        return StreamVerification(
-            (*checks, failed_check("stream: onnxruntime failed", "run", str(exc))),
-            tuple(curves),
-            tuple(notes),
-            exact.reason,
-        )
-    floors = _floors(next(iter(runs.values()))[1])
-    valid = valid_steps(inputs, mask)
-    sides: dict[str, tuple[Callable[[Schedule], Any], dict[Schedule, Run]]] = {
-        "tensorflow": (tensorflow, {s: expected for s, (expected, _) in runs.items()}),
-        "onnxruntime": (lambda _: open_stream(bundle, batch), onnx),
-    }
-    for runtime, (make, done) in sides.items():
-        say(f"stream: {runtime} chunked against one call")
-        with on_device(tf_device):
-            checks_, notes_ = _invariance(runtime, make, done, inputs, valid, floors, per)
-        checks += checks_
-        notes += notes_
-    if plan.source == "streaming":
+        checks.append(failed_check("stream: onnxruntime failed", "run", str(exc)))
+        return StreamVerification(tuple(checks), tuple(curves), tuple(notes), float64)
+    if spec.source == "streaming":
         say("stream: onnxruntime chunked against one call of the model")
         random = next(s for s in onnx if s.name == "random chunks")
         checks += _against_one_call(
             keras_model, tf_device, random, onnx[random], inputs, valid, policy, per
         )
-    return StreamVerification(tuple(checks), tuple(curves), tuple(notes), exact.reason)
+    return StreamVerification(tuple(checks), tuple(curves), tuple(notes), float64)
 
 
-def compare_run(
-    schedule: Schedule,
-    expected: Run,
-    actual: Run,
-    rounding: Rounding | None,
-    policy: TolerancePolicy,
-    per: Mapping[str, str],
-) -> tuple[list[Check], list[StepErrors]]:
-    """Every output of one schedule, chunk by chunk, and the final states.
+class _KerasSide:
+    """TensorFlow's side of a stream's verification: the model's plan and
+    stateless twin, the batch and length to verify at, and its runs.
 
-    Args:
-        schedule: the chunks both runs were fed.
-        expected: TensorFlow's run (float32).
-        actual: ONNX Runtime's run.
-        rounding: the stateless twin's runs in float32 and float64, whose
-            difference is the noise floor; None where float64 did not run.
-        policy: the rule and tolerances.
-        per: each output's kind, "step" or "chunk".
-
-    Returns:
-        One check per output (the worst chunk, failing at the first chunk
-        that fails) and one for the states; the error per chunk of each output.
+    A stateful model is its own reference, but takes only chunks of its fixed
+    number of steps where it has one; then the other chunkings are the twin's.
     """
-    checks, curves = [], []
-    for name in expected[0]:
-        label = f"stream {schedule.name}/{name}"
-        pieces = [_pieces(run[0][name], per[name], schedule.chunks) for run in (expected, actual)]
-        floors = None
-        if rounding is not None:
-            single, precise = (_pieces(r[0][name], per[name], schedule.chunks) for r in rounding)
-            floors = np.maximum.accumulate(
-                [noise_of(a, b, a)[0] for a, b in zip(single, precise, strict=True)]
+
+    def __init__(self, model: Any, spec: Any, options: VerifyOptions) -> None:
+        from parity.exporter.keras_graph import model_inputs
+        from parity.exporter.stream_plan import plan_stream
+        from parity.exporter.stream_twin import stateless_twin
+
+        self.model = model
+        self.plan = plan_stream(model, streaming=spec.source == "streaming")
+        self.twin = stateless_twin(model, self.plan)
+        ours = (self.plan.source, self.twin.states, self.twin.outputs)
+        if ours != (spec.source, spec.states, spec.outputs):
+            raise ParityError(
+                f"model {model.name!r} is not the model the stream bundle was exported from "
+                "(its states or outputs differ); re-export it"
             )
-        check, curve = per_chunk(label, name, *pieces, floors, policy)
-        checks.append(check)
-        curves.append(curve)
-    want, got = (_states(run) for run in (expected, actual))
-    floor = None if rounding is None else noise_of(*map(_states, rounding), _states(rounding[0]))[0]
-    checks.append(_noise_check(f"stream {schedule.name}/final states", "states", want, got,
-                               floor, policy))  # fmt: skip
-    return checks, curves
+        shapes = [tuple(tensor.shape) for tensor in model_inputs(model)]
+        batches = {shape[0] for shape in shapes} - {None}
+        times = {shape[1] for shape in shapes} - {None}
+        fixed = int(times.pop()) if len(times) == 1 else None
+        self.batch = int(
+            self.plan.keras_batch or (batches.pop() if batches else max(options.batches))
+        )
+        self.stateful = self.plan.source == "stateful"
+        # a stateful model built for a fixed number of steps takes chunks of
+        # that length only: several of them; a stateless one is called once
+        self.fixed = fixed if self.stateful else None
+        self.steps = fixed or max(options.times)
+        if self.fixed:
+            self.steps = fixed * max(2, -(-max(options.times) // fixed))
+        self.schedules = list(schedules(self.steps, self.batch, options.seed))
+        self.notes: tuple[str, ...] = ()
+        if self.fixed:
+            chunks = (fixed,) * (self.steps // fixed)
+            self.schedules.insert(1, Schedule(f"chunks of {fixed}", chunks))
+            self.notes = (
+                f"model {model.name!r} takes chunks of {fixed} steps only: other chunkings are "
+                "held to its stateless twin",
+            )
 
+    def stream(self, chunks: tuple[int, ...]) -> Any:
+        """A fresh reference stream for ``chunks``: the stateful model itself
+        where it takes them, else the twin in float32."""
+        from parity.exporter.keras_stream import StatefulKeras, TwinStream
 
-def per_chunk(
-    label: str,
-    output: str,
-    expected: Sequence[np.ndarray],
-    actual: Sequence[np.ndarray],
-    floors: Sequence[float] | None,
-    policy: TolerancePolicy,
-) -> tuple[Check, StepErrors]:
-    """One output of a run, each chunk judged on its own.
+        if self.stateful and (not self.fixed or set(chunks) == {self.fixed}):
+            return StatefulKeras(self.model, self.plan)
+        return TwinStream(self.twin, self.batch)
 
-    Args:
-        label: the check's name.
-        output: the output's name (its tolerance overrides apply).
-        expected: TensorFlow's output, one array per chunk.
-        actual: ONNX Runtime's, likewise.
-        floors: the noise floor of each chunk (the largest float32 noise of
-            the chunks up to it: an error carried in the states compounds);
-            None: the allclose rule.
-        policy: the rule and tolerances.
+    def runs(
+        self, inputs: Mapping[str, np.ndarray], say: Progress
+    ) -> tuple[dict[Schedule, tuple[Run, Rounding | None]], str]:
+        """Each schedule's reference run and the twin's runs in float32 and
+        float64 (None where float64 did not run), and why float64 did not
+        run ("" when it did). A stateful model's states are restored after."""
+        from parity.exporter.keras_stream import StatefulKeras, TwinStream
+        from parity.verify.noise import float64_model
 
-    Returns:
-        The worst chunk's check (the first failing one's where one fails),
-        named ``label``, and the error of every chunk.
-    """
-    noise = floors is not None and policy.uses_noise(output)
-    checks = [
-        _noise_check(f"{label} chunk {index}", output, want, got,
-                     floors[index] if noise else None, policy)
-        for index, (want, got) in enumerate(zip(expected, actual, strict=True))
-    ]  # fmt: skip
-    first = next((i for i, check in enumerate(checks) if not check.passed), None)
-    worst = checks[first] if first is not None else max(checks, key=lambda c: c.ratio or 0.0)
-    detail = ""
-    if first is not None:
-        detail = f"chunk {first} of {len(checks)}: {describe_failure(worst)}"
-    summary = dataclasses.replace(
-        worst, name=label, detail=detail, max_abs=max(check.max_abs for check in checks)
-    )
-    curve = StepErrors(
-        name=f"{label} per chunk",
-        atol=worst.atol,
-        rtol=worst.rtol,
-        max_abs_per_step=tuple(check.max_abs for check in checks),
-        first_failing_step=first,
-        rule="noise" if noise else "allclose",
-        noise_per_step=tuple(float(f) for f in floors) if noise else (),
-        error_per_step=tuple(check.error for check in checks),
-        allowed_per_step=tuple(check.atol for check in checks) if noise else (),
-    )
-    return summary, curve
-
-
-def valid_steps(inputs: Mapping[str, np.ndarray], mask: MaskSpec | None) -> np.ndarray | None:
-    """``(batch, steps)``: True where a step is not masked; None without a mask.
-
-    Args:
-        inputs: the whole sequences.
-        mask: the bundle's mask.
-    """
-    if mask is None:
-        return None
-    value = inputs[mask.input]
-    return np.any(value != mask.value, axis=tuple(range(2, value.ndim)))
+        exact_model, reason = float64_model(self.twin.model)
+        exact = Float64Twin(reason)
+        found = StatefulKeras(self.model, self.plan).states if self.stateful else None
+        runs = {}
+        try:
+            for schedule in self.schedules:
+                say(f"stream, {schedule.name}: tensorflow chunk by chunk")
+                resets = schedule.resets(self.batch)
+                reference = self.stream(schedule.chunks)
+                expected = run_schedule(reference, inputs, schedule.chunks, resets)
+                precise = exact.run(
+                    lambda r=resets, c=schedule.chunks: run_schedule(
+                        TwinStream(self.twin, self.batch, model=exact_model, dtype=np.float64),
+                        inputs, c, r,
+                    )
+                )  # fmt: skip
+                single = expected
+                if precise is not None and not isinstance(reference, TwinStream):
+                    single = run_schedule(
+                        TwinStream(self.twin, self.batch), inputs, schedule.chunks, resets
+                    )
+                runs[schedule] = (expected, None if precise is None else (single, precise))
+        finally:
+            if found is not None:
+                StatefulKeras(self.model, self.plan).set_states(found)
+        if exact.reason:
+            runs = {schedule: (expected, None) for schedule, (expected, _) in runs.items()}
+        return runs, exact.reason
 
 
 def check_stream_golden(
@@ -395,185 +326,8 @@ def check_stream_golden(
         checks.append(
             compare_arrays(f"golden {STREAM_CHUNKS}/{name}", "golden",
                            golden[f"{prefix}states/{name}"], value,
-                           policy.for_output("states"), output="states")
+                           policy.for_output(STATES), output=STATES)
         )  # fmt: skip
-    return checks
-
-
-def _batch_and_steps(model: Any, plan: Any, options: VerifyOptions) -> tuple[int, int | None]:
-    """The batch a stream is verified at (the model's fixed batch, else the
-    largest asked for) and the model's fixed number of steps, if any."""
-    from parity.exporter.keras_graph import model_inputs
-
-    shapes = [tuple(tensor.shape) for tensor in model_inputs(model)]
-    batches = {shape[0] for shape in shapes} - {None}
-    times = {shape[1] for shape in shapes} - {None}
-    batch = plan.keras_batch or (batches.pop() if batches else max(options.batches))
-    return int(batch), int(times.pop()) if len(times) == 1 else None
-
-
-def _pieces(value: np.ndarray, per: str, chunks: Sequence[int]) -> list[np.ndarray]:
-    """One array per chunk: a per-chunk output is stacked over chunks, a
-    per-step one is cut along its time axis."""
-    if per == "chunk":
-        return list(value)
-    ends = np.cumsum(chunks)
-    return [value[:, end - length : end] for end, length in zip(ends, chunks, strict=True)]
-
-
-def _floors(rounding: Rounding | None) -> dict[str, float] | None:
-    """The float32 noise floor of each output and of the states over a whole
-    run; None where float64 did not run."""
-    if rounding is None:
-        return None
-    single, precise = rounding
-    floors = {name: noise_of(v, precise[0][name], v)[0] for name, v in single[0].items()}
-    floors["states"] = noise_of(_states(single), _states(precise), _states(single))[0]
-    return floors
-
-
-def _states(run: Run) -> np.ndarray:
-    """Every final state of a run side by side, (batch, all sizes)."""
-    return np.concatenate(list(run[1].values()), axis=1)
-
-
-def _noise_check(
-    name: str,
-    output: str,
-    expected: np.ndarray,
-    actual: np.ndarray,
-    floor: float | None,
-    policy: TolerancePolicy,
-) -> Check:
-    """``actual`` held to TensorFlow's ``expected`` within the policy's noise
-    factor times ``floor`` (the twin's float32 noise, which Keras' stateful
-    model itself cannot inflate), or by the allclose rule when ``floor`` is
-    None or the output's tolerance is fixed."""
-    base = policy.for_output(output)
-    if floor is None or not policy.uses_noise(output):
-        return compare_arrays(name, KIND, expected, actual, base, output=output)
-    check = compare_arrays(
-        name, KIND, expected, actual, base, exact=np.asarray(expected, np.float64),
-        factor=policy.noise_factor, noise_floor=float(floor), output=output,
-    )  # fmt: skip
-    if check.passed or check.detail:
-        return check
-    return dataclasses.replace(
-        check,
-        detail=f"differs from TensorFlow's by {check.error:.2e}, {check.ratio:.2g} times the "
-        f"float32 noise floor {check.noise_floor:.2e} (allowed: {check.limit:g} times); worst "
-        f"element {check.worst_index}: expected {check.worst_expected!r}, got "
-        f"{check.worst_actual!r}",
-    )
-
-
-def _same(label: str, output: str, reference: np.ndarray, other: np.ndarray, floors: Any) -> Check:
-    """``other`` held to ``reference`` within the float32 noise floor once
-    (:data:`PAIR_FACTOR`), or :data:`PAIR_FALLBACK` without a floor."""
-    if floors is None:
-        return compare_arrays(label, INVARIANCE, reference, other, PAIR_FALLBACK, output=output)
-    return compare_arrays(
-        label, INVARIANCE, reference, other, PAIR_FALLBACK, exact=reference.astype(np.float64),
-        factor=PAIR_FACTOR, noise_floor=floors[output], output=output,
-    )  # fmt: skip
-
-
-def _invariance(
-    runtime: str,
-    make: Callable[[Schedule], Any],
-    runs: Mapping[Schedule, Run],
-    inputs: Mapping[str, np.ndarray],
-    valid: np.ndarray | None,
-    floors: dict[str, float] | None,
-    per: Mapping[str, str],
-) -> tuple[list[Check], list[str]]:
-    """In one runtime alone: each chunking against one call over the whole
-    sequence, and the rows reset half way against a fresh stream."""
-    schedules_ = list(runs)
-    whole = runs[schedules_[0]]
-    checks, masked = [], 0.0
-    for schedule in schedules_[1:]:
-        if schedule.reset_rows:
-            checks += _reset_rows(runtime, make, schedule, runs[schedule], inputs, floors, per)
-            continue
-        outputs, states = runs[schedule]
-        label = f"{runtime}: stream {schedule.name} against one call"
-        for name, value in outputs.items():
-            if per[name] == "step":
-                keep = slice(None) if valid is None else valid
-                checks.append(_same(f"{label}/{name}", name, whole[0][name][keep], value[keep],
-                                    floors))  # fmt: skip
-                if valid is not None and (~valid).any():
-                    gap = np.abs(whole[0][name][~valid].astype(np.float64) - value[~valid])
-                    masked = max(masked, float(gap.max()))
-            elif schedule.name == "random chunks":
-                reference, got = _prefix_calls(make, schedule, name, value, inputs, valid)
-                each = f"{runtime}: stream {schedule.name}, each against one call up to its end"
-                checks.append(_same(f"{each}/{name}", name, reference, got, floors))
-        names = list(states)
-        stacked = [np.concatenate([run[n] for n in names], axis=1) for run in (whole[1], states)]
-        checks.append(_same(f"{label}/final states", "states", *stacked, floors))
-    notes = []
-    if masked:
-        notes.append(
-            f"{runtime}: at masked steps, the chunked outputs differ from one call's by up to "
-            f"{masked:.2g} (Keras restarts its repetition of the last valid output at every "
-            "call, so outputs at masked steps depend on the chunking; valid steps and states "
-            "do not)"
-        )
-    return checks, notes
-
-
-def _prefix_calls(
-    make: Callable[[Schedule], Any],
-    schedule: Schedule,
-    name: str,
-    chunked: np.ndarray,
-    inputs: Mapping[str, np.ndarray],
-    valid: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A per-chunk output of a chunked run, and one call over the steps up to
-    each chunk's end, for the rows with a valid step in the chunk."""
-    references, values = [], []
-    end = 0
-    for index, length in enumerate(schedule.chunks):
-        end += length
-        prefix = {key: value[:, :end] for key, value in inputs.items()}
-        one = Schedule("one call", (end,))
-        reference = run_schedule(make(one), prefix, one.chunks)[0][name][0]
-        rows = slice(None) if valid is None else valid[:, end - length : end].any(axis=1)
-        references.append(reference[rows])
-        values.append(chunked[index][rows])
-    return np.concatenate(references), np.concatenate(values)
-
-
-def _reset_rows(
-    runtime: str,
-    make: Callable[[Schedule], Any],
-    schedule: Schedule,
-    run: Run,
-    inputs: Mapping[str, np.ndarray],
-    floors: dict[str, float] | None,
-    per: Mapping[str, str],
-) -> list[Check]:
-    """The rows reset before the middle chunk against a fresh stream fed the
-    rest of their sequences in the same chunks."""
-    middle = len(schedule.chunks) // 2
-    cut = sum(schedule.chunks[:middle])
-    rest = Schedule("fresh", schedule.chunks[middle:])
-    fresh = run_schedule(make(rest), {k: v[:, cut:] for k, v in inputs.items()}, rest.chunks)
-    rows = list(schedule.reset_rows)
-    label = f"{runtime}: stream rows reset against a fresh stream"
-    checks = []
-    for name, value in run[0].items():
-        if per[name] == "chunk":
-            mine, theirs = value[middle:, rows], fresh[0][name][:, rows]
-        else:
-            mine, theirs = value[rows, cut:], fresh[0][name][rows]
-        checks.append(_same(f"{label}/{name}", name, theirs, mine, floors))
-    names = list(run[1])
-    stacked = [np.concatenate([r[n][rows] for n in names], axis=1) for r in (fresh[1], run[1])]
-    checks.append(_same(f"{label}/final states", "states", *stacked, floors))
     return checks
 
 
