@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from parity.exporter.opsets import DEFAULT_OPSET, SUPPORTED_OPSETS
+from parity.runtime.progress import Progress
 from parity.runtime.providers import DEVICES
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -66,6 +67,26 @@ def custom_objects_option() -> Decorator:
         help="A Python file defining the model's custom layers or functions. It is run: "
         "only for files you trust.",
     )
+
+
+def quiet_option() -> Decorator:
+    """``-q``/``--quiet``: no progress lines (see :func:`progress_lines`)."""
+    return click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+
+
+def progress_lines(quiet: bool) -> Progress:
+    """Where a command's progress goes: one line per event on stderr,
+    ``... `` first (stdout keeps the result; a line break in a file's name
+    is written escaped), or nowhere with ``--quiet``.
+
+    Args:
+        quiet: the command's ``--quiet``.
+    """
+    from parity.cli.app import LINE_BREAKS
+
+    if quiet:
+        return lambda line: None
+    return lambda line: click.echo(f"... {line.translate(LINE_BREAKS)}", err=True)
 
 
 def only_option() -> Decorator:

@@ -38,6 +38,10 @@ class StreamCase:
     source: str
     build: Callable[[], Any]
 
+    @property
+    def name(self) -> str:
+        return f"{self.layers} ({self.source})"
+
 
 @dataclass(frozen=True)
 class StreamRow:

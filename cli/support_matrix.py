@@ -22,6 +22,7 @@ from typing import Any
 
 from parity.exporter.rnn_scan import BODY as RNN_SCAN_BODY
 from parity.files import check_target, replacing
+from parity.runtime.progress import Progress, silent, time_left
 
 FEATURES = 3
 UNITS = 4
@@ -61,31 +62,41 @@ def write_matrix(
     output: Path,
     command: str,
     configurations: Sequence[Case] | None = None,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Progress = silent,
 ) -> tuple[Any, ...]:
-    """Run every case and write the matrix to ``output`` (Markdown), atomically;
-    return the rows of the layer cases and of the streaming cases.
+    """Run every case and write the matrix to ``output`` (Markdown), atomically.
+    A missing folder is refused before any case runs.
 
-    ``command``: the command line the matrix says regenerates it.
-    ``configurations``: the cases to run (None: every one of :func:`cases`, the
-    model forms and the streaming cases). ``progress`` hears each
-    case's name as it starts. A missing folder is refused before any case runs.
+    Args:
+        output: the Markdown file to write or replace.
+        command: the command line the matrix says regenerates it.
+        configurations: the cases to run (None: every one of :func:`cases`,
+            then every model form and every streaming case).
+        progress: hears each case as it starts: its number of all, its name
+            and the time the rest should take at the pace so far.
+
+    Returns:
+        The rows of the layer cases, then of the streaming cases.
     """
     output = check_target(output).path  # before any case runs
     from parity.cli.model_forms import form_cases, run_form
     from parity.cli.stream_matrix import run_stream_case, stream_cases
 
+    chosen = list(cases() if configurations is None else configurations)
+    forms = list(form_cases() if configurations is None else ())
+    streams = list(stream_cases() if configurations is None else ())
+    total = len(chosen) + len(forms) + len(streams)
+    left = time_left(total)
     rows, form_rows, stream_rows = [], [], []
     with tempfile.TemporaryDirectory(prefix="parity-coverage-") as work:
-        for case in cases() if configurations is None else configurations:
-            progress(case.name)
-            rows.append(run_case(case, Path(work)))
-        for form in form_cases() if configurations is None else ():
-            progress(form.name)
-            form_rows.append(run_form(form, Path(work)))
-        for stream in stream_cases() if configurations is None else ():
-            progress(f"{stream.layers} ({stream.source})")
-            stream_rows.append(run_stream_case(stream, Path(work)))
+        for done, item in enumerate([*chosen, *forms, *streams]):
+            progress(f"{done + 1}/{total} {item.name}{left(done)}")
+            if done < len(chosen):
+                rows.append(run_case(item, Path(work)))
+            elif done < len(chosen) + len(forms):
+                form_rows.append(run_form(item, Path(work)))
+            else:
+                stream_rows.append(run_stream_case(item, Path(work)))
     kept = ""
     if output.is_file():  # sections measured by other means stay as they are
         text = output.read_text(encoding="utf-8")

@@ -40,6 +40,7 @@ from parity.runtime.bundle_format.golden import STREAM_CHUNKS, input_key, output
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, GraphSpec, Manifest, MaskSpec
 from parity.runtime.bundle_format.streaming import StreamSpec
 from parity.runtime.errors import ParityError
+from parity.runtime.progress import Progress, silent
 from parity.runtime.sampling import sample_stream
 from parity.runtime.stream import run_schedule
 from parity.runtime.versions import tool_versions
@@ -62,6 +63,7 @@ def export_stream(
     opset: int,
     fuse: bool = True,
     seed: int = 0,
+    progress: Progress = silent,
 ) -> Manifest:
     """Export ``model`` as a stream bundle at ``out_dir``.
 
@@ -74,6 +76,7 @@ def export_stream(
         opset: the ONNX opset.
         fuse: write the recurrent layers as ONNX's fused ops where the model allows.
         seed: the seed of the golden inputs.
+        progress: hears one line as each stage starts.
 
     Returns:
         The manifest as written.
@@ -82,18 +85,23 @@ def export_stream(
         NotStreamable: the model cannot stream (the message says why).
         ParityError: the conversion failed, or its graph strays from Keras.
     """
+    progress("streaming: every recurrent state an input and an output")
     plan = plan_stream(model, streaming=streaming)
     twin = stateless_twin(model, plan)
     mask = find_mask(twin.model)
-    fused = fuse_stream(model, plan, mask, opset=opset) if fuse else NotFused("fusion is off")
-    converted, graph, golden, notes = _written(twin, fused, mask, opset, seed)
+    fused = NotFused("fusion is off (fuse=False, --no-fuse)")
+    if fuse:
+        progress("fusing recurrent layers into ONNX's recurrent ops, from their states")
+        fused = fuse_stream(model, plan, mask, opset=opset)
+    converted, graph, golden, notes = _written(twin, fused, mask, opset, seed, progress)
     wrong = golden_mismatch(converted.proto, GRAPH_KEY, graph, golden)
     if wrong is not None and isinstance(fused, FusedGraph):  # keep tf2onnx's graph
         fused = NotFused(f"the fused graph strayed from Keras on the golden inputs: {wrong}")
-        converted, graph, golden, notes = _written(twin, fused, mask, opset, seed)
+        converted, graph, golden, notes = _written(twin, fused, mask, opset, seed, progress)
         wrong = golden_mismatch(converted.proto, GRAPH_KEY, graph, golden)
     if wrong is not None:
         raise ParityError(f"model {model.name!r}: the stream graph strays from Keras: {wrong}")
+    progress("golden data: the stateless twin fed a stream in chunks")
     golden.update(chunked_golden(twin, graph, mask, seed))
     spec = StreamSpec(
         graph=GRAPH_KEY,
@@ -117,21 +125,30 @@ def export_stream(
         streaming=spec,
     )
     graph_bytes = {GRAPH_KEY: converted.proto.SerializeToString()}
+    progress(f"writing {out_dir}")
     return write_bundle(Path(out_dir), manifest, graph_bytes, golden)
 
 
 def _written(
-    twin: StreamModel, fused: FusedGraph | NotFused, mask: MaskSpec | None, opset: int, seed: int
+    twin: StreamModel,
+    fused: FusedGraph | NotFused,
+    mask: MaskSpec | None,
+    opset: int,
+    seed: int,
+    progress: Progress,
 ) -> tuple[ConvertedGraph, GraphSpec, dict[str, np.ndarray], list[str]]:
     """The graph as it is written (simplified, its names checked), its spec,
     its golden draws and the notes on it."""
     if isinstance(fused, FusedGraph):
         converted = fused.converted
     else:
+        progress("converting the stateless twin with tf2onnx")
         converted = keras_to_onnx(twin.model, opset=opset)
+    progress("simplifying with onnx-simplifier")
     converted, unsimplified = simplified_graph(converted)
     _check_signature(twin, converted)
     graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
+    progress("golden data: TensorFlow's outputs on drawn inputs")
     golden = golden_data(twin.model, GRAPH_KEY, graph, mask, seed=seed)
     return converted, graph, golden, [unsimplified] if unsimplified else []
 

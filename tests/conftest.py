@@ -38,7 +38,7 @@ class TrainedZoo:
 
     def __getitem__(self, name: str) -> TrainedModel:
         if name not in self._trained:
-            result = models.train(name, preset="tiny", seed=0, verbose=0)
+            result = models.train(name, preset="tiny", seed=0)
             path = models.save(result.model, self._folder / f"{name}.keras")
             self._trained[name] = TrainedModel(models.get(name), result, path)
         return self._trained[name]

@@ -52,7 +52,7 @@ def test_train_saves_a_model_that_loads(tmp_path):
     args = ["train", "seq_tagger", "-o", str(path), "--epochs", "2", "--seed", "1"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "Epoch 2/2" in result.output
+    assert "... epoch 2/2: " in result.stderr
     assert "held-out accuracy: " in result.output and "(chance: " in result.output
     assert f"saved {path}" in result.output
     assert keras.models.load_model(path).layers[-1].name == "tags"

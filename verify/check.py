@@ -470,13 +470,14 @@ def _masked_checks(
                 kind="padding",
                 check_name=lambda output, v=variant: f"{output} {v.label}",
             )
-        as_batch = dataclasses.replace(variant, starts=(0,) * len(variant.rows))
         for runtime, values in outputs.items():
             for name in names:
                 same = compare_arrays(
                     f"{runtime}: {name} {variant.label} against the padded batch",
                     "padding",
-                    valid_steps(reference[runtime], name, as_batch, batch.lengths, sequences),
+                    valid_steps(
+                        reference[runtime], name, variant, batch.lengths, sequences, in_batch=True
+                    ),
                     valid_steps(values, name, variant, batch.lengths, sequences),
                     policy.for_output(name),
                     output=name,

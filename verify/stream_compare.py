@@ -13,6 +13,7 @@ a twin that strayed from a stateful model could not widen it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -115,8 +116,15 @@ def per_chunk(
     detail = ""
     if first is not None:
         detail = f"chunk {first} of {len(checks)}: {describe_failure(worst)}"
+    histograms = [check.used_histogram for check in checks if check.used_histogram]
     summary = dataclasses.replace(
-        worst, name=label, detail=detail, max_abs=max(check.max_abs for check in checks)
+        worst,
+        name=label,
+        detail=detail,
+        max_abs=max(check.max_abs for check in checks),
+        # each chunk judged by its own floor
+        used_histogram=tuple(map(sum, zip(*histograms, strict=True))),
+        exact_elements=sum(check.exact_elements for check in checks),
     )
     curve = StepErrors(
         name=f"{label} per chunk",
@@ -128,6 +136,9 @@ def per_chunk(
         noise_per_step=tuple(float(f) for f in floors) if noise else (),
         error_per_step=tuple(check.error for check in checks),
         allowed_per_step=tuple(check.atol for check in checks) if noise else (),
+        used_per_step=tuple(
+            math.inf if check.ratio is None else check.ratio / check.limit for check in checks
+        ),
     )
     return summary, curve
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from parity.cli.commands import COMMANDS
-from parity.cli.options import custom_objects_option, opset_option, seed_option, unsafe_option
+from parity.cli.options import (
+    custom_objects_option,
+    opset_option,
+    progress_lines,
+    quiet_option,
+    seed_option,
+    unsafe_option,
+)
 
 
 @click.command("export", short_help=COMMANDS["export"])
@@ -43,12 +50,14 @@ from parity.cli.options import custom_objects_option, opset_option, seed_option,
 )
 @unsafe_option()
 @custom_objects_option()
+@quiet_option()
 def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, streaming, unsafe,
-            custom_objects) -> None:  # fmt: skip
+            custom_objects, quiet) -> None:  # fmt: skip
     """Export the Keras model SRC (.keras) to the bundle folder OUT_DIR.
 
     The bundle is written to a temporary folder and renamed into place: a
-    failed export leaves an existing bundle at OUT_DIR as it was.
+    failed export leaves an existing bundle at OUT_DIR as it was. Each stage
+    is said on stderr as it starts.
     """
     from parity.exporter import export_keras
 
@@ -64,6 +73,7 @@ def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, stre
         fuse=fuse,
         custom_objects=custom_objects,
         streaming=streaming,
+        progress=progress_lines(quiet),
     )
     click.echo(f"exported {manifest.name} ({manifest.kind}, opset {manifest.opset}) -> {out_dir}")
     for graph in manifest.graphs.values():

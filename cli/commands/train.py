@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from parity.cli.commands import COMMANDS
-from parity.cli.options import seed_option
+from parity.cli.options import progress_lines, quiet_option, seed_option
 
 
 @click.command("train", short_help=COMMANDS["train"])
@@ -23,20 +22,22 @@ from parity.cli.options import seed_option
 @click.option("--preset", default="tiny", show_default=True, help="Sizes to train (see `zoo`).")
 @click.option("--epochs", type=int, default=None, help="Epochs to train [default: the preset's].")
 @seed_option("Data and weights seed.")
-def command(name: str, output: Path, preset: str, epochs: int | None, seed: int) -> None:
+@quiet_option()
+def command(
+    name: str, output: Path, preset: str, epochs: int | None, seed: int, quiet: bool
+) -> None:
     """Train the zoo model NAME and save it to a .keras file.
 
     The same seed gives the same model. Prints the held-out score next to
-    what chance would score.
+    what chance would score; each epoch's scores and the time left go to stderr.
     """
     from parity import models
 
     epochs = models.training_epochs(models.get(name).preset(preset), epochs)
     models.writable_keras_path(output)
-    click.echo(f"training {name}: {preset} preset, {epochs} epochs, seed {seed}", err=True)
-    # One line per epoch where the output is not a terminal (logs, CI).
-    verbose = 1 if sys.stdout.isatty() else 2
-    result = models.train(name, preset=preset, epochs=epochs, seed=seed, verbose=verbose)
+    progress = progress_lines(quiet)
+    progress(f"training {name}: {preset} preset, {epochs} epochs, seed {seed}")
+    result = models.train(name, preset=preset, epochs=epochs, seed=seed, progress=progress)
     models.save(result.model, output)
     score = result.metrics[result.metric]
     click.echo(f"held-out {result.metric}: {score:.4f} (chance: {result.chance:.4f})")
