@@ -99,8 +99,12 @@ def test_the_issues_stateful_simplernn_exports_verifies_and_replays(issue):
     assert "masked step keeps every state" in spec.masked_steps
     graph = manifest.graph("stream")
     assert graph.input("x").shape == ("batch", "time", 5)  # batch and time dynamic
-    verified = _cli("verify", model, bundle, "-q", "--json", bundle.parent / "report.json")
+    picture = bundle.parent / "report.png"
+    verified = _cli(
+        "verify", model, bundle, "-q", "--json", bundle.parent / "report.json", "--plot", picture
+    )
     assert verified.exit_code == 0, verified.output
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads((bundle.parent / "report.json").read_text())
     names = [check["name"] for check in report["checks"]]
     for schedule in ("whole", "one step at a time", "random chunks", "random chunks, rows reset"):
@@ -111,6 +115,7 @@ def test_the_issues_stateful_simplernn_exports_verifies_and_replays(issue):
     curves = {curve["name"]: curve for curve in report["generations"]}
     per_chunk = curves["stream one step at a time/head per chunk"]
     assert per_chunk["rule"] == "noise" and len(per_chunk["error_per_step"]) == 17
+    assert max(per_chunk["used_per_step"]) < 1  # each chunk within its limit
     golden = _cli("verify", bundle, "-q")
     assert golden.exit_code == 0, golden.output
     assert "golden stream_chunks/head" in golden.output
@@ -336,7 +341,8 @@ def test_models_that_cannot_stream_are_refused_with_the_reason(tmp_path):
     model.save(tmp_path / "bidirectional.keras")
     result = _cli("export", tmp_path / "bidirectional.keras", tmp_path / "b")
     assert result.exit_code == 2
-    assert result.output.startswith("error: model") and "reads later steps" in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: model") and "reads later steps" in error
     assert not (tmp_path / "b").exists()
 
 
