@@ -367,3 +367,17 @@ def test_keras2_stateful_files_stream_as_tensorflow_2_15_ran_them(name, tmp_path
         verified = _cli("verify", FIXTURES / file, tmp_path / "bundle", "-q")
         assert verified.exit_code == 0, verified.output
         assert "takes chunks of 4 steps only" in verified.output
+
+
+def test_verification_leaves_a_stateful_models_states_as_found(tmp_path):
+    from parity.exporter import export_model
+    from parity.verify import VerifyOptions, check
+
+    model = issue_model()
+    export_model(model, tmp_path / "bundle")
+    model(np.ones((3, 2, 5), np.float32))  # the model has been running
+    found = model.get_layer("rnn").states[0].numpy().copy()
+    assert np.abs(found).max() > 0
+    report = check(tmp_path / "bundle", model, VerifyOptions(device="cpu", times=(6,)))
+    assert report.passed, report.table()
+    np.testing.assert_array_equal(model.get_layer("rnn").states[0].numpy(), found)

@@ -38,7 +38,7 @@ golden stream is replayed with ONNX Runtime alone by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,7 @@ import numpy as np
 from parity.runtime.bundle import Bundle
 from parity.runtime.bundle_format.golden import STREAM_CHUNKS, input_key, output_key
 from parity.runtime.errors import ParityError, RunError
+from parity.runtime.progress import Progress
 from parity.runtime.sampling import sample_stream
 from parity.runtime.stream import open_stream, run_schedule
 from parity.verify.compare import Check, compare_arrays, failed_check
@@ -66,7 +67,6 @@ from parity.verify.tolerance import TolerancePolicy
 
 # Random chunks are 1 to this many steps long.
 LONGEST_CHUNK = 7
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -143,12 +143,22 @@ def check_stream(
     Raises:
         ParityError: the model is not the one the bundle was exported from.
     """
+    say = progress or (lambda message: None)
+    keras = _KerasSide(keras_model, bundle.manifest.streaming, options)
+    try:
+        return _verified(bundle, keras, options, tf_device, say)
+    finally:
+        keras.restore()
+
+
+def _verified(
+    bundle: Bundle, keras: _KerasSide, options: VerifyOptions, tf_device: Any, say: Progress
+) -> StreamVerification:
+    """:func:`check_stream`, once TensorFlow's side is set up."""
     from parity.verify.runners import on_device
 
-    say = progress or (lambda message: None)
     spec, mask, policy = bundle.manifest.streaming, bundle.manifest.mask, options.policy
     per = {output.name: output.per for output in spec.outputs}
-    keras = _KerasSide(keras_model, spec, options)
     graph = bundle.manifest.graph(spec.graph)
     inputs = sample_stream(
         [graph.input(name) for name in spec.inputs], keras.batch, keras.steps, mask, options.seed
@@ -191,7 +201,7 @@ def check_stream(
         say("stream: onnxruntime chunked against one call of the model")
         random = next(s for s in onnx if s.name == "random chunks")
         checks += _against_one_call(
-            keras_model, tf_device, random, onnx[random], inputs, valid, policy, per
+            keras.model, tf_device, random, onnx[random], inputs, valid, policy, per
         )
     return StreamVerification(tuple(checks), tuple(curves), tuple(notes), float64)
 
@@ -234,6 +244,7 @@ class _KerasSide:
             self.steps = fixed * max(2, -(-max(options.times) // fixed))
         self.schedules = list(schedules(self.steps, self.batch, options.seed))
         self.notes: tuple[str, ...] = ()
+        self.found = self._stateful_keras().states if self.stateful else None
         if self.fixed:
             chunks = (fixed,) * (self.steps // fixed)
             self.schedules.insert(1, Schedule(f"chunks of {fixed}", chunks))
@@ -245,46 +256,51 @@ class _KerasSide:
     def stream(self, chunks: tuple[int, ...]) -> Any:
         """A fresh reference stream for ``chunks``: the stateful model itself
         where it takes them, else the twin in float32."""
-        from parity.exporter.keras_stream import StatefulKeras, TwinStream
+        from parity.exporter.keras_stream import TwinStream
 
         if self.stateful and (not self.fixed or set(chunks) == {self.fixed}):
-            return StatefulKeras(self.model, self.plan)
+            return self._stateful_keras()
         return TwinStream(self.twin, self.batch)
+
+    def restore(self) -> None:
+        """Leave a stateful model's states as they were found."""
+        if self.found is not None:
+            self._stateful_keras().set_states(self.found)
+
+    def _stateful_keras(self) -> Any:
+        from parity.exporter.keras_stream import StatefulKeras
+
+        return StatefulKeras(self.model, self.plan)
 
     def runs(
         self, inputs: Mapping[str, np.ndarray], say: Progress
     ) -> tuple[dict[Schedule, tuple[Run, Rounding | None]], str]:
         """Each schedule's reference run and the twin's runs in float32 and
         float64 (None where float64 did not run), and why float64 did not
-        run ("" when it did). A stateful model's states are restored after."""
-        from parity.exporter.keras_stream import StatefulKeras, TwinStream
+        run ("" when it did)."""
+        from parity.exporter.keras_stream import TwinStream
         from parity.verify.noise import float64_model
 
         exact_model, reason = float64_model(self.twin.model)
         exact = Float64Twin(reason)
-        found = StatefulKeras(self.model, self.plan).states if self.stateful else None
         runs = {}
-        try:
-            for schedule in self.schedules:
-                say(f"stream, {schedule.name}: tensorflow chunk by chunk")
-                resets = schedule.resets(self.batch)
-                reference = self.stream(schedule.chunks)
-                expected = run_schedule(reference, inputs, schedule.chunks, resets)
-                precise = exact.run(
-                    lambda r=resets, c=schedule.chunks: run_schedule(
-                        TwinStream(self.twin, self.batch, model=exact_model, dtype=np.float64),
-                        inputs, c, r,
-                    )
-                )  # fmt: skip
-                single = expected
-                if precise is not None and not isinstance(reference, TwinStream):
-                    single = run_schedule(
-                        TwinStream(self.twin, self.batch), inputs, schedule.chunks, resets
-                    )
-                runs[schedule] = (expected, None if precise is None else (single, precise))
-        finally:
-            if found is not None:
-                StatefulKeras(self.model, self.plan).set_states(found)
+        for schedule in self.schedules:
+            say(f"stream, {schedule.name}: tensorflow chunk by chunk")
+            resets = schedule.resets(self.batch)
+            reference = self.stream(schedule.chunks)
+            expected = run_schedule(reference, inputs, schedule.chunks, resets)
+            precise = exact.run(
+                lambda r=resets, c=schedule.chunks: run_schedule(
+                    TwinStream(self.twin, self.batch, model=exact_model, dtype=np.float64),
+                    inputs, c, r,
+                )
+            )  # fmt: skip
+            single = expected
+            if precise is not None and not isinstance(reference, TwinStream):
+                single = run_schedule(
+                    TwinStream(self.twin, self.batch), inputs, schedule.chunks, resets
+                )
+            runs[schedule] = (expected, None if precise is None else (single, precise))
         if exact.reason:
             runs = {schedule: (expected, None) for schedule, (expected, _) in runs.items()}
         return runs, exact.reason
