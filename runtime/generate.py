@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from parity.runtime import bounds
 from parity.runtime.bundle_format.manifest import Manifest
-from parity.runtime.errors import InputError, ParameterError, ParityError, RunError, quoted
+from parity.runtime.errors import InputError, ParameterError, ParityError
 from parity.runtime.inputs import check_feeds
 
 # Longer horizons are refused (here and at export) rather than left to exhaust
@@ -69,6 +70,8 @@ def generate(
         InputError: inputs that do not fit the graphs.
         ParameterError: ``steps`` out of range.
         RunError: ONNX Runtime failed on inputs that passed the checks.
+        LimitError: the generation went beyond a limit of
+            :mod:`parity.runtime.bounds` (the step loop's steps count as one run).
     """
     manifest = bundle.manifest
     spec = manifest.seq2seq
@@ -80,7 +83,8 @@ def generate(
         raise ParityError(
             "stop token: this model feeds its output back as it is; a stop token needs tokens"
         )
-    encoder_inputs = _named_encoder_inputs(manifest, encoder_inputs)
+    encoder_graph = manifest.graph(spec.encoder_graph)
+    encoder_inputs = check_feeds(encoder_graph, _named_encoder_inputs(manifest, encoder_inputs))
     x = start_input(manifest, encoder_inputs) if start is None else _start(manifest, start)
     batch = x.shape[0]
     if batch != next(iter(encoder_inputs.values())).shape[0]:
@@ -107,23 +111,22 @@ def generate(
 
     result = None
     stopped = np.zeros(batch, bool) if stop_token is not None else None
-    for t in range(steps):
-        try:
-            output, *states = session.run(names, feeds)
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            reason = quoted(exc, 400)
-            raise RunError(f"{step_graph.file}: ONNX Runtime failed, step {t}: {reason}") from None
-        if result is None:
-            result = np.empty((batch, steps, *output.shape[2:]), output.dtype)
-        if stopped is not None:
-            if t:
-                output[stopped] = result[stopped, t - 1][:, None]
-            stopped |= output[:, 0].argmax(axis=-1) == stop_token
-        result[:, t] = output[:, 0]
-        feeds[spec.step_input] = feed_back(output)
-        feeds.update(zip(state_inputs, states, strict=True))
-        if stopped is not None and stopped.all():
-            return result[:, : t + 1]
+    with bounds.watched() as options:  # the steps together are one run
+        for t in range(steps):
+            output, *states = bounds.run(
+                session, names, feeds, f"{step_graph.file}, step {t}", options
+            )
+            if result is None:
+                result = np.empty((batch, steps, *output.shape[2:]), output.dtype)
+            if stopped is not None:
+                if t:
+                    output[stopped] = result[stopped, t - 1][:, None]
+                stopped |= output[:, 0].argmax(axis=-1) == stop_token
+            result[:, t] = output[:, 0]
+            feeds[spec.step_input] = feed_back(output)
+            feeds.update(zip(state_inputs, states, strict=True))
+            if stopped is not None and stopped.all():
+                return result[:, : t + 1]
     return result
 
 
