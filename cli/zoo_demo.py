@@ -66,6 +66,7 @@ def run_demo(
     """
     from parity import models
     from parity.exporter import export_keras
+    from parity.files import save_model
     from parity.runtime.providers import check_device
     from parity.verify.check import check
     from parity.verify.options import VerifyOptions
@@ -81,7 +82,7 @@ def run_demo(
         started = time.perf_counter()
         progress(f"{name}: training ({preset})")
         trained = models.train(name, preset=preset, seed=seed, verbose=0)
-        source = models.save(trained.model, folder / f"{name}.keras")
+        source = save_model(trained.model, folder / f"{name}.keras")
         progress(f"{name}: exporting")
         export_keras(source, folder / name, seed=seed)
         progress(f"{name}: verifying")
