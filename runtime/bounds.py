@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from parity.runtime.errors import ParameterError, ParityError, RunError, quoted
+from parity.runtime.errors import LimitError, ParameterError, RunError, quoted
 from parity.runtime.limits import byte_limit, describe_bytes
 
 MAX_RUN_SECONDS = 600.0
@@ -54,11 +54,6 @@ FALLBACK_RUN_BYTES = 8 * 2**30
 UNBOUNDED_OPTIMIZERS = ["ConstantFolding"]
 # What ONNX Runtime's arena says when an allocation would pass its max_mem.
 _ARENA_FULL = re.compile(r"Available memory of \d+ is smaller than requested bytes of (\d+)")
-
-
-class LimitError(ParityError):
-    """A run stopped by one of this module's limits; the message names the
-    limit and the environment variable that raises it."""
 
 
 def run_seconds() -> float:

@@ -30,7 +30,7 @@ def test_an_endless_loop_is_stopped_at_the_time_limit(tmp_path, monkeypatch):
     bundle = runtime.load_bundle(tmp_path / "b", device="cpu")
     monkeypatch.setenv(bounds.MAX_RUN_SECONDS_VARIABLE, "0.3")
     with pytest.raises(
-        bounds.LimitError, match=r"beyond the time limit of 0.3 s .*MAX_RUN_SECONDS"
+        runtime.LimitError, match=r"beyond the time limit of 0.3 s .*MAX_RUN_SECONDS"
     ):
         bundle.run({"x": np.zeros(1, np.float32)})
     monkeypatch.delenv(bounds.MAX_RUN_SECONDS_VARIABLE)
@@ -60,7 +60,7 @@ import sys
 import numpy as np
 from pathlib import Path
 from parity import runtime
-from parity.runtime.bounds import LimitError
+from parity.runtime import LimitError
 bundle = runtime.load_bundle(Path(sys.argv[1]), device="cpu")
 try:
     print(bundle.run({"x": np.zeros(1, np.float32)})["y"])
