@@ -188,13 +188,13 @@ def test_an_interrupt_exits_130_and_never_1(single, tmp_path, monkeypatch):
 @pytest.fixture
 def fifo(tmp_path):
     """A FIFO that no process writes to; should anything open it, a helper
-    opens its other end after 10 s, so that a regression fails rather than hangs."""
+    opens its other end every 10 s, so that a regression fails rather than hangs."""
     path = tmp_path / "fifo"
     os.mkfifo(path)
     done = threading.Event()
 
     def release():
-        if not done.wait(10):
+        while not done.wait(10):
             with contextlib.suppress(OSError), open(path, "wb"):
                 pass
 
@@ -317,3 +317,33 @@ def test_a_batch_beyond_the_array_limit_is_refused(single, tmp_path):
     refused([*args, "--data", tmp_path / "d.npz", "--batch-size", "10000000000000"], "--batch-size")
     refused([*args, "--batch", "10000000000000"], "--batch: inputs of 10000000000000 rows")
     refused([*args, "--time", "10000000000000"], "of 10000000000000 steps")
+
+
+# --- beyond the issue: outputs that are inputs, export targets ------------------
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(single, toy, tmp_path):
+    """``--json model.keras`` would replace the model with a report."""
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"PK a model")
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "a.npz", x=np.zeros((1, 4, 3), np.float32), ids=np.zeros((1, 4), np.int64))
+    verify = ["verify", "-q", model, single]
+    refused([*verify, "--json", model], "--json", "is also an input of this command")
+    refused([*verify, "--plot", model], "--plot", "is also an input of this command")
+    refused([*verify, "--data", data, "--json", data / "r.json"], "inside a folder this command")
+    refused([*verify, "--data", data / "a.npz", "--failures", data / "a.npz"], "--failures")
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, bundles.FEATURES), np.float32))
+    x = tmp_path / "x.npy"
+    refused(["generate", toy, "--input", x, "-o", x], "--output", "is also an input")
+    assert model.read_bytes() == b"PK a model" and np.load(x).shape == (1, 3, bundles.FEATURES)
+
+
+def test_export_to_a_link_loop_or_a_name_too_long(tmp_path):
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"PK")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    refused(["export", model, tmp_path / "loop"], "a symbolic link loop")
+    refused(["export", tmp_path / "loop", tmp_path / "out"], "a symbolic link loop")
+    refused(["export", model, tmp_path / ("n" * 300)], "a name of 300 bytes")
