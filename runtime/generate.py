@@ -14,6 +14,7 @@ has emitted it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from math import prod
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,8 @@ from parity.runtime import bounds
 from parity.runtime.bundle_format.manifest import Manifest
 from parity.runtime.errors import InputError, ParameterError, ParityError
 from parity.runtime.inputs import check_feeds
+from parity.runtime.limits import byte_limit, describe_bytes
+from parity.runtime.npy import MAX_ARRAY_BYTES, MAX_ARRAY_BYTES_VARIABLE
 
 # Longer horizons are refused (here and at export) rather than left to exhaust
 # memory; no model of this kind is trained for more. Not raisable.
@@ -68,7 +71,8 @@ def generate(
 
     Raises:
         InputError: inputs that do not fit the graphs.
-        ParameterError: ``steps`` out of range.
+        ParameterError: ``steps`` out of range, or steps whose outputs would
+            take more than the array limit (``PARITY_MAX_ARRAY_BYTES``).
         RunError: ONNX Runtime failed on inputs that passed the checks.
         LimitError: the generation went beyond a limit of
             :mod:`parity.runtime.bounds` (the step loop's steps count as one run).
@@ -89,6 +93,7 @@ def generate(
     batch = x.shape[0]
     if batch != next(iter(encoder_inputs.values())).shape[0]:
         raise InputError(f"start: batch {batch} differs from the encoder input's batch")
+    _check_result_size(manifest, batch, steps)
     if spec.loop_graph is not None and use_loop_graph and stop_token is None:
         feeds = {**encoder_inputs, LOOP_START: x, LOOP_STEPS: np.array(steps, np.int64)}
         return bundle.run(feeds, graph=spec.loop_graph)[spec.step_output]
@@ -128,6 +133,21 @@ def generate(
             if stopped is not None and stopped.all():
                 return result[:, : t + 1]
     return result
+
+
+def _check_result_size(manifest: Manifest, batch: int, steps: int) -> None:
+    """Refuse a generation whose stacked outputs would take more than the
+    array limit of :mod:`parity.runtime.npy`, before anything runs."""
+    spec = manifest.seq2seq
+    output = manifest.graph(spec.step_graph).output(spec.step_output)
+    step = prod(d for d in output.shape[2:] if isinstance(d, int)) * np.dtype(output.dtype).itemsize
+    limit = byte_limit(MAX_ARRAY_BYTES_VARIABLE, MAX_ARRAY_BYTES)
+    if batch * steps * step > limit:
+        raise ParameterError(
+            "steps",
+            f"{steps} steps of {batch} rows take {describe_bytes(batch * steps * step)}, beyond "
+            f"the limit of {describe_bytes(limit)} (set {MAX_ARRAY_BYTES_VARIABLE} to raise it)",
+        )
 
 
 def check_steps(steps: int) -> int:

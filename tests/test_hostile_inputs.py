@@ -347,3 +347,11 @@ def test_export_to_a_link_loop_or_a_name_too_long(tmp_path):
     refused(["export", model, tmp_path / "loop"], "a symbolic link loop")
     refused(["export", tmp_path / "loop", tmp_path / "out"], "a symbolic link loop")
     refused(["export", model, tmp_path / ("n" * 300)], "a name of 300 bytes")
+
+
+def test_a_generation_beyond_the_array_limit_is_refused_before_it_runs(toy, monkeypatch):
+    monkeypatch.setenv("PARITY_MAX_ARRAY_BYTES", "4096")
+    bundle = runtime.load_bundle(toy, device="cpu")
+    x = np.zeros((100, 3, bundles.FEATURES), np.float32)
+    with pytest.raises(ParityError, match="100 steps of 100 rows take 78.1 KiB, beyond"):
+        runtime.generate(bundle, {"encoder_input": x}, steps=100)
