@@ -90,9 +90,13 @@ def run_bytes() -> int:
 
 
 def bound_memory(options: Any) -> None:
-    """Make the session of ``options`` (``onnxruntime.SessionOptions``)
-    allocate from the process's shared arena, whose size is the memory limit
-    (registered with ONNX Runtime once per process, when first asked)."""
+    """Make a session allocate from the process's shared arena, whose size is
+    the memory limit (registered with ONNX Runtime once per process, when
+    first asked).
+
+    Args:
+        options: the session's ``onnxruntime.SessionOptions``.
+    """
     _register_arena()
     options.add_session_config_entry("session.use_env_allocators", "1")
 

@@ -64,7 +64,11 @@ def as_path(value: Any, parameter: str = "path") -> Path:
 
 
 def shortened(text: str) -> str:
-    """``text`` cut for a message: its start and end around "..." when long."""
+    """``text`` cut for a message: its start and end around "..." when long.
+
+    Args:
+        text: a path, or a value a message quotes.
+    """
     if len(text) <= _QUOTED:
         return text
     return f"{text[: _QUOTED // 2]}...{text[-_QUOTED // 2 :]}"
@@ -114,8 +118,12 @@ def regular_file(path: Path, what: str = "file", error: type[ParityError] = Pari
 
 def file_kind(path: Path) -> str | None:
     """What ``path`` names when it is neither a regular file nor a folder
-    (links followed): "a FIFO", "a character device", ...;
-    None for a regular file, a folder, or nothing at all."""
+    (links followed): "a FIFO", "a character device", ...; None for a
+    regular file, a folder, or nothing at all.
+
+    Args:
+        path: the path.
+    """
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
