@@ -72,7 +72,8 @@ def generate(
     Raises:
         InputError: inputs that do not fit the graphs.
         ParameterError: ``steps`` out of range, or steps whose outputs would
-            take more than the array limit (``PARITY_MAX_ARRAY_BYTES``).
+            take more than the array limit (``PARITY_MAX_ARRAY_BYTES``); a
+            ``stop_token`` the model cannot emit.
         RunError: ONNX Runtime failed on inputs that passed the checks.
         LimitError: the generation went beyond a limit of
             :mod:`parity.runtime.bounds` (the step loop's steps count as one run).
@@ -87,6 +88,8 @@ def generate(
         raise ParityError(
             "stop token: this model feeds its output back as it is; a stop token needs tokens"
         )
+    if stop_token is not None:
+        _check_token(manifest, stop_token)
     encoder_graph = manifest.graph(spec.encoder_graph)
     encoder_inputs = check_feeds(encoder_graph, _named_encoder_inputs(manifest, encoder_inputs))
     x = start_input(manifest, encoder_inputs) if start is None else _start(manifest, start)
@@ -133,6 +136,19 @@ def generate(
             if stopped is not None and stopped.all():
                 return result[:, : t + 1]
     return result
+
+
+def _check_token(manifest: Manifest, token: Any) -> None:
+    """Refuse a stop token that no step can emit: not a whole number, or
+    outside the step output's classes."""
+    spec = manifest.seq2seq
+    classes = manifest.graph(spec.step_graph).output(spec.step_output).shape[-1]
+    if not isinstance(token, int | np.integer) or isinstance(token, bool):
+        raise ParameterError("stop_token", f"must be a token id (an integer), got {token!r}")
+    if token < 0 or (isinstance(classes, int) and token >= classes):
+        raise ParameterError(
+            "stop_token", f"{token} is not a token the model emits (0 to {classes} - 1)"
+        )
 
 
 def _check_result_size(manifest: Manifest, batch: int, steps: int) -> None:

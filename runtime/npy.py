@@ -144,7 +144,10 @@ def npz_members(
             for info in archive.infolist():
                 if not info.filename.endswith(".npy"):
                     raise InputError(f"{path}: member {info.filename!r} is not a .npy array")
-                infos[info.filename.removesuffix(".npy")] = info
+                key = info.filename.removesuffix(".npy")
+                if key in infos:
+                    raise InputError(f"{path}: holds two arrays named {key!r}")
+                infos[key] = info
             missing = [name for name in names or () if name not in infos]
             if missing:
                 raise InputError(

@@ -355,3 +355,26 @@ def test_a_generation_beyond_the_array_limit_is_refused_before_it_runs(toy, monk
     x = np.zeros((100, 3, bundles.FEATURES), np.float32)
     with pytest.raises(ParityError, match="100 steps of 100 rows take 78.1 KiB, beyond"):
         runtime.generate(bundle, {"encoder_input": x}, steps=100)
+
+
+def test_a_stop_token_the_model_cannot_emit_is_refused(tmp_path):
+    bundles.write_seq2seq(tmp_path / "tokens", feedback="argmax_onehot")
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, bundles.FEATURES), np.float32))
+    args = ["generate", tmp_path / "tokens", "--input", tmp_path / "x.npy", "-o", tmp_path / "o"]
+    for token in ("9" * 25, "-5", str(bundles.FEATURES)):
+        refused([*args, "--stop-token", token], "--stop-token: ", "not a token the model emits")
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_npz_with_two_arrays_of_one_name_is_refused(toy, tmp_path):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((2, 3, bundles.FEATURES), np.float32))
+    with warnings.catch_warnings(), zipfile.ZipFile(tmp_path / "twice.npz", "w") as archive:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name
+        archive.writestr("encoder_input.npy", buffer.getvalue())
+        archive.writestr("encoder_input.npy", buffer.getvalue())
+    out = tmp_path / "o.npy"
+    refused(["generate", toy, "--input", tmp_path / "twice.npz", "-o", out], "two arrays named")
