@@ -43,6 +43,7 @@ from parity.runtime.bundle_format.manifest import (
     read_manifest,
 )
 from parity.runtime.errors import BundleError, ParityError
+from parity.runtime.paths import as_path, resolved
 
 GOLDEN_NAME = "golden.npz"
 # How many times a swap is tried while other exports write the same folder.
@@ -78,15 +79,15 @@ def check_out_dir(out_dir: str | Path, source: str | Path | None = None) -> Path
     ``out_dir`` may be missing, an empty folder or a parity bundle; any other
     folder (a user's notes, results) is refused and left untouched, as is a
     folder that holds ``source``, the file the bundle is exported from."""
-    out_dir = Path(out_dir)
-    target = out_dir.resolve()
+    out_dir = as_path(out_dir, "out_dir")
+    target = resolved(out_dir)
     if not target.name:
         raise ParityError(f"{out_dir}: cannot write a bundle over the root folder")
     if target.exists() and not target.is_dir():
         raise ParityError(f"{out_dir}: exists and is not a folder")
     if target.is_dir() and not _replaceable(target):
         raise ParityError(_not_a_bundle(out_dir))
-    if source is not None and target in Path(source).resolve().parents:
+    if source is not None and target in resolved(as_path(source, "source")).parents:
         raise ParityError(
             f"{out_dir}: holds the source model {Path(source).name}; "
             "export to a folder of its own, the folder is left untouched"

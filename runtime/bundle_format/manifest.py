@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, get_args
 
 from parity.runtime.errors import BundleError, quoted
+from parity.runtime.paths import as_path, regular_file, resolved, shortened
 
 FORMAT = "parity-bundle"
 FORMAT_VERSION = 1
@@ -176,7 +178,8 @@ class Manifest:
 
     def graph(self, key: str) -> GraphSpec:
         if key not in self.graphs:
-            raise BundleError(f"manifest has no graph {key!r} (has: {', '.join(self.graphs)})")
+            has = ", ".join(self.graphs)
+            raise BundleError(f"manifest has no graph {_brief(key)} (has: {has})")
         return self.graphs[key]
 
     def to_json(self) -> str:
@@ -189,19 +192,20 @@ def _by_name(specs: tuple[TensorSpec, ...], name: str, what: str) -> TensorSpec:
         if spec.name == name:
             return spec
     names = ", ".join(s.name for s in specs)
-    raise BundleError(f"no {what} named {name!r} (has: {names})")
+    raise BundleError(f"no {what} named {_brief(name)} (has: {names})")
 
 
 def safe_member(bundle_dir: Path, relative: str) -> Path:
     """Resolve a file named by the manifest, refusing anything outside the bundle."""
     if not isinstance(relative, str) or "\x00" in relative:
         raise BundleError(f"{bundle_dir}: manifest names a file that is no path: {relative!r}")
+    outside = f"{bundle_dir}: manifest names a file outside the bundle: {_brief(relative)}"
     pure = PurePosixPath(relative)
     if pure.is_absolute() or ".." in pure.parts or "\\" in relative or not relative:
-        raise BundleError(f"{bundle_dir}: manifest names a file outside the bundle: {relative!r}")
-    path = (bundle_dir / pure).resolve()
-    if bundle_dir.resolve() not in path.parents:
-        raise BundleError(f"{bundle_dir}: manifest names a file outside the bundle: {relative!r}")
+        raise BundleError(outside)
+    path = resolved(bundle_dir / pure, BundleError)
+    if resolved(bundle_dir, BundleError) not in path.parents:
+        raise BundleError(outside)
     return path
 
 
@@ -220,10 +224,10 @@ class _Schema:
             raise self.fail(where, f"expected an object, got {_kind_of(data)}")
         missing = sorted(required - set(data))
         if missing:
-            raise self.fail(where, f"missing field {missing[0]!r}")
+            raise self.fail(where, f"missing field {_brief(missing[0])}")
         unknown = sorted(set(data) - required - optional)
         if unknown:
-            raise self.fail(where, f"unknown field {unknown[0]!r}")
+            raise self.fail(where, f"unknown field {_brief(unknown[0])}")
         return data
 
     def text(self, value: Any, where: str, *, name: bool = False) -> str:
@@ -237,20 +241,24 @@ class _Schema:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(where, f"expected an integer, got {_kind_of(value)}")
         if not low <= value <= high:
-            raise self.fail(where, f"{value} is out of range [{low}, {high}]")
+            raise self.fail(where, f"{_shown(value)} is out of range [{low}, {high}]")
         return value
 
     def number(self, value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(where, f"expected a number, got {_kind_of(value)}")
-        if not math.isfinite(value):
-            raise self.fail(where, f"expected a finite number, got {value}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.fail(where, f"expected a finite number, got {_shown(value)}")
+        return number
 
     def choice(self, value: Any, where: str, vocabulary: Any) -> Any:
         allowed = get_args(vocabulary)
         if value not in allowed:
-            raise self.fail(where, f"{value!r} is not one of {', '.join(allowed)}")
+            raise self.fail(where, f"{_brief(value)} is not one of {', '.join(allowed)}")
         return value
 
     def strings(self, value: Any, where: str) -> dict[str, str]:
@@ -269,7 +277,7 @@ class _Schema:
         relative = self.text(value, where)
         pure = PurePosixPath(relative)
         if pure.is_absolute() or ".." in pure.parts or "\\" in relative:
-            raise self.fail(where, f"names a file outside the bundle: {relative!r}")
+            raise self.fail(where, f"names a file outside the bundle: {_brief(relative)}")
         return relative
 
     def tensor(self, data: Any, where: str, *, with_domain: bool) -> TensorSpec:
@@ -283,7 +291,7 @@ class _Schema:
         for axis, dim in enumerate(shape):
             if isinstance(dim, str):
                 if not _AXIS_NAME.fullmatch(dim):
-                    raise self.fail(f"{where}.shape[{axis}]", f"{dim!r} is no axis name")
+                    raise self.fail(f"{where}.shape[{axis}]", f"{_brief(dim)} is no axis name")
                 dims.append(dim)
             else:
                 dims.append(self.integer(dim, f"{where}.shape[{axis}]", 1, MAX_DIM))
@@ -326,7 +334,7 @@ class _Schema:
         external = self.strings(data.get("external_data", {}), f"{where}.external_data")
         for relative, digest in external.items():
             self.file(relative, f"{where}.external_data")
-            self.digest(digest, f"{where}.external_data[{relative!r}]")
+            self.digest(digest, f"{where}.external_data[{_brief(relative)}]")
         return GraphSpec(
             file=self.file(data["file"], f"{where}.file"),
             sha256=self.digest(data["sha256"], f"{where}.sha256"),
@@ -339,7 +347,7 @@ class _Schema:
         data = self.fields(data, "mask", {"input", "value"}, {"padding", "source", "fused"})
         name = self.text(data["input"], "mask.input")
         if not any(spec.name == name for g in graphs.values() for spec in g.inputs):
-            raise self.fail("mask.input", f"{name!r} names no graph input")
+            raise self.fail("mask.input", f"{_brief(name)} names no graph input")
         fused = data.get("fused", False)
         if not isinstance(fused, bool):
             raise self.fail("mask.fused", f"expected true or false, got {_kind_of(fused)}")
@@ -360,7 +368,7 @@ class _Schema:
         def graph_key(field_name: str) -> str:
             key = self.text(data[field_name], f"seq2seq.{field_name}")
             if key not in graphs:
-                raise self.fail(f"seq2seq.{field_name}", f"{key!r} names no graph")
+                raise self.fail(f"seq2seq.{field_name}", f"{_brief(key)} names no graph")
             return key
 
         encoder = graphs[graph_key("encoder_graph")]
@@ -441,12 +449,39 @@ class _Schema:
     def member(self, value: Any, specs: tuple[TensorSpec, ...], where: str) -> str:
         name = self.text(value, where)
         if not any(spec.name == name for spec in specs):
-            raise self.fail(where, f"{name!r} names no tensor of that graph")
+            raise self.fail(where, f"{_brief(name)} names no tensor of that graph")
         return name
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _AXIS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _brief(value: Any) -> str:
+    """``value`` quoted for a message, cut when long: a manifest's strings and
+    keys may be of any length, its lists of any depth."""
+    try:
+        return shortened(repr(value))
+    except RecursionError:
+        return _kind_of(value)
+
+
+def _shown(value: int | float) -> str:
+    """A number for a message: one of hundreds of digits by its length."""
+    if isinstance(value, int) and abs(value) >= 10**20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return str(value)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a manifest with one key
+    twice (where ``json`` would keep the last) is refused."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"the key {twice[:100]!r} appears twice in one object")
+    return data
 
 
 def _kind_of(value: Any) -> str:
@@ -475,7 +510,7 @@ def parse_manifest(data: Any, origin: str = "manifest") -> Manifest:
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise BundleError(
-            f"{origin}: manifest format version {version!r} is not supported "
+            f"{origin}: manifest format version {_brief(version)} is not supported "
             f"(this parity reads version {FORMAT_VERSION})"
         )
     required = {"format", "format_version", "name", "kind", "source", "opset", "versions"}
@@ -501,7 +536,7 @@ def parse_manifest(data: Any, origin: str = "manifest") -> Manifest:
     kind = schema.choice(data["kind"], "kind", Kind)
     seq2seq = data.get("seq2seq")
     if (kind == "seq2seq") != (seq2seq is not None):
-        raise BundleError(f"{origin}: bundle kind {kind!r} does not match its sections")
+        raise BundleError(f"{origin}: bundle kind {_brief(kind)} does not match its sections")
     return Manifest(
         format_version=version,
         name=schema.text(data["name"], "name"),
@@ -528,21 +563,24 @@ def read_manifest(bundle_dir: Path) -> Manifest:
             missing, a link out of the bundle, too large, unreadable, or does
             not fit the schema.
     """
-    bundle_dir = Path(bundle_dir)
-    if bundle_dir.is_file():
+    bundle_dir = as_path(bundle_dir, "bundle")
+    folder = resolved(bundle_dir, BundleError)
+    if folder.is_file():
         hint = " (a Keras model? the bundle comes second)" if bundle_dir.suffix else ""
         raise BundleError(f"{bundle_dir}: is a file, expected a bundle folder{hint}")
-    if not bundle_dir.is_dir():
+    if not folder.is_dir():
         raise BundleError(f"{bundle_dir}: not a bundle folder (no such directory)")
     path = bundle_dir / MANIFEST_NAME
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise BundleError(f"{bundle_dir}: no {MANIFEST_NAME}; is this a parity bundle?")
-    if path.is_symlink() or path.resolve().parent != bundle_dir.resolve():
+    if path.is_symlink() or resolved(path, BundleError).parent != folder:
         raise BundleError(f"{path}: is a link out of the bundle; refused")
+    regular_file(path, "manifest", BundleError)
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
             raise BundleError(f"{path}: larger than {MAX_MANIFEST_BYTES >> 20} MiB; refused")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: also an int of 5,000 digits
         raise BundleError(f"{path}: unreadable manifest ({quoted(exc)})") from None
     return parse_manifest(data, origin=str(path))
