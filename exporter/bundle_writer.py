@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from parity.exporter.test_data import test_data_files
 from parity.runtime.bundle_format.digest import sha256_bytes
 from parity.runtime.bundle_format.leftovers import (
     NEW,
@@ -143,16 +144,21 @@ def _write_files(
         data = graph_bytes[key]
         (folder / spec.file).write_bytes(data)
         graphs[key] = dataclasses.replace(spec, sha256=sha256_bytes(data))
-    golden_entry = None
+    golden_entry, test_data = None, {}
     if golden:
         data = npz_bytes(golden)
         (folder / GOLDEN_NAME).write_bytes(data)
         golden_entry = {"file": GOLDEN_NAME, "sha256": sha256_bytes(data)}
-    written = dataclasses.replace(manifest, graphs=graphs, golden=golden_entry)
+        for relative, data in test_data_files(manifest, graph_bytes, golden).items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(data)
+            test_data[relative] = sha256_bytes(data)
+    written = dataclasses.replace(manifest, graphs=graphs, golden=golden_entry, test_data=test_data)
     (folder / MANIFEST_NAME).write_text(written.to_json(), encoding="utf-8")
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
     return written
 
 

@@ -5,17 +5,24 @@ golden-data file. The manifest describes every graph's inputs and outputs (with
 symbolic dims named), how the bundle was made, and, for a seq2seq bundle, how
 the encoder and the one-step decoder are wired together. This module only
 parses and validates; it never touches the graphs themselves.
+
+The format is written down once, as a JSON Schema shipped beside this module
+(``manifest.schema.json``), which an app in any language can validate a
+manifest with. The reader takes from it every object's fields, every
+vocabulary and every limit, and checks on top what a schema cannot say: that
+names point at graphs and tensors that exist, and that values are consistent.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from parity.runtime.errors import BundleError, quoted
 from parity.runtime.paths import as_path, regular_file, resolved, shortened
@@ -23,10 +30,17 @@ from parity.runtime.paths import as_path, regular_file, resolved, shortened
 FORMAT = "parity-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+SCHEMA_NAME = "manifest.schema.json"
+# The format's JSON Schema: fields, vocabularies and limits come from it.
+SCHEMA: dict[str, Any] = json.loads(
+    importlib.resources.files(__package__).joinpath(SCHEMA_NAME).read_text(encoding="utf-8")
+)
+_DEFS = SCHEMA["$defs"]
 
 Dim = int | str  # a fixed size, or the name of a symbolic (dynamic) axis
 
-# The vocabularies of the format. Each is checked when a manifest is read.
+# The vocabularies of the format, for type checkers; the values a manifest
+# may hold are the schema's (a test holds these to it).
 Kind = Literal["single", "seq2seq"]
 Feedback = Literal["identity", "argmax_onehot", "argmax_token"]
 Start = Literal["last_encoder_step", "zeros", "token"]
@@ -38,14 +52,29 @@ MaskSource = Literal["Masking", "Embedding"]
 # decoder unrolled by hand, one call per output step.
 SourceForm = Literal["teacher_forcing", "attention", "unrolled"]
 DomainKind = Literal["uniform", "tokens"]
-DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool")
+DTYPES = tuple(_DEFS["dtype"]["enum"])
 
-# Limits on what a manifest may declare: far above any real model, low enough
-# that nothing is allocated from a hostile manifest's numbers.
-MAX_STEPS = 100_000  # generation steps (the runtime refuses more)
-MAX_DIM = 1 << 31  # a fixed axis or a state size
-MAX_RANK = 8
+# Limits on what a manifest may declare, from the schema: far above any real
+# model, low enough that nothing is allocated from a hostile manifest's numbers.
+MAX_STEPS = _DEFS["seq2seq"]["properties"]["steps"]["maximum"]  # generation steps
+MAX_DIM = _DEFS["dim"]["oneOf"][0]["maximum"]  # a fixed axis or a state size
+MAX_RANK = _DEFS["tensor"]["properties"]["shape"]["maxItems"]
+MAX_NAME = _DEFS["name"]["maxLength"]
 MAX_MANIFEST_BYTES = 16 << 20
+
+
+def vocabulary(definition: str, field_name: str) -> tuple[Any, ...]:
+    """The values the schema allows for ``field_name`` of the object
+    ``definition`` ("manifest" for the top level, else a name under ``$defs``)."""
+    return tuple(_object(definition)["properties"][field_name]["enum"])
+
+
+def _object(definition: str) -> dict[str, Any]:
+    return SCHEMA if definition == "manifest" else _DEFS[definition]
+
+
+def _domain_variant(kind: str) -> dict[str, Any]:
+    return next(v for v in _DEFS["domain"]["oneOf"] if v["properties"]["kind"]["const"] == kind)
 
 
 @dataclass(frozen=True)
@@ -175,6 +204,8 @@ class Manifest:
     mask: MaskSpec | None = None
     seq2seq: Seq2SeqSpec | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # the golden data again in ONNX's test-data layout: each file's sha256
+    test_data: dict[str, str] = field(default_factory=dict)
 
     def graph(self, key: str) -> GraphSpec:
         if key not in self.graphs:
@@ -219,7 +250,12 @@ class _Schema:
     def fail(self, where: str, what: str) -> BundleError:
         return BundleError(f"{self.origin}: {where}: {what}")
 
-    def fields(self, data: Any, where: str, required: set[str], optional: set[str]) -> dict:
+    def fields(self, data: Any, where: str, definition: str | dict[str, Any]) -> dict:
+        """``data`` once it is an object with the fields the schema's object
+        ``definition`` (a name, or the object itself) requires, and no others."""
+        node = _object(definition) if isinstance(definition, str) else definition
+        required = set(node.get("required", ()))
+        optional = set(node.get("properties", ())) - required
         if not isinstance(data, dict):
             raise self.fail(where, f"expected an object, got {_kind_of(data)}")
         missing = sorted(required - set(data))
@@ -233,8 +269,8 @@ class _Schema:
     def text(self, value: Any, where: str, *, name: bool = False) -> str:
         if not isinstance(value, str) or not value or "\x00" in value:
             raise self.fail(where, f"expected a non-empty string, got {_kind_of(value)}")
-        if name and len(value) > 256:
-            raise self.fail(where, "a name longer than 256 characters")
+        if name and len(value) > MAX_NAME:
+            raise self.fail(where, f"a name longer than {MAX_NAME} characters")
         return value
 
     def integer(self, value: Any, where: str, low: int, high: int) -> int:
@@ -255,9 +291,8 @@ class _Schema:
             raise self.fail(where, f"expected a finite number, got {_shown(value)}")
         return number
 
-    def choice(self, value: Any, where: str, vocabulary: Any) -> Any:
-        allowed = get_args(vocabulary)
-        if value not in allowed:
+    def choice(self, value: Any, where: str, allowed: tuple[Any, ...]) -> Any:
+        if not isinstance(value, str | int) or isinstance(value, bool) or value not in allowed:
             raise self.fail(where, f"{_brief(value)} is not one of {', '.join(allowed)}")
         return value
 
@@ -281,9 +316,9 @@ class _Schema:
         return relative
 
     def tensor(self, data: Any, where: str, *, with_domain: bool) -> TensorSpec:
-        data = self.fields(data, where, {"name", "dtype", "shape"}, {"domain"})
+        data = self.fields(data, where, "tensor")
         name = self.text(data["name"], f"{where}.name", name=True)
-        dtype = self.choice(data["dtype"], f"{where}.dtype", Literal[DTYPES])  # type: ignore[valid-type]
+        dtype = self.choice(data["dtype"], f"{where}.dtype", DTYPES)
         shape = data["shape"]
         if not isinstance(shape, list) or len(shape) > MAX_RANK:
             raise self.fail(f"{where}.shape", f"expected a list of at most {MAX_RANK} dims")
@@ -305,12 +340,12 @@ class _Schema:
     def domain(self, data: Any, where: str) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise self.fail(where, f"expected an object, got {_kind_of(data)}")
-        kind = self.choice(data.get("kind"), f"{where}.kind", DomainKind)
+        kinds = tuple(v["properties"]["kind"]["const"] for v in _DEFS["domain"]["oneOf"])
+        kind = self.choice(data.get("kind"), f"{where}.kind", kinds)
+        self.fields(data, where, _domain_variant(kind))
         if kind == "tokens":
-            self.fields(data, where, {"kind", "vocab"}, set())
             self.integer(data["vocab"], f"{where}.vocab", 1, MAX_DIM)
         else:
-            self.fields(data, where, {"kind", "low", "high"}, set())
             low = self.number(data["low"], f"{where}.low")
             if self.number(data["high"], f"{where}.high") < low:
                 raise self.fail(where, "high is below low")
@@ -329,8 +364,7 @@ class _Schema:
         return specs
 
     def graph(self, data: Any, where: str) -> GraphSpec:
-        required = {"file", "sha256", "inputs", "outputs"}
-        data = self.fields(data, where, required, {"external_data"})
+        data = self.fields(data, where, "graph")
         external = self.strings(data.get("external_data", {}), f"{where}.external_data")
         for relative, digest in external.items():
             self.file(relative, f"{where}.external_data")
@@ -344,7 +378,7 @@ class _Schema:
         )
 
     def mask(self, data: Any, graphs: dict[str, GraphSpec]) -> MaskSpec:
-        data = self.fields(data, "mask", {"input", "value"}, {"padding", "source", "fused"})
+        data = self.fields(data, "mask", "mask")
         name = self.text(data["input"], "mask.input")
         if not any(spec.name == name for g in graphs.values() for spec in g.inputs):
             raise self.fail("mask.input", f"{_brief(name)} names no graph input")
@@ -354,16 +388,17 @@ class _Schema:
         return MaskSpec(
             input=name,
             value=self.number(data["value"], "mask.value"),
-            padding=self.choice(data.get("padding", "post"), "mask.padding", Padding),
-            source=self.choice(data.get("source", "Masking"), "mask.source", MaskSource),
+            padding=self.choice(
+                data.get("padding", "post"), "mask.padding", vocabulary("mask", "padding")
+            ),
+            source=self.choice(
+                data.get("source", "Masking"), "mask.source", vocabulary("mask", "source")
+            ),
             fused=fused,
         )
 
     def seq2seq(self, data: Any, graphs: dict[str, GraphSpec]) -> Seq2SeqSpec:
-        required = {"encoder_graph", "step_graph", "encoder_input", "step_input"}
-        required |= {"step_output", "states", "feedback", "steps"}
-        optional = {"start", "start_token", "stop_token", "loop_graph", "form", "memories"}
-        data = self.fields(data, "seq2seq", required, optional)
+        data = self.fields(data, "seq2seq", "seq2seq")
 
         def graph_key(field_name: str) -> str:
             key = self.text(data[field_name], f"seq2seq.{field_name}")
@@ -380,7 +415,9 @@ class _Schema:
         states = data["states"]
         if not isinstance(states, list) or not states:
             raise self.fail("seq2seq.states", "expected a non-empty list")
-        start = self.choice(data.get("start", "zeros"), "seq2seq.start", Start)
+        start = self.choice(
+            data.get("start", "zeros"), "seq2seq.start", vocabulary("seq2seq", "start")
+        )
         tokens = {}
         for name in ("start_token", "stop_token"):
             value = data.get(name)
@@ -399,11 +436,15 @@ class _Schema:
                 self.state(item, f"seq2seq.states[{i}]", encoder, step)
                 for i, item in enumerate(states)
             ),
-            feedback=self.choice(data["feedback"], "seq2seq.feedback", Feedback),
+            feedback=self.choice(
+                data["feedback"], "seq2seq.feedback", vocabulary("seq2seq", "feedback")
+            ),
             steps=self.integer(data["steps"], "seq2seq.steps", 1, MAX_STEPS),
             start=start,
             loop_graph=loop,
-            form=self.choice(data.get("form", "teacher_forcing"), "seq2seq.form", SourceForm),
+            form=self.choice(
+                data.get("form", "teacher_forcing"), "seq2seq.form", vocabulary("seq2seq", "form")
+            ),
             memories=self.memories(data.get("memories", []), encoder, step),
             **tokens,
         )
@@ -414,7 +455,7 @@ class _Schema:
         found = []
         for index, item in enumerate(data):
             where = f"seq2seq.memories[{index}]"
-            item = self.fields(item, where, {"name", "encoder_output", "step_input"}, set())
+            item = self.fields(item, where, "memory")
             found.append(
                 MemorySpec(
                     name=self.text(item["name"], f"{where}.name", name=True),
@@ -427,9 +468,8 @@ class _Schema:
         return tuple(found)
 
     def state(self, data: Any, where: str, encoder: GraphSpec, step: GraphSpec) -> StateSpec:
-        required = {"name", "layer", "kind", "size", "step_input", "step_output", "init"}
-        data = self.fields(data, where, required, {"encoder_output"})
-        init = self.choice(data["init"], f"{where}.init", Init)
+        data = self.fields(data, where, "state")
+        init = self.choice(data["init"], f"{where}.init", vocabulary("state", "init"))
         encoder_output = data.get("encoder_output")
         if init == "encoder":
             self.member(encoder_output, encoder.outputs, f"{where}.encoder_output")
@@ -513,9 +553,7 @@ def parse_manifest(data: Any, origin: str = "manifest") -> Manifest:
             f"{origin}: manifest format version {_brief(version)} is not supported "
             f"(this parity reads version {FORMAT_VERSION})"
         )
-    required = {"format", "format_version", "name", "kind", "source", "opset", "versions"}
-    optional = {"graphs", "golden", "mask", "seq2seq", "notes"}
-    schema.fields(data, "manifest", required | {"graphs"}, optional)
+    schema.fields(data, "manifest", "manifest")
     raw_graphs = data["graphs"]
     if not isinstance(raw_graphs, dict) or not raw_graphs:
         raise schema.fail("graphs", "expected a non-empty object of graphs")
@@ -525,7 +563,7 @@ def parse_manifest(data: Any, origin: str = "manifest") -> Manifest:
     }
     golden = data.get("golden")
     if golden is not None:
-        schema.fields(golden, "golden", {"file", "sha256"}, set())
+        schema.fields(golden, "golden", "golden")
         golden = {
             "file": schema.file(golden["file"], "golden.file"),
             "sha256": schema.digest(golden["sha256"], "golden.sha256"),
@@ -533,7 +571,11 @@ def parse_manifest(data: Any, origin: str = "manifest") -> Manifest:
     notes = data.get("notes", [])
     if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
         raise schema.fail("notes", "expected a list of strings")
-    kind = schema.choice(data["kind"], "kind", Kind)
+    kind = schema.choice(data["kind"], "kind", vocabulary("manifest", "kind"))
+    test_data = schema.strings(data.get("test_data", {}), "test_data")
+    for relative, digest in test_data.items():
+        schema.file(relative, "test_data")
+        schema.digest(digest, f"test_data[{_brief(relative)}]")
     seq2seq = data.get("seq2seq")
     if (kind == "seq2seq") != (seq2seq is not None):
         raise BundleError(f"{origin}: bundle kind {_brief(kind)} does not match its sections")
@@ -542,13 +584,19 @@ def parse_manifest(data: Any, origin: str = "manifest") -> Manifest:
         name=schema.text(data["name"], "name"),
         kind=kind,
         source=schema.strings(data["source"], "source"),
-        opset=schema.integer(data["opset"], "opset", 1, 100),
+        opset=schema.integer(
+            data["opset"],
+            "opset",
+            SCHEMA["properties"]["opset"]["minimum"],
+            SCHEMA["properties"]["opset"]["maximum"],
+        ),
         versions=schema.strings(data["versions"], "versions"),
         graphs=graphs,
         golden=golden,
         mask=schema.mask(data["mask"], graphs) if data.get("mask") is not None else None,
         seq2seq=schema.seq2seq(seq2seq, graphs) if seq2seq is not None else None,
         notes=tuple(notes),
+        test_data=test_data,
     )
 
 
