@@ -69,6 +69,7 @@ def run_demo(
     """
     from parity import models
     from parity.exporter import export_keras
+    from parity.files import save_model
     from parity.runtime.providers import check_device
     from parity.verify.check import check
     from parity.verify.options import VerifyOptions
@@ -85,7 +86,7 @@ def run_demo(
         say = prefixed(progress, f"{number}/{len(chosen)} {name}: ")
         say(f"training ({preset} preset)")
         trained = models.train(name, preset=preset, seed=seed, progress=say)
-        source = models.save(trained.model, folder / f"{name}.keras")
+        source = save_model(trained.model, folder / f"{name}.keras")
         say("exporting")
         export_keras(source, folder / name, seed=seed, progress=say)
         say("verifying")

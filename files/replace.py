@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -124,9 +125,35 @@ def _opened_stream(target: Target) -> Iterator[BinaryIO]:
         os.set_blocking(handle, True)
     try:
         with open(handle, "wb", closefd=True) as stream:
-            yield stream
+            yield _Unseekable(stream)
     except OSError as exc:
         raise ParityError(f"{target.path}: cannot write ({_reason(exc)})") from None
+
+
+class _Unseekable(io.RawIOBase):
+    """A stream written in order, with no position: a device or a pipe says
+    it has one (``/dev/null`` is always at 0), and ``zipfile`` (an ``.npz``)
+    would write offsets from it that do not fit its records. Without one, it
+    writes a zip that needs none."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        raise io.UnsupportedOperation("a stream has no position")
+
+    def write(self, data: Any) -> int:
+        return self._stream.write(data)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 def save_array(path: str | os.PathLike[str], value: np.ndarray) -> None:

@@ -1,4 +1,5 @@
-"""Train a zoo entry reproducibly, measure it on held-out data, save it.
+"""Train a zoo entry reproducibly and measure it on held-out data
+(:func:`parity.files.save_model` saves it).
 
 TensorFlow is imported only once the arguments are known to be good, so that
 a wrong name, preset or path fails at once and in one line.
@@ -6,10 +7,7 @@ a wrong name, preset or path fails at once and in one line.
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -134,35 +132,3 @@ def chance_level(task: str, data: Dataset) -> float:
         return float(np.bincount(targets.ravel()).max() / targets.size)
     mean = targets.mean(axis=tuple(range(targets.ndim - 1)))
     return float(np.mean((targets - mean) ** 2))
-
-
-def writable_keras_path(path: str | os.PathLike[str]) -> Path:
-    """Check, before any training, that a model can be saved at ``path``."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ParityError(f"{path}: the model file name must end with .keras")
-    if path.is_dir():
-        raise ParityError(f"{path}: is a folder, expected a .keras file name")
-    folder = path.parent
-    if not folder.is_dir():
-        raise ParityError(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ParityError(f"{path}: folder {folder} is not writable")
-    return path
-
-
-def save(model: Any, path: str | os.PathLike[str]) -> Path:
-    """Save ``model`` as a ``.keras`` file, atomically: a reader of ``path``
-    sees the old file or the whole new one, never a partial one."""
-    path = writable_keras_path(path)
-    # Keras wants the .keras suffix; a hidden name in the same folder makes the
-    # final os.replace a rename on one file system.
-    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.keras")
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ParityError(f"{path}: cannot save the model ({exc.strerror or exc})") from exc
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path

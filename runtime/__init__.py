@@ -13,7 +13,14 @@ This is the part that other applications embed: it never imports TensorFlow.
 
 from parity.runtime.bundle import Bundle, load_bundle
 from parity.runtime.bundle_format.manifest import Manifest, read_manifest
-from parity.runtime.errors import BundleError, InputError, ParameterError, ParityError, RunError
+from parity.runtime.errors import (
+    BundleError,
+    InputError,
+    LimitError,
+    ParameterError,
+    ParityError,
+    RunError,
+)
 from parity.runtime.generate import MAX_STEPS, generate, start_input
 from parity.runtime.stream import Stream, open_stream
 
@@ -22,6 +29,7 @@ __all__ = [
     "Bundle",
     "BundleError",
     "InputError",
+    "LimitError",
     "Manifest",
     "ParameterError",
     "ParityError",

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from parity import models  # plain tables: importing the zoo does not import TensorFlow
+from parity.files import save_model
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -39,7 +40,7 @@ class TrainedZoo:
     def __getitem__(self, name: str) -> TrainedModel:
         if name not in self._trained:
             result = models.train(name, preset="tiny", seed=0)
-            path = models.save(result.model, self._folder / f"{name}.keras")
+            path = save_model(result.model, self._folder / f"{name}.keras")
             self._trained[name] = TrainedModel(models.get(name), result, path)
         return self._trained[name]
 

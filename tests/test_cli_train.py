@@ -74,7 +74,7 @@ def test_python_m_parity_trains_and_saves(tmp_path):
         (["seq_tagger", "--epochs", "0"], "error: epochs must be at least 1, got 0"),
         (["seq_tagger", "-o", "{tmp}/missing/m.keras"], "does not exist"),
         (["seq_tagger", "-o", "{tmp}/m.h5"], "the model file name must end with .keras"),
-        (["seq_tagger", "-o", "{tmp}"], "the model file name must end with .keras"),
+        (["seq_tagger", "-o", "{tmp}"], "is a folder, expected a file name"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, message, tmp_path):

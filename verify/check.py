@@ -30,7 +30,7 @@ from parity.runtime.bundle_format.golden import (
 from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
 from parity.runtime.errors import ParameterError, ParityError, RunError
 from parity.runtime.inputs import check_array, check_feeds, check_prefix_mask
-from parity.runtime.sampling import sample_inputs
+from parity.runtime.sampling import check_draw, sample_inputs
 from parity.runtime.versions import tool_versions
 from parity.verify.compare import Check, compare_arrays, compare_outputs, failed_check
 from parity.verify.generation import compare_generation
@@ -111,6 +111,11 @@ def check(
     policy.check_outputs(spec.name for graph in manifest.graphs.values() for spec in graph.outputs)
     if inputs is not None and manifest.streaming is not None:
         raise ParameterError("inputs", "a stream bundle is verified on sequences fed in chunks")
+    if model is not None and inputs is None:
+        for graph in manifest.graphs.values():
+            for batch in options.batches:
+                for time in options.times:
+                    check_draw(graph.inputs, batch, time)
     if inputs is not None:
         if model is None:
             raise ParameterError(

@@ -7,17 +7,13 @@ from pathlib import Path
 import click
 
 from parity.cli.commands import COMMANDS
-from parity.cli.options import progress_lines, quiet_option, seed_option
+from parity.cli.options import output_file_option, progress_lines, quiet_option, seed_option
 
 
 @click.command("train", short_help=COMMANDS["train"])
 @click.argument("name")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Where to save the trained model (a .keras file).",
+@output_file_option(
+    "-o", "--output", required=True, help="Where to save the trained model (a .keras file)."
 )
 @click.option("--preset", default="tiny", show_default=True, help="Sizes to train (see `zoo`).")
 @click.option("--epochs", type=int, default=None, help="Epochs to train [default: the preset's].")
@@ -32,13 +28,14 @@ def command(
     what chance would score; each epoch's scores and the time left go to stderr.
     """
     from parity import models
+    from parity.files import check_model_path, save_model
 
     epochs = models.training_epochs(models.get(name).preset(preset), epochs)
-    models.writable_keras_path(output)
+    check_model_path(output)
     progress = progress_lines(quiet)
     progress(f"training {name}: {preset} preset, {epochs} epochs, seed {seed}")
     result = models.train(name, preset=preset, epochs=epochs, seed=seed, progress=progress)
-    models.save(result.model, output)
+    save_model(result.model, output)
     score = result.metrics[result.metric]
     click.echo(f"held-out {result.metric}: {score:.4f} (chance: {result.chance:.4f})")
     click.echo(f"saved {output}")

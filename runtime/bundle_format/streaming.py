@@ -21,16 +21,17 @@ and, in words, what a masked step does::
       "masked_steps": str | null
     }
 
-The section is read by :func:`parse_streaming` with the manifest's own schema
-(:mod:`parity.runtime.bundle_format.manifest`), which hands itself in: this
-module imports nothing of the manifest's.
+The section's fields are the manifest's JSON Schema's (``streaming``,
+``stream_output``, ``stream_state``); :func:`parse_streaming` reads it with
+the manifest's own reader (:mod:`parity.runtime.bundle_format.manifest`),
+which hands itself in: this module imports nothing of the manifest's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 # Graph inputs and outputs that carry a state: ``state.<layer>.<kind>`` in,
 # ``state.<layer>.<kind>.next`` out. The prefix keeps them apart from the data
@@ -38,7 +39,7 @@ from typing import Any, Literal
 # at export).
 STATE_PREFIX = "state."
 NEXT_SUFFIX = ".next"
-# The most states one layer may declare (LSTM has 2).
+# The most states one layer may declare (LSTM has 2), as the schema says.
 MAX_STATE_INDEX = 63
 
 # Where a stream bundle comes from: a Keras model whose recurrent layers are
@@ -116,8 +117,9 @@ def parse_streaming(schema: Any, data: Any, graphs: Mapping[str, Any], max_dim: 
     and state outputs all of its outputs.
 
     Args:
-        schema: the manifest's schema reader (``manifest._Schema``), whose
-            checks name the first wrong field.
+        schema: the manifest's reader (``manifest._Schema``), whose checks
+            take each object's fields from the JSON Schema and name the first
+            wrong field.
         data: the decoded section.
         graphs: the manifest's graphs, already validated, by key.
         max_dim: the largest size the manifest allows (a state, ``keras_batch``).
@@ -126,8 +128,7 @@ def parse_streaming(schema: Any, data: Any, graphs: Mapping[str, Any], max_dim: 
         BundleError: naming the first field that is wrong.
     """
     where = "streaming"
-    required = {"graph", "source", "inputs", "outputs", "states"}
-    data = schema.fields(data, where, required, {"keras_batch", "masked_steps"})
+    data = schema.fields(data, where, "streaming")
     key = schema.text(data["graph"], f"{where}.graph")
     if key not in graphs:
         raise schema.fail(f"{where}.graph", f"{key!r} names no graph")
@@ -153,7 +154,7 @@ def parse_streaming(schema: Any, data: Any, graphs: Mapping[str, Any], max_dim: 
     names_out = [*(output.name for output in outputs), *(state.output for state in states)]
     if sorted(names_out) != sorted(spec.name for spec in graph.outputs):
         raise schema.fail(where, "the data and state outputs must be the graph's outputs, once")
-    source = schema.choice(data["source"], f"{where}.source", Source)
+    source = schema.choice(data["source"], f"{where}.source", get_args(Source))
     batch = data.get("keras_batch")
     if batch is not None:
         batch = schema.integer(batch, f"{where}.keras_batch", 1, max_dim)
@@ -184,17 +185,16 @@ def _tensor(schema: Any, name: Any, specs: Any, where: str) -> Any:
 
 
 def _output(schema: Any, data: Any, graph: Any, where: str) -> StreamOutput:
-    data = schema.fields(data, where, {"name", "per"}, set())
+    data = schema.fields(data, where, "stream_output")
     spec = _tensor(schema, data["name"], graph.outputs, f"{where}.name")
-    per = schema.choice(data["per"], f"{where}.per", Per)
+    per = schema.choice(data["per"], f"{where}.per", get_args(Per))
     if per == "step" and (len(spec.shape) < 2 or not isinstance(spec.shape[1], str)):
         raise schema.fail(f"{where}.per", "a per-step output is (batch, time, ...)")
     return StreamOutput(spec.name, per)
 
 
 def _state(schema: Any, data: Any, graph: Any, where: str, max_dim: int) -> StreamState:
-    fields = {"layer", "kind", "index", "size", "input", "output", "reset"}
-    data = schema.fields(data, where, fields, set())
+    data = schema.fields(data, where, "stream_state")
     widths = []
     for side, specs in (("input", graph.inputs), ("output", graph.outputs)):
         spec = _tensor(schema, data[side], specs, f"{where}.{side}")
@@ -212,5 +212,5 @@ def _state(schema: Any, data: Any, graph: Any, where: str, max_dim: int) -> Stre
         size=size,
         input=data["input"],
         output=data["output"],
-        reset=schema.choice(data["reset"], f"{where}.reset", Reset),
+        reset=schema.choice(data["reset"], f"{where}.reset", get_args(Reset)),
     )
