@@ -70,7 +70,7 @@ def run_stream_case(case: StreamCase, folder: Path | None = None) -> StreamRow:
     """Export and verify one case (on the CPU, seed 0, batch 3, 10 steps)."""
     import onnx
 
-    from parity.cli.support_matrix import RECURRENT_OPS, described_op
+    from parity.cli.recurrent_ops import recurrent_ops
     from parity.exporter import export_model
     from parity.runtime.errors import ParityError
     from parity.verify.check import check
@@ -83,8 +83,7 @@ def run_stream_case(case: StreamCase, folder: Path | None = None) -> StreamRow:
         export_model(model, bundle, streaming=case.source == "streaming")
     except ParityError as exc:
         return StreamRow(case.layers, case.source, "refused", "-", None, None, None, str(exc))
-    proto = onnx.load(bundle / "stream.onnx")
-    ops = sorted({described_op(n) for n in proto.graph.node if n.op_type in RECURRENT_OPS})
+    ops = recurrent_ops(onnx.load(bundle / "stream.onnx"))
     report = check(bundle, model, VerifyOptions(device="cpu", batches=(BATCH,), times=(10,)))
     streamed = [c for c in report.checks if c.kind == "stream"]
     invariance = [c for c in report.checks if c.kind == "stream-invariance"]
@@ -92,7 +91,7 @@ def run_stream_case(case: StreamCase, folder: Path | None = None) -> StreamRow:
         case.layers,
         case.source,
         "exports" if report.passed else "FAILS",
-        ", ".join(ops) or "none",
+        ops,
         max(c.max_abs for c in streamed),
         max(c.ratio or 0.0 for c in streamed),
         max(c.max_abs for c in invariance),

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from parity.exporter.rnn_scan import BODY as RNN_SCAN_BODY
+from parity.cli.recurrent_ops import recurrent_ops
 from parity.files import check_target, replacing
 from parity.runtime.progress import Progress, silent, time_left
 
@@ -127,8 +127,7 @@ def run_case(case: Case, folder: Path | None = None) -> CoverageRow:
         return CoverageRow(
             case.layer, case.options, case.mask, "refused", "-", None, None, str(exc)
         )
-    proto = onnx.load(bundle / "model.onnx")
-    ops = sorted({described_op(n) for n in proto.graph.node if n.op_type in RECURRENT_OPS})
+    ops = recurrent_ops(onnx.load(bundle / "model.onnx"))
     report = check(bundle, model, VerifyOptions(device="cpu", batches=(1, 4), times=(6,)))
     compared = [c for c in report.checks if c.kind == "output"]  # TensorFlow against ONNX
     result, reason = _verdict(report)
@@ -137,7 +136,7 @@ def run_case(case: Case, folder: Path | None = None) -> CoverageRow:
         case.options,
         case.mask,
         result,
-        ", ".join(ops) or "none",
+        ops,
         max(c.max_abs for c in compared),
         max(c.rel_l2 for c in compared),
         reason,
@@ -157,18 +156,6 @@ def _verdict(report: Any) -> tuple[str, str]:
             "the graph computes what Keras computes"
         )
     return "FAILS", "; ".join(c.name for c in report.failures[:3])
-
-
-RECURRENT_OPS = ("LSTM", "GRU", "RNN", "Loop", "Scan")
-
-
-def described_op(node: Any) -> str:
-    """A recurrent node in the matrix's words: its op, and whether it has
-    per-row lengths; the scan an ``RNN`` op is written as says so."""
-    if node.op_type == "Scan" and node.attribute[0].g.name == RNN_SCAN_BODY:
-        return f"{node.doc_string} as Scan"
-    has_lengths = node.op_type in ("LSTM", "GRU", "RNN") and len(node.input) > 4 and node.input[4]
-    return node.op_type + (" with sequence_lens" if has_lengths else "")
 
 
 def to_markdown(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,47 @@ def test_the_manifest_section_reads_back_and_is_checked(issue):
             parse_manifest(changed)
     plain = {key: value for key, value in data.items() if key != "streaming"}
     assert parse_manifest(plain).streaming is None
+
+
+def test_the_section_fits_the_manifests_json_schema(issue):
+    import jsonschema
+
+    from parity.runtime.bundle_format import streaming
+    from parity.runtime.bundle_format.manifest import SCHEMA, vocabulary
+
+    _, bundle, _ = issue
+    data = json.loads((bundle / MANIFEST_NAME).read_text())
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    assert not list(validator.iter_errors(data))
+    for literal, (definition, field) in {
+        "Source": ("streaming", "source"),
+        "Per": ("stream_output", "per"),
+        "Reset": ("stream_state", "reset"),
+    }.items():
+        assert typing.get_args(getattr(streaming, literal)) == vocabulary(definition, field)
+    index = SCHEMA["$defs"]["stream_state"]["properties"]["index"]
+    assert index["maximum"] == streaming.MAX_STATE_INDEX
+    data["streaming"]["states"][0]["reset"] = "random"
+    assert list(validator.iter_errors(data))
+    with pytest.raises(BundleError, match=r"streaming.states\[0\].reset"):
+        parse_manifest(data)
+
+
+def test_a_golden_stream_that_does_not_fit_the_manifest_is_refused(issue, tmp_path):
+    import shutil
+
+    from parity.exporter.bundle_writer import write_bundle
+    from parity.runtime.npy import load_arrays
+
+    _, bundle, _ = issue
+    manifest = runtime.read_manifest(bundle)
+    golden = load_arrays(bundle / manifest.golden["file"])
+    golden["stream_chunks/states/state.rnn.h"] = golden["stream_chunks/states/state.rnn.h"][:, :3]
+    graphs = {key: (bundle / spec.file).read_bytes() for key, spec in manifest.graphs.items()}
+    write_bundle(tmp_path / "bad", manifest, graphs, golden)
+    result = _cli("verify", tmp_path / "bad", "-q")
+    assert result.exit_code == 2 and "stream_chunks/states/state.rnn.h" in result.output
+    shutil.rmtree(tmp_path / "bad")
 
 
 def test_fused_stream_ops_start_from_the_states(tagger):
