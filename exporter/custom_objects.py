@@ -5,7 +5,8 @@ A model with a custom layer (a class registered with
 process that never imported that class. ``--custom-objects FILE.py`` names
 the Python file that defines it: the file is run (it is trusted code, as a
 ``Lambda`` under ``--unsafe`` is), which registers what it registers, and
-every class and function it defines is also handed to Keras' loader by name.
+every class and function it defines or imports under a public name is also
+handed to Keras' loader by that name.
 In Python, ``custom_objects=`` takes the same file's path or a mapping of
 names to objects, as Keras' own ``custom_objects`` does.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import sys
 import traceback
 from collections.abc import Mapping
@@ -32,7 +34,8 @@ def custom_objects(source: CustomObjects) -> dict[str, Any]:
     Args:
         source: None (no custom objects), a mapping of names to classes and
             functions, or the path of a Python file that defines them (run
-            once per process; every class and function defined in it counts).
+            once per process; every class and function it defines or imports
+            under a public name counts).
 
     Raises:
         ParityError: a path that is not a ``.py`` file, or a file that fails
@@ -51,7 +54,7 @@ def custom_objects(source: CustomObjects) -> dict[str, Any]:
     return {
         name: value
         for name, value in vars(module).items()
-        if callable(value) and getattr(value, "__module__", None) == module.__name__
+        if not name.startswith("_") and (isinstance(value, type) or inspect.isfunction(value))
     }
 
 

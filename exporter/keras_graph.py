@@ -338,4 +338,16 @@ def as_functional(model: Any) -> Any:
             f"model {model.name!r}: a Sequential model that was never built has no input shape; "
             "start it with keras.Input(shape), or call model.build((None, ...)) before saving"
         )
+    stateful = any(getattr(layer, "stateful", False) for layer in all_layers(model))
+    if len(inputs) == 1 and isinstance(inputs[0].shape[0], int) and not stateful:
+        # Built by its first call (``predict``, ``fit``), a Sequential model
+        # records that call's batch size, which no layer needs: called anew on
+        # an input of any batch size, the same layers compute row by row.
+        tensor = inputs[0]
+        x = keras.Input(batch_shape=(None, *tensor.shape[1:]), dtype=tensor.dtype,
+                        name=layer_name(tensor))  # fmt: skip
+        y = x
+        for layer in model.layers:
+            y = layer(y)
+        return keras.Model(x, y, name=model.name)
     return keras.Model(_one_or_all(inputs), _one_or_all(outputs), name=model.name)

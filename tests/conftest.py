@@ -87,3 +87,12 @@ def parity_wheel(tmp_path_factory) -> Path:
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = folder.glob("parity-*.whl")
     return wheel
+
+
+@pytest.fixture
+def single(tmp_path) -> Path:
+    """A small hand-built single-graph bundle (``tests.bundles.write_single``)."""
+    from tests import bundles
+
+    bundles.write_single(tmp_path / "single")
+    return tmp_path / "single"

@@ -28,6 +28,7 @@ from parity.runtime.errors import ParameterError, ParityError
 from parity.runtime.limits import byte_limit, describe_bytes
 from parity.runtime.npy import MAX_ARRAY_BYTES, MAX_ARRAY_BYTES_VARIABLE
 from parity.runtime.paths import as_path
+from parity.runtime.progress import duration
 from parity.runtime.versions import tool_versions
 from parity.verify.check import DATASET_ROW
 from parity.verify.dataset_report import (
@@ -285,18 +286,7 @@ class _Meter:
         if rate is None:
             return text
         left = (self.total - self.done) / rate
-        return f"{text}, {rate:,.0f} rows/s, {_duration(left)} left"
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+        return f"{text}, {rate:,.0f} rows/s, {duration(left)} left"
 
 
 class _Tally:
