@@ -70,12 +70,31 @@ def check_target(path: str | os.PathLike[str], parameter: str = "path") -> Targe
         raise ParityError(f"{path}: {where} {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ParityError(f"{path}: folder {folder} is not writable")
-    if (folder / MANIFEST_NAME).is_file():
+    bundle = _enclosing_bundle(folder)
+    if bundle is not None:
         raise ParityError(
-            f"{path}: is inside the bundle folder {folder}; only 'parity export' writes "
+            f"{path}: is inside the bundle folder {bundle}; only 'parity export' writes "
             "there, write it elsewhere"
         )
     return Target(path, file, stream=False)
+
+
+def _enclosing_bundle(folder: Path) -> Path | None:
+    """The parity bundle that ``folder`` is, or lies in (a bundle has
+    subfolders: its test data), else None. Another program's
+    ``manifest.json`` does not make a bundle."""
+    for candidate in (folder, *folder.parents):
+        manifest = candidate / MANIFEST_NAME
+        if not manifest.is_file():
+            continue
+        try:
+            with open(manifest, "rb") as handle:
+                head = handle.read(4096)
+        except OSError:
+            continue
+        if b'"format": "parity-bundle"' in head or b'"format":"parity-bundle"' in head:
+            return candidate
+    return None
 
 
 @contextlib.contextmanager

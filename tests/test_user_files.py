@@ -192,11 +192,14 @@ def test_a_fifo_is_refused_without_a_reader_and_streamed_to_one(writers, tmp_pat
 @pytest.mark.parametrize("writer", NAMES)
 def test_nothing_is_written_inside_a_bundle_folder(writers, tmp_path, writer):
     bundle = tmp_path / "single"
-    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
-    for target in (bundle / "manifest.json", bundle / _name(writer, "new")):
+    files = [p for p in sorted(bundle.rglob("*")) if p.is_file()]
+    before = {p: p.read_bytes() for p in files}
+    inner = next(p.parent for p in files if p.parent != bundle)  # its test data
+    targets = (bundle / "manifest.json", bundle / _name(writer, "new"), inner / "new.npy")
+    for target in targets:
         with pytest.raises(ParityError, match="is inside the bundle folder"):
             writers[writer](target)
-    assert {p.name: p.read_bytes() for p in bundle.iterdir()} == before
+    assert {p: p.read_bytes() for p in sorted(bundle.rglob("*")) if p.is_file()} == before
 
 
 def test_a_stream_of_the_process_is_written_to(tmp_path):
