@@ -32,7 +32,16 @@ JSON schema (``schema`` = 3)::
       "generations": [{"name", "atol", "rtol", "max_abs_per_step": [float],
                        "first_failing_step": int | null, "growth": float,
                        "rule": "noise" | "allclose", "noise_per_step": [float],
-                       "error_per_step": [float], "allowed_per_step": [float]}]
+                       "error_per_step": [float], "allowed_per_step": [float]}],
+      "localisation": null | {      # verify.localise: when asked, or when a check failed
+        "first_divergent_layer": str | null, "graph": str | null, "step": int | null,
+        "error", "noise_floor", "ratio", "limit": float | null,  # the first divergent row's
+        "agreeing_before": [str], "seconds": float,
+        "reason": str,              # why it could not run; "" when it ran
+        "notes": [str],
+        "rows": [{"graph", "step", "layer", "kind", "output", "onnx_tensor", "mapped_by",
+                  "layout", "error", "noise_floor", "ratio", "limit", "note",
+                  "status": "agrees" | "diverges" | "no tensor (folded into X)"}]}
     }
 
 Non-finite numbers are written as the strings "inf", "-inf" and "nan".
@@ -45,10 +54,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parity.files import replacing
 from parity.verify.compare import Check
+
+if TYPE_CHECKING:
+    from parity.verify.localise import Localisation
 
 SCHEMA_VERSION = 3
 
@@ -98,6 +110,7 @@ class Report:
     generations: tuple[StepErrors, ...] = field(default_factory=tuple)
     float64: str = ""  # why TensorFlow's float64 reference did not run; "" when it ran
     findings: tuple[Finding, ...] = ()
+    localisation: Localisation | None = None  # the first divergent layer (verify.localise)
 
     @property
     def passed(self) -> bool:
@@ -121,6 +134,7 @@ class Report:
                 "float64": self.float64,
                 "checks": [dataclasses.asdict(check) for check in self.checks],
                 "generations": [dataclasses.asdict(g) for g in self.generations],
+                "localisation": self.localisation and self.localisation.to_dict(),
             }
         )
 
@@ -181,6 +195,8 @@ def format_table(report: Report) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     for check in report.failures:
         lines.append(f"FAIL {check.name}: {describe_failure(check)}")
+    if report.localisation is not None:
+        lines += report.localisation.lines()
     for check in report.checks:
         if check.first_divergence is not None:
             lines.append(
