@@ -98,11 +98,8 @@ def _positions(model) -> dict[str, str]:
 
 
 def _assert_names(localisation, layer: str, graph: str = "model", step=None):
-    assert (localisation.first_divergent_layer, localisation.graph, localisation.step) == (
-        layer,
-        graph,
-        step,
-    ), "\n".join(localisation.lines())
+    named = (localisation.first_divergent_layer, localisation.graph, localisation.step)
+    assert named == (layer, graph, step), "\n".join(localisation.lines())
 
 
 ONE_GRAPH = ["conv_rows_lstm", "td_cnn_lstm", "masked_lstm", "seq_tagger"]
@@ -287,6 +284,29 @@ def test_equal_sizes_equal_weights_and_a_sigmoid_node_are_localised(tmp_path):
         _assert_names(_localised(subject, tmp_path, faults.hard_sigmoid_gates(weight, nth)), layer)
 
 
+def test_bidirectional_op_without_merge_is_localised(tmp_path):
+    """tf2onnx's bidirectional LSTM op: merge_mode=None gives each direction's
+    sequence, each a direction of the op's Y."""
+    keras.utils.set_random_seed(3)
+    x = keras.Input((None, 3), name="sequence")
+    forward, backward = keras.layers.Bidirectional(
+        keras.layers.LSTM(4, return_sequences=True), merge_mode=None, name="bilstm"
+    )(x)
+    outputs = [
+        keras.layers.Dense(2, name=f"head_{i}")(h) for i, h in enumerate((forward, backward))
+    ]
+    model = keras.Model(x, outputs, name="unmerged")
+    export_model(model, tmp_path / "bundle")
+    subject = _subject(tmp_path / "bundle", model)
+    clean = replay_layers(runtime.load_bundle(subject.path, device="cpu"), subject.reference)
+    assert clean.first_divergent_layer is None, "\n".join(clean.lines())
+    forward, backward = (row for row in clean.rows if row.layer == "bilstm")
+    assert forward.onnx_tensor and backward.layout == "op Y"
+    weight = _holding(subject.path, "model", _weights(model.get_layer("bilstm")))
+    found = _localised(subject, tmp_path, faults.scale_initializer(weight, FACTOR))
+    _assert_names(found, "bilstm")
+
+
 # --- in verification ------------------------------------------------------------------------
 
 
@@ -349,6 +369,17 @@ def test_a_localisation_that_cannot_run_says_why_and_the_gate_still_fails(
     assert report.localisation.first_divergent_layer is None
     assert "no layers here" in report.localisation.reason
     assert "localisation could not run: " in report.table()
+
+
+def test_a_saved_model_has_no_layers_to_localise(tmp_path):
+    from parity.exporter import load_keras
+    from parity.verify.localise import localise
+
+    x = keras.Input((None, 3), name="sequence")
+    keras.Model(x, keras.layers.GRU(2)(x)).export(tmp_path / "saved", verbose=False)
+    found = localise(tmp_path / "no bundle needed", load_keras(tmp_path / "saved"))
+    assert found.first_divergent_layer is None and "SavedModel" in found.reason
+    assert found.lines() == [f"localisation (0.00 s): localisation could not run: {found.reason}"]
 
 
 def test_command_line_localises_on_failure_and_with_the_flag(damaged_masked, tmp_path):

@@ -59,6 +59,7 @@ from parity.verify.layer_tensors import (
 )
 from parity.verify.options import VerifyOptions
 from parity.verify.runners import TensorFlowDevice, on_device
+from parity.verify.stored import Float64Twin
 from parity.verify.tolerance import TolerancePolicy
 
 # The draw localised: a batch and a length that differ, so that a
@@ -103,15 +104,11 @@ class LayerRow:
 
 @dataclass(frozen=True)
 class Localisation:
-    """Where ONNX Runtime first leaves TensorFlow, and every layer output's row.
+    """Where ONNX Runtime first leaves TensorFlow: every layer output's row,
+    in the order the graphs run and the model calls its layers; ``reason``
+    says why the localisation could not run ("" when it ran), ``seconds``
+    what it cost."""
 
-    ``first_divergent_layer`` is None when every layer output agrees, or when
-    the localisation could not run (``reason`` says why); ``graph`` and
-    ``step`` say where it diverges. ``seconds`` is what it cost."""
-
-    first_divergent_layer: str | None
-    graph: str | None
-    step: int | None
     rows: tuple[LayerRow, ...] = ()
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
@@ -121,6 +118,21 @@ class Localisation:
     def first(self) -> LayerRow | None:
         """The first divergent row."""
         return next((row for row in self.rows if row.status == "diverges"), None)
+
+    @property
+    def first_divergent_layer(self) -> str | None:
+        """The first divergent row's layer; None when every layer output agrees."""
+        return self.first and self.first.layer
+
+    @property
+    def graph(self) -> str | None:
+        """The graph (the manifest's key) of the first divergent row."""
+        return self.first and self.first.graph
+
+    @property
+    def step(self) -> int | None:
+        """The generation step of the first divergent row (None: a graph run once)."""
+        return self.first and self.first.step
 
     @property
     def agreeing_before(self) -> tuple[str, ...]:
@@ -272,7 +284,8 @@ class _Probe:
             for o, name in zip(outputs, names, strict=False)
         )
         self.output_names = keras_output_names(model)
-        self.exact, self.float64 = float64_model(self.probe)
+        self.exact, reason = float64_model(self.probe)
+        self.twin = Float64Twin(reason)  # off, with the reason, once float64 fails to run
 
     def run(
         self, feeds: Mapping[str, np.ndarray], exact: bool = False
@@ -295,7 +308,7 @@ class _Probe:
 
     def values(self, feeds: Mapping[str, np.ndarray]) -> LayerValues:
         """Both runs of one call."""
-        exact = self.run(feeds, exact=True)[0] if self.exact is not None else None
+        exact = self.twin.run(lambda: self.run(feeds, exact=True)[0])
         return LayerValues(self.run(feeds)[0], exact)
 
 
@@ -352,7 +365,7 @@ def layer_reference(
         probe = _Probe(keras_model)
         feeds = dict(inputs) if inputs is not None else _draw(manifest, "model", options.seed)
         graph = GraphReference(probe.layers, feeds, (probe.values(feeds),))
-        return LayerReference({"model": graph}, probe.float64)
+        return LayerReference({"model": graph}, probe.twin.reason)
 
 
 def _draw(manifest: Any, key: str, seed: int) -> dict[str, np.ndarray]:
@@ -386,14 +399,15 @@ def _seq2seq_reference(
         )
         step_feeds = None  # the first generation step's
     steps = options.steps or spec.steps
-    twin = step.exact is not None and encoder.exact is not None
-    encoded = encoder.run(encoder_feeds)[1]
-    first = _step_feeds(spec, start, encoded)
+    first = _step_feeds(spec, start, encoder.run(encoder_feeds)[1])
     expected = _generation(step, spec, first, steps)
-    exact = None
-    if twin:
-        encoded64 = encoder.run(encoder_feeds, exact=True)[1]
-        exact = _generation(step, spec, _step_feeds(spec, start, encoded64), steps, exact=True)
+
+    def exact_generation() -> list[tuple[np.ndarray, ...]] | None:
+        encoded = encoder.twin.run(lambda: encoder.run(encoder_feeds, exact=True)[1])
+        first64 = None if encoded is None else _step_feeds(spec, start, encoded)
+        return None if first64 is None else _generation(step, spec, first64, steps, exact=True)
+
+    exact = step.twin.run(exact_generation)
     generation = tuple(
         LayerValues(expected[t], None if exact is None else exact[t]) for t in range(steps)
     )
@@ -403,7 +417,7 @@ def _seq2seq_reference(
         "step": GraphReference(step.layers, step_feeds, (step.values(step_feeds),)),
         "generation": GraphReference(step.layers, first, generation),
     }
-    return LayerReference(graphs, encoder.float64 or step.float64)
+    return LayerReference(graphs, encoder.twin.reason or step.twin.reason)
 
 
 def _step_feeds(spec: Any, start: np.ndarray, encoded: Mapping[str, np.ndarray]) -> dict:
@@ -480,17 +494,10 @@ def replay_layers(
     else:
         rows = _graph_rows(bundle, "encoder", graphs["encoder"], judge, notes, tf32)
         rows += _graph_rows(bundle, "step", graphs["step"], judge, notes, tf32)
-        rows += _step_loop_rows(bundle, graphs["generation"], judge, tf32)
+        rows += _graph_rows(bundle, "step", graphs["generation"], judge, notes, tf32, True)
         if bundle.manifest.seq2seq.loop_graph is not None:
             rows += _loop_rows(bundle, graphs["encoder"], graphs["generation"], judge, notes, tf32)
-    first = next((row for row in rows if row.status == "diverges"), None)
-    return Localisation(
-        first_divergent_layer=first and first.layer,
-        graph=first and first.graph,
-        step=first and first.step,
-        rows=tuple(rows),
-        notes=tuple(notes),
-    )
+    return Localisation(tuple(rows), notes=tuple(notes))
 
 
 def localise(
@@ -515,23 +522,18 @@ def localise(
     """
     from parity.exporter.saved_model import is_wrapped_saved_model
 
+    if is_wrapped_saved_model(keras_model):
+        return Localisation(reason="a SavedModel's graph is one traced signature: no Keras layers")
     options = options or VerifyOptions()
     started = time.perf_counter()
     try:
-        if is_wrapped_saved_model(keras_model):
-            raise _Unsupported("a SavedModel's graph is one traced signature, with no Keras layers")
         if not isinstance(bundle, Bundle):
             bundle = load_bundle(bundle, device=options.device, tf32=options.tf32)
         reference = layer_reference(bundle, keras_model, options, inputs=inputs, device=device)
         found = replay_layers(bundle, reference, options.policy, tf32=options.tf32)
     except Exception as exc:  # Keras, TensorFlow and onnx raise many types
-        found = Localisation(None, None, None, reason=str(exc) if isinstance(exc, _Unsupported)
-                             else quoted(exc, 300))  # fmt: skip
+        found = Localisation(reason=quoted(exc, 300))
     return dataclasses.replace(found, seconds=time.perf_counter() - started)
-
-
-class _Unsupported(Exception):
-    """A model whose layers cannot be localised, and why."""
 
 
 class _Judge:
@@ -571,18 +573,18 @@ class _Judge:
                 tried.append(f"{name} {None if value is None else np.shape(value)}")
                 continue
             layout, view = fits
-            floor = floor_before
-            if self.noise and exact is not None and expected.dtype.kind == "f":
-                floor = max(noise_of(expected, exact, view)[0], floor_before)
+            exact = exact if self.noise and expected.dtype.kind == "f" else None
+            floor = floor_before if exact is None else max(noise_of(expected, exact, view)[0],
+                                                           floor_before)  # fmt: skip
             check = compare_arrays(
                 f"{wanted.layer}:{wanted.index}",
                 "layer",
                 expected,
                 view.astype(expected.dtype, copy=False),
                 self.policy.default,
-                exact=exact if self.noise else None,
+                exact=exact,
                 factor=self.policy.noise_factor,
-                noise_floor=floor if self.noise and exact is not None else None,
+                noise_floor=None if exact is None else floor,
             )
             status = "agrees" if check.passed else "diverges"
             return LayerRow(**{**base, "onnx_tensor": name, "layout": layout, "error": check.error,
@@ -661,18 +663,29 @@ def _graph_rows(
     judge: _Judge,
     notes: list[str],
     tf32: bool,
+    generation: bool = False,
 ) -> list[LayerRow]:
-    """The rows of one graph run once on the reference's inputs."""
+    """The rows of one graph run on the reference's inputs; with
+    ``generation``, the step graph run once per step from Python, each step
+    fed its own output and states (``runtime.generate``'s step loop)."""
     proto, file = _graph_file(bundle, key)
     index = GraphIndex(proto.graph)
     outputs = [spec.name for spec in bundle.manifest.graph(key).outputs]
     located = locate(index, reference.layers, outputs)
-    notes += _trace_note(key, index, reference.layers)
-    names = [name for found in located for name in found.candidates]
-    values = _Session(bundle, exposed(proto, names), file, tf32).run(reference.feeds)
-    notes += _exposure_changes(bundle, key, reference.feeds, values)
-    (tensorflow,) = reference.values
-    return _step_rows((key, None), reference.layers, located, index, values, tensorflow, judge, {})
+    session = _Session(bundle, exposed(proto, [n for f in located for n in f.candidates]), file,
+                       tf32)  # fmt: skip
+    feeds, rows, floors = dict(reference.feeds), [], {}
+    for step, tensorflow in enumerate(reference.values):
+        values = session.run(feeds)
+        where = (key, step if generation else None)
+        rows += _step_rows(where, reference.layers, located, index, values, tensorflow, judge,
+                           floors)  # fmt: skip
+        if generation:
+            feeds = _next_feeds(bundle.manifest.seq2seq, feeds, values)
+        else:
+            notes += _trace_note(key, index, reference.layers)
+            notes += _exposure_changes(bundle, key, feeds, values)
+    return rows
 
 
 def _step_rows(
@@ -693,28 +706,6 @@ def _step_rows(
                                    (tensorflow.expected[i], exact), floors.get(i, 0.0))  # fmt: skip
         rows.append(row)
     return _folded(rows)
-
-
-def _step_loop_rows(
-    bundle: Bundle, reference: GraphReference, judge: _Judge, tf32: bool
-) -> list[LayerRow]:
-    """The step graph run once per step from Python, each step fed its own
-    output and states (``runtime.generate``'s step loop)."""
-    spec = bundle.manifest.seq2seq
-    proto, file = _graph_file(bundle, "step")
-    index = GraphIndex(proto.graph)
-    outputs = [s.name for s in bundle.manifest.graph("step").outputs]
-    located = locate(index, reference.layers, outputs)
-    session = _Session(
-        bundle, exposed(proto, [n for f in located for n in f.candidates]), file, tf32
-    )
-    feeds, rows, floors = dict(reference.feeds), [], {}
-    for step, tensorflow in enumerate(reference.values):
-        values = session.run(feeds)
-        rows += _step_rows(("step", step), reference.layers, located, index, values, tensorflow,
-                           judge, floors)  # fmt: skip
-        feeds = _next_feeds(spec, feeds, values)
-    return rows
 
 
 def _loop_rows(
