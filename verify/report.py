@@ -54,13 +54,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from parity.files import replacing
 from parity.verify.compare import Check
-
-if TYPE_CHECKING:
-    from parity.verify.localise import Localisation
+from parity.verify.localisation import Localisation
 
 SCHEMA_VERSION = 3
 
