@@ -65,6 +65,7 @@ from parity.bench.machine import memory_bytes
 from parity.bench.result import CPU, GPU, Row, Settings
 from parity.bench.timing import measure_interleaved
 from parity.runtime.errors import ParityError, quoted
+from parity.runtime.progress import Progress, silent
 
 BATCHES = {"tiny": (1, 32), "seed": (1, 256)}
 SEQ2SEQ_BATCHES = {"tiny": (1, 32), "seed": (1, 470)}
@@ -142,8 +143,18 @@ def devices(settings: Settings, gpu: Gpu) -> tuple[str, ...]:
     return tuple(chosen)
 
 
-def run_case(name: str, settings: Settings, folder: Path, gpu: Gpu) -> Case:
-    """Build, export and time one zoo model on every device asked for."""
+def run_case(
+    name: str, settings: Settings, folder: Path, gpu: Gpu, progress: Progress = silent
+) -> Case:
+    """Build, export and time one zoo model on every device asked for.
+
+    Args:
+        name: the zoo model.
+        settings: what to time, and how often.
+        folder: where its bundle is exported.
+        gpu: why each runtime cannot use a GPU (:func:`gpu_status`).
+        progress: hears one line per batch size and device as its timing starts.
+    """
     import keras
 
     from parity import models
@@ -153,8 +164,8 @@ def run_case(name: str, settings: Settings, folder: Path, gpu: Gpu) -> Case:
     model = _build(entry, settings.preset, CPU)
     try:
         if is_seq2seq(model):
-            return _seq2seq_case(entry, model, settings, folder / name, gpu)
-        return _single_case(entry, model, settings, folder / name, gpu)
+            return _seq2seq_case(entry, model, settings, folder / name, gpu, progress)
+        return _single_case(entry, model, settings, folder / name, gpu, progress)
     finally:
         keras.backend.clear_session()
         gc.collect()
@@ -163,7 +174,9 @@ def run_case(name: str, settings: Settings, folder: Path, gpu: Gpu) -> Case:
 # --- single-graph models ------------------------------------------------------
 
 
-def _single_case(entry: Any, model: Any, settings: Settings, folder: Path, gpu: Gpu) -> Case:
+def _single_case(
+    entry: Any, model: Any, settings: Settings, folder: Path, gpu: Gpu, progress: Progress
+) -> Case:
     from parity.exporter import export_model
 
     manifest = export_model(model, folder, source=_source(entry.name))
@@ -177,6 +190,7 @@ def _single_case(entry: Any, model: Any, settings: Settings, folder: Path, gpu: 
         bundle = _bundle(folder, device, gpu)
         for asked in batches:
             batch, note = _fit(asked, per_row)
+            progress(f"timing batch {batch} on the {device.upper()}")
             sample = masked_sample(graph.inputs, batch, time, manifest.mask)
             flops = count_flops(model, batch, time)
             gemms += recurrent_gemms(model, batch)
@@ -233,7 +247,9 @@ def _time_single(model, bundle, sample, device, gpu, settings) -> dict[str, tupl
 # --- seq2seq models -----------------------------------------------------------
 
 
-def _seq2seq_case(entry: Any, model: Any, settings: Settings, folder: Path, gpu: Gpu) -> Case:
+def _seq2seq_case(
+    entry: Any, model: Any, settings: Settings, folder: Path, gpu: Gpu, progress: Progress
+) -> Case:
     from parity.exporter import export_model
     from parity.runtime.sampling import sample_inputs
 
@@ -251,6 +267,7 @@ def _seq2seq_case(entry: Any, model: Any, settings: Settings, folder: Path, gpu:
         per_row = activation_bytes(split.encoder, encoder_steps)
         for asked in batches:
             batch, note = _fit(asked, per_row)
+            progress(f"timing batch {batch} on the {device.upper()}")
             inputs = sample_inputs(encoder_specs, batch, time=encoder_steps).inputs
             flops = count_flops(split.encoder, batch, encoder_steps) + steps * count_flops(
                 split.step, batch, 1

@@ -38,22 +38,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from parity.bench.cases import SEQ2SEQ_METHODS, SINGLE_METHODS
+from parity.bench.fusion import ORT_FUSED, ORT_GENERAL
 from parity.bench.result import BenchResult, Row, best_tensorflow, versus_tensorflow
 from parity.files import replacing
+from parity.verify.terminal import paragraphs, text_width
 
 SCHEMA = "parity-bench/2"
-HEADER = (
-    "model",
-    "batch",
-    "device",
-    "method",
-    "median",
-    "min",
-    "max",
-    "GFLOP/s",
-    "x floor",
-    "x best TF",
-)
+# Every method, in the order that gives each its colour and marker in the plot.
+METHODS = (*SINGLE_METHODS, *SEQ2SEQ_METHODS, ORT_FUSED, ORT_GENERAL)
+HEADER = ("method", "median", "min", "max", "GFLOP/s", "x floor", "x best TF")
 
 
 def to_dict(result: BenchResult) -> dict[str, Any]:
@@ -97,37 +91,63 @@ def write_json(result: BenchResult, path: Path) -> None:
         stream.write((json.dumps(to_dict(result), indent=2) + "\n").encode("utf-8"))
 
 
-def table(result: BenchResult) -> str:
-    """The rows, the floor and the machine, as plain text for a terminal."""
+def table(result: BenchResult, width: int | None = None) -> str:
+    """The rows, the floor and the machine, as plain text for a terminal: a
+    heading line per model, batch and device, then one line per method, its
+    note below it; every line at most ``width`` characters (the terminal's,
+    up to :data:`parity.verify.terminal.MAX_WIDTH`, when None). Every number is
+    also in the JSON record (:func:`to_dict`).
+
+    Args:
+        result: the benchmark's result.
+        width: the widest line; None: :func:`parity.verify.terminal.text_width`.
+    """
+    width = text_width() if width is None else width
     machine = result.machine
     versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
     gpu = machine.get("gpu", {})
-    lines = [
-        f"parity bench, preset {result.settings.preset}, {result.date}",
-        f"machine: {machine.get('cpu')}, {machine.get('cores')} cores, "
-        f"{machine.get('memory_gib')} GiB, {machine.get('os')}, Python {machine.get('python')}",
-        f"load average at the start: {machine.get('load_average')}",
-        f"versions: {versions}",
-        "gpu: " + "; ".join(f"{k}: {v}" for k, v in gpu.items()),
-        f"timing: median (min, max) of {result.settings.repeats} call(s) after "
-        f"{result.settings.warmup} warm-up call(s)",
-        "",
-    ]
+    lines = paragraphs(
+        [
+            f"parity bench, preset {result.settings.preset}, {result.date}",
+            f"machine: {machine.get('cpu')}, {machine.get('cores')} cores, "
+            f"{machine.get('memory_gib')} GiB, {machine.get('os')}, Python {machine.get('python')}",
+            f"load average at the start: {machine.get('load_average')}",
+            f"versions: {versions}",
+            "gpu: " + "; ".join(f"{k}: {v}" for k, v in gpu.items()),
+            f"timing: median (min, max) of {result.settings.repeats} call(s) after "
+            f"{result.settings.warmup} warm-up call(s); x floor: median / the time the row's "
+            "work takes at the GEMM floor's peak rate; x best TF: median / the fastest "
+            "TensorFlow way's median (keras, tf.*, litert) at that model, batch and device",
+        ],
+        width,
+    )
+    lines.append("")
     peak = result.peak
     best = best_tensorflow(result.rows)
-    cells = [HEADER]
-    notes = []
-    for row in result.rows:
-        cells.append(_cells(row, peak, best))
-        notes.append(row.note)
+    cells = [HEADER, *(_cells(row, peak, best) for row in result.rows)]
     widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER))]
-    for index, line in enumerate(cells):
-        text = "  ".join(
-            cell.ljust(w) if i < 4 else cell.rjust(w)
+    widths[0] += 2
+
+    def aligned(line: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        note = notes[index - 1] if index else "note"
-        lines.append(f"{text}  {note}".rstrip())
+        ).rstrip()
+
+    lines.append(aligned(HEADER))
+    last = None
+    for row, line in zip(result.rows, cells[1:], strict=True):
+        group = (row.model, row.batch, row.device)
+        if group != last:
+            batch = "every batch" if row.batch is None else f"batch {row.batch}"
+            lines.append(f"{row.model}, {batch}, {row.device}")
+            last = group
+        if row.timing is None:
+            lines += paragraphs([f"  {row.method}: skipped: {row.note}"], width)
+            continue
+        lines.append(aligned(("  " + line[0], *line[1:])))
+        if row.note:
+            lines += paragraphs([f"    note: {row.note}"], width)
     lines += ["", f"floor: numpy float32 GEMM, peak {peak:.1f} GFLOP/s"]
     for gemm in result.floor:
         lines.append(
@@ -137,47 +157,88 @@ def table(result: BenchResult) -> str:
 
 
 def plot(result: BenchResult, path: Path) -> None:
-    """Horizontal bars: the median of each timed row, grouped by model, batch
-    and device, coloured by method, on a log axis (batch 1 and the large batch
-    differ by 100x)."""
+    """One question: how long does each way take per call? One band per model,
+    batch and device; in it, each timed method's median as a marker with a
+    whisker from the fastest to the slowest call, on a log axis (batch 1 and
+    the large batch differ by 100x). Each method keeps its colour and marker
+    (:data:`METHODS`' order) in every plot; skipped rows are in the table only.
+
+    Args:
+        result: the benchmark's result.
+        path: the PNG file to write or replace, atomically.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from parity.verify.plot import COLOURS, MARKERS
+
     timed = [row for row in result.rows if row.timing is not None]
-    methods = list(dict.fromkeys(row.method for row in timed))
-    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
-    positions, labels, ticks = [], [], []
-    y, last = 0.0, None
+    bands: list[list[Row]] = []  # rows of one model, batch and device, as they come
     for row in timed:
-        group = (row.model, row.batch, row.device)
-        if group != last:
-            y += 0.6 if last is not None else 0.0
-            ticks.append(y)
-            labels.append(f"{row.model}, batch {row.batch} ({row.device})")
-            last = group
-        positions.append(y)
-        y += 1.0
-    figure, axes = plt.subplots(figsize=(10, 1.5 + 0.28 * max(len(timed), 1)))
-    axes.barh(
-        positions,
-        [row.timing.median * 1e3 for row in timed],
-        color=[colours[row.method] for row in timed],
-    )
-    axes.set_yticks(ticks, labels, fontsize=7)
-    axes.invert_yaxis()
+        if bands and _group(bands[-1][0]) == _group(row):
+            bands[-1].append(row)
+        else:
+            bands.append([row])
+    methods = list(dict.fromkeys([*METHODS, *(row.method for row in timed)]))
+    shown = [m for m in methods if any(row.method == m for row in timed)]
+    per_band = max([0.5, *(0.07 * len(band) for band in bands)])
+    height = max(1.4 + per_band * len(bands), 1.0 + 0.22 * len(shown))
+    figure, axes = plt.subplots(figsize=(11, height), layout="constrained")
+    for y, band in enumerate(bands):
+        for k, row in enumerate(band):
+            offset = (k - (len(band) - 1) / 2) * 0.8 / max(len(band), 1)
+            index = methods.index(row.method)
+            median = row.timing.median * 1e3
+            axes.errorbar(
+                median,
+                y + offset,
+                xerr=[[median - row.timing.min * 1e3], [row.timing.max * 1e3 - median]],
+                color=COLOURS[index % len(COLOURS)],
+                marker=MARKERS[index % len(MARKERS)],
+                markersize=6,
+                elinewidth=1,
+                capsize=2,
+                linestyle="none",
+            )
+        if y:
+            axes.axhline(y - 0.5, color="#cccccc", linewidth=0.8)
+    several_devices = len({row.device for row in timed}) > 1
+    labels = [
+        f"{band[0].model}, batch {band[0].batch}" + (f", {band[0].device}" * several_devices)
+        for band in bands
+    ]
+    axes.set_yticks(range(len(bands)), labels, fontsize=8)
+    axes.set_ylim(len(bands) - 0.5, -0.5)
     axes.set_xscale("log")
-    axes.set_xlabel("median milliseconds per call (log)")
-    axes.set_title(f"parity bench, preset {result.settings.preset}, {result.machine.get('cpu')}")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[m]) for m in methods]
-    axes.legend(handles, methods, fontsize=7, loc="lower right")
-    figure.tight_layout()
+    axes.grid(True, axis="x", which="major", alpha=0.3)
+    axes.set_xlabel("milliseconds per call: median, whiskers from the fastest to the slowest call")
+    axes.set_title(
+        f"How long does each way take per call? parity bench, preset {result.settings.preset}, "
+        f"{result.machine.get('cpu')}, {result.settings.repeats} timed calls",
+        fontsize=10,
+    )
+    handles = [
+        plt.Line2D(
+            [],
+            [],
+            color=COLOURS[methods.index(m) % len(COLOURS)],
+            marker=MARKERS[methods.index(m) % len(MARKERS)],
+            linestyle="none",
+        )
+        for m in shown
+    ]
+    figure.legend(handles, shown, fontsize=8, loc="outside right upper", frameon=False)
     try:
         with replacing(path) as stream:
-            figure.savefig(stream, format="png", dpi=110)
+            figure.savefig(stream, format="png", dpi=100)
     finally:
         plt.close(figure)
+
+
+def _group(row: Row) -> tuple:
+    return (row.model, row.batch, row.device)
 
 
 def _row(row: Row, peak: float, best: dict) -> dict[str, Any]:
@@ -209,16 +270,12 @@ def _timing(timing: Any) -> dict[str, Any]:
 
 
 def _cells(row: Row, peak: float, best: dict) -> tuple[str, ...]:
-    batch = "-" if row.batch is None else str(row.batch)
     if row.timing is None:
-        return (row.model, batch, row.device, row.method, "skipped", "", "", "", "", "")
+        return (row.method, "", "", "", "", "", "")
     gflops = row.gflops
     multiple = row.floor_multiple(peak)
     versus = versus_tensorflow(row, best)
     return (
-        row.model,
-        batch,
-        row.device,
         row.method,
         _seconds(row.timing.median),
         _seconds(row.timing.min),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from parity.bench.cases import devices, gpu_status, run_case
@@ -12,15 +11,24 @@ from parity.bench.floor import measure_floor
 from parity.bench.fusion import fusion_case
 from parity.bench.machine import machine_info
 from parity.bench.result import BenchResult, Settings
+from parity.bench.stream import MODELS as STREAM_MODELS
+from parity.bench.stream import stream_case
 from parity.runtime.errors import ParameterError
+from parity.runtime.progress import Progress, prefixed, silent, time_left
 
 PRESETS = ("tiny", "seed")
 
 
-def run_bench(settings: Settings, progress: Callable[[str], None] = lambda _: None) -> BenchResult:
+def run_bench(settings: Settings, progress: Progress = silent) -> BenchResult:
     """Time every zoo model asked for (``settings.only``, else the whole zoo)
-    and the GEMM floor at the sizes of their gate products. ``progress`` hears
-    one line per stage, for a user who waits minutes."""
+    and the GEMM floor at the sizes of their gate products.
+
+    Args:
+        settings: what to time, and how often.
+        progress: hears one line per model (its number of all, and the time
+            the rest should take at the pace so far) and per batch size, for
+            a user who waits minutes.
+    """
     from parity import models
 
     check_settings(settings)
@@ -30,18 +38,29 @@ def run_bench(settings: Settings, progress: Callable[[str], None] = lambda _: No
     machine = machine_info()  # before the run loads the machine itself
     gpu = gpu_status()
     devices(settings, gpu)  # --device gpu without a GPU fails here
+    fusion = "masked_lstm" in names and settings.device != "gpu"
+    total = len(names) + fusion
+    left = time_left(total)
     rows, gemms = [], []
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as folder:
-        for name in names:
-            progress(f"{name}: building, exporting, timing ({settings.preset})")
-            case = run_case(name, settings, Path(folder), gpu)
+        for done, name in enumerate(names):
+            say = prefixed(progress, f"{done + 1}/{total} {name}: ")
+            say(f"building, exporting, timing ({settings.preset} preset){left(done)}")
+            case = run_case(name, settings, Path(folder), gpu, progress=say)
             rows += case.rows
             gemms += case.gemms
-        if "masked_lstm" in names and settings.device != "gpu":
+        if fusion:
             progress(
-                "masked_lstm with LSTM, GRU, SimpleRNN: parity's graphs against tf2onnx's Loop"
+                f"{total}/{total} masked_lstm with LSTM, GRU, SimpleRNN: parity's graphs "
+                f"against tf2onnx's Loop{left(total - 1)}"
             )
             case = fusion_case(settings, Path(folder))
+            rows += case.rows
+            gemms += case.gemms
+        streamed = [name for name in names if name in STREAM_MODELS]
+        if streamed and settings.device != "gpu":
+            progress(f"{', '.join(streamed)} stateful, one step a call: stream against Keras")
+            case = stream_case(settings, Path(folder), streamed)
             rows += case.rows
             gemms += case.gemms
     progress("floor: numpy float32 GEMM")

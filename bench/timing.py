@@ -60,6 +60,7 @@ def measure_interleaved(
     repeats: int = 5,
     rounds: int = 3,
     lead_in: float = LEAD_IN_SECONDS,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Timing]:
     """Time several callables that compete for the same machine, taking turns.
 
@@ -70,7 +71,17 @@ def measure_interleaved(
     machine over every callable alike, and the lead-in absorbs what the
     previous block leaves behind (worker threads that spin after a call and
     slow whatever runs next). Returns the timing of each callable over its
-    ``repeats`` timed calls."""
+    ``repeats`` timed calls.
+
+    Args:
+        calls: the callables to time, by name; each returns once its result is computed.
+        warmup: untimed calls of each callable before the rounds.
+        repeats: timed calls of each callable, spread over the rounds.
+        rounds: how many times each callable gets a block (at most ``repeats``).
+        lead_in: the least seconds of a block's untimed lead-in.
+        clock: the seconds counter that times the calls and the lead-in (a
+            test's own clock; wall-clock time by default).
+    """
     if warmup < 0:
         raise ParityError(f"warm-up must be 0 or more calls, got {warmup}")
     if repeats < 1:
@@ -83,14 +94,14 @@ def measure_interleaved(
     for index in range(rounds):
         share = repeats // rounds + (1 if index < repeats % rounds else 0)
         for name, fn in calls.items():
-            started = time.perf_counter()
+            started = clock()
             fn()
-            while time.perf_counter() - started < lead_in:
+            while clock() - started < lead_in:
                 fn()
             for _ in range(share):
-                started = time.perf_counter()
+                started = clock()
                 fn()
-                seconds[name].append(time.perf_counter() - started)
+                seconds[name].append(clock() - started)
     return {
         name: Timing(statistics.median(s), min(s), max(s), repeats) for name, s in seconds.items()
     }

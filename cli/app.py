@@ -23,7 +23,7 @@ from parity.runtime.errors import ParameterError, ParityError, quoted
 
 # What str.splitlines() breaks a line at: each is written escaped, so that a
 # message naming a file with one of them in its name stays one line.
-_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
 
 
 # The exit statuses every command keeps (README, "Exit status").
@@ -38,7 +38,7 @@ class BadInput(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.message.strip().translate(_LINE_BREAKS)}", err=True)
+        click.echo(f"error: {self.message.strip().translate(LINE_BREAKS)}", err=True)
 
 
 class Crashed(BadInput):

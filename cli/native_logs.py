@@ -1,4 +1,4 @@
-"""Keeping TensorFlow's native start-up lines off the terminal.
+"""Keeping TensorFlow's and LiteRT's native log lines off the terminal.
 
 TensorFlow's C++ libraries write to file descriptor 2 while they load:
 absl's "All log messages before absl::InitializeLog() is called are written
@@ -10,14 +10,21 @@ changes results). So :func:`quiet_tensorflow` sets the log levels for what
 comes later (a failed ``cuInit`` is logged at the first operation) and points
 file descriptor 2 at the null device while ``tensorflow`` itself is imported,
 wherever that import happens, and nowhere else; TensorFlow's Python logger
-is then set to errors only.
+and absl's (TensorFlow's converters warn through it: "Please consider
+providing the trackable_obj argument") are then set to errors only.
+
+LiteRT ignores every log level: its interpreter writes "INFO: Created
+TensorFlow Lite XNNPACK delegate for CPU." to file descriptor 2 when it
+allocates its tensors, so that call runs with descriptor 2 at the null device.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.abc
 import importlib.machinery
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -32,9 +39,10 @@ QUIET_ENVIRONMENT = {
 
 
 def quiet_tensorflow() -> Callable[[], None]:
-    """Hide TensorFlow's native log lines from here on (``--verbose`` shows
-    them). Returns the function that restores the environment and removes
-    the import hook, for a process that goes on after the command."""
+    """Hide TensorFlow's and LiteRT's native log lines, and absl's warnings,
+    from here on (``--verbose`` shows them). Returns the function that restores
+    the environment and removes the import hook, for a process that goes on
+    after the command."""
     saved = {name: os.environ.get(name) for name in QUIET_ENVIRONMENT}
     os.environ.update(QUIET_ENVIRONMENT)
     finder = _QuietImport()
@@ -68,24 +76,58 @@ def stderr_to_null() -> Iterator[None]:
         os.close(null)
 
 
+def _quiet_tensorflow_import(module: ModuleType, run_import: Callable[[], None]) -> None:
+    with stderr_to_null():
+        run_import()
+    # Python-side notes too, such as tf.function's retracing warning: the
+    # reference generation traces one loop per model it checks, on purpose.
+    module.get_logger().setLevel("ERROR")
+    # absl sets its own level when it is first imported (by TensorFlow, at
+    # the latest), so this comes after.
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _quiet_litert_import(module: ModuleType, run_import: Callable[[], None]) -> None:
+    run_import()
+    allocate = module.Interpreter.allocate_tensors
+
+    @functools.wraps(allocate)
+    def allocate_quietly(*args: Any, **kwargs: Any) -> Any:
+        with stderr_to_null():
+            return allocate(*args, **kwargs)
+
+    module.Interpreter.allocate_tensors = allocate_quietly
+
+
+# What runs a module's import, given the module and the import itself.
+Quieting = Callable[[ModuleType, Callable[[], None]], None]
+
+# The modules whose import runs through each quieting function.
+_QUIETED: dict[str, Quieting] = {
+    "tensorflow": _quiet_tensorflow_import,
+    "ai_edge_litert.interpreter": _quiet_litert_import,
+}
+
+
 class _QuietImport(importlib.abc.MetaPathFinder):
-    """Finds ``tensorflow`` as the path finder does, with a loader that runs
-    its import while file descriptor 2 points at the null device."""
+    """Finds the modules of :data:`_QUIETED` as the path finder does, with a
+    loader that runs their import through the quieting function."""
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "tensorflow":
+        if fullname not in _QUIETED:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
+            spec.loader = _QuietLoader(spec.loader, _QUIETED[fullname])
         return spec
 
 
 class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: Any, quiet: Quieting) -> None:
         self._loader = loader
+        self._quiet = quiet
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)
@@ -93,8 +135,4 @@ class _QuietLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         # The module keeps the real loader: nothing after the import sees this one.
         module.__spec__.loader = module.__loader__ = self._loader
-        with stderr_to_null():
-            self._loader.exec_module(module)
-        # Python-side notes too, such as tf.function's retracing warning: the
-        # reference generation traces one loop per model it checks, on purpose.
-        module.get_logger().setLevel("ERROR")
+        self._quiet(module, lambda: self._loader.exec_module(module))

@@ -9,6 +9,7 @@ a usage error, and nothing is written.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import click
 
 from parity.exporter.opsets import DEFAULT_OPSET, SUPPORTED_OPSETS
+from parity.runtime.progress import Progress
 from parity.runtime.providers import DEVICES
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -68,6 +70,26 @@ def custom_objects_option() -> Decorator:
     )
 
 
+def quiet_option() -> Decorator:
+    """``-q``/``--quiet``: no progress lines (see :func:`progress_lines`)."""
+    return click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+
+
+def progress_lines(quiet: bool) -> Progress:
+    """Where a command's progress goes: one line per event on stderr,
+    ``... `` first (stdout keeps the result; a line break in a file's name
+    is written escaped), or nowhere with ``--quiet``.
+
+    Args:
+        quiet: the command's ``--quiet``.
+    """
+    from parity.cli.app import LINE_BREAKS
+
+    if quiet:
+        return lambda line: None
+    return lambda line: click.echo(f"... {line.translate(LINE_BREAKS)}", err=True)
+
+
 def only_option() -> Decorator:
     """``--only NAME`` (repeatable): a subset of the zoo, passed as ``names``."""
     return click.option(
@@ -97,6 +119,35 @@ def json_option(help: str) -> Decorator:
 def plot_option(help: str) -> Decorator:
     """``--plot FILE`` (PNG), passed as ``plot_path``."""
     return output_file_option("--plot", "plot_path", help=help)
+
+
+def check_outputs_apart(outputs: dict[str, Path | None], inputs: list[Path | None]) -> None:
+    """Refuse an output file that is one of the command's inputs (``--json
+    model.keras`` would replace the model), or that lies in an input folder
+    (a dataset, which the next run would read it from), before any work.
+
+    Args:
+        outputs: each output option's flag and its path (None: not given).
+        inputs: the files and folders the command reads (None: not given).
+
+    Raises:
+        click.UsageError: naming the flag.
+    """
+    read = [Path(path) for path in inputs if path is not None and os.path.exists(path)]
+    for flag, output in outputs.items():
+        if output is None or not os.path.exists(output):
+            continue
+        for path in read:
+            if os.path.samefile(output, path):
+                raise click.UsageError(
+                    f"{flag} {output}: is also an input of this command; write it elsewhere"
+                )
+    for flag, output in outputs.items():
+        folders = [path.resolve() for path in read if path.is_dir()]
+        if output is not None and any(f in output.resolve().parents for f in folders):
+            raise click.UsageError(
+                f"{flag} {output}: is inside a folder this command reads; write it elsewhere"
+            )
 
 
 def check_output_file(path: Path) -> Path:

@@ -7,7 +7,8 @@ mask applies); the row says which ONNX op the layer became (a fused ``LSTM``,
 exporter refused it. :func:`write_matrix` (``parity coverage``) writes the
 matrix to COVERAGE.md;
 the test suite runs the same cases, so every row that says "exports" is
-backed by a passing verification.
+backed by a passing verification. Stateful and streamed models have a table
+of their own (:mod:`parity.cli.stream_matrix`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from parity.exporter.rnn_scan import BODY as RNN_SCAN_BODY
+from parity.cli.recurrent_ops import recurrent_ops
 from parity.files import check_target, replacing
+from parity.runtime.progress import Progress, silent, time_left
 
 FEATURES = 3
 UNITS = 4
@@ -60,33 +62,49 @@ def write_matrix(
     output: Path,
     command: str,
     configurations: Sequence[Case] | None = None,
-    progress: Callable[[str], None] = lambda _: None,
-) -> tuple[CoverageRow, ...]:
+    progress: Progress = silent,
+) -> tuple[Any, ...]:
     """Run every case and write the matrix to ``output`` (Markdown), atomically.
+    A missing folder is refused before any case runs.
 
-    ``command``: the command line the matrix says regenerates it.
-    ``configurations``: the cases to run (None: every one of :func:`cases`). ``progress`` hears each
-    case's name as it starts. A missing folder is refused before any case runs.
+    Args:
+        output: the Markdown file to write or replace.
+        command: the command line the matrix says regenerates it.
+        configurations: the cases to run (None: every one of :func:`cases`,
+            then every model form and every streaming case).
+        progress: hears each case as it starts: its number of all, its name
+            and the time the rest should take at the pace so far.
+
+    Returns:
+        The rows of the layer cases, then of the streaming cases.
     """
     output = check_target(output).path  # before any case runs
     from parity.cli.model_forms import form_cases, run_form
+    from parity.cli.stream_matrix import run_stream_case, stream_cases
 
-    rows, form_rows = [], []
+    chosen = list(cases() if configurations is None else configurations)
+    forms = list(form_cases() if configurations is None else ())
+    streams = list(stream_cases() if configurations is None else ())
+    total = len(chosen) + len(forms) + len(streams)
+    left = time_left(total)
+    rows, form_rows, stream_rows = [], [], []
     with tempfile.TemporaryDirectory(prefix="parity-coverage-") as work:
-        for case in cases() if configurations is None else configurations:
-            progress(case.name)
-            rows.append(run_case(case, Path(work)))
-        for form in form_cases() if configurations is None else ():
-            progress(form.name)
-            form_rows.append(run_form(form, Path(work)))
+        for done, item in enumerate([*chosen, *forms, *streams]):
+            progress(f"{done + 1}/{total} {item.name}{left(done)}")
+            if done < len(chosen):
+                rows.append(run_case(item, Path(work)))
+            elif done < len(chosen) + len(forms):
+                form_rows.append(run_form(item, Path(work)))
+            else:
+                stream_rows.append(run_stream_case(item, Path(work)))
     kept = ""
     if output.is_file():  # sections measured by other means stay as they are
         text = output.read_text(encoding="utf-8")
         kept = text[text.index(KEPT_SECTION) :] if KEPT_SECTION in text else ""
-    markdown = to_markdown(rows, command, form_rows) + ("\n" + kept if kept else "")
+    markdown = to_markdown(rows, command, form_rows, stream_rows) + ("\n" + kept if kept else "")
     with replacing(output) as stream:
         stream.write(markdown.encode("utf-8"))
-    return tuple(rows)
+    return (*rows, *stream_rows)
 
 
 def run_case(case: Case, folder: Path | None = None) -> CoverageRow:
@@ -109,8 +127,7 @@ def run_case(case: Case, folder: Path | None = None) -> CoverageRow:
         return CoverageRow(
             case.layer, case.options, case.mask, "refused", "-", None, None, str(exc)
         )
-    proto = onnx.load(bundle / "model.onnx")
-    ops = sorted({_described(n) for n in proto.graph.node if n.op_type in RECURRENT_OPS})
+    ops = recurrent_ops(onnx.load(bundle / "model.onnx"))
     report = check(bundle, model, VerifyOptions(device="cpu", batches=(1, 4), times=(6,)))
     compared = [c for c in report.checks if c.kind == "output"]  # TensorFlow against ONNX
     result, reason = _verdict(report)
@@ -119,7 +136,7 @@ def run_case(case: Case, folder: Path | None = None) -> CoverageRow:
         case.options,
         case.mask,
         result,
-        ", ".join(ops) or "none",
+        ops,
         max(c.max_abs for c in compared),
         max(c.rel_l2 for c in compared),
         reason,
@@ -141,21 +158,13 @@ def _verdict(report: Any) -> tuple[str, str]:
     return "FAILS", "; ".join(c.name for c in report.failures[:3])
 
 
-RECURRENT_OPS = ("LSTM", "GRU", "RNN", "Loop", "Scan")
-
-
-def _described(node: Any) -> str:
-    """A recurrent node in the matrix's words: its op, and whether it has
-    per-row lengths; the scan an ``RNN`` op is written as says so."""
-    if node.op_type == "Scan" and node.attribute[0].g.name == RNN_SCAN_BODY:
-        return f"{node.doc_string} as Scan"
-    has_lengths = node.op_type in ("LSTM", "GRU", "RNN") and len(node.input) > 4 and node.input[4]
-    return node.op_type + (" with sequence_lens" if has_lengths else "")
-
-
-def to_markdown(rows: list[CoverageRow], command: str, form_rows: Sequence = ()) -> str:
-    """The matrix as Markdown: the layer table, then the model-forms table."""
+def to_markdown(
+    rows: list[CoverageRow], command: str, form_rows: Sequence = (), stream_rows: Sequence = ()
+) -> str:
+    """The matrix as Markdown: the layer table, the model-forms table, then
+    the streaming table."""
     from parity.cli.model_forms import forms_markdown
+    from parity.cli.stream_matrix import stream_markdown
 
     lines = [
         "# Conversion coverage",
@@ -182,6 +191,8 @@ def to_markdown(rows: list[CoverageRow], command: str, form_rows: Sequence = ())
         )
     if form_rows:
         lines += ["", *forms_markdown(list(form_rows))]
+    if stream_rows:
+        lines += ["", *stream_markdown(list(stream_rows))]
     return "\n".join(lines) + "\n"
 
 
@@ -290,12 +301,4 @@ def cases() -> list[Case]:
         found.append(Case("Bidirectional(LSTM)", options, "Masking", build))
     build = partial(_bidirectional, "concat", "none", return_state=True)
     found.append(Case("Bidirectional(LSTM)", "return_state", "none", build))
-    found.append(Case("LSTM", "stateful=True (batch 1)", "none", _stateful))
     return found
-
-
-def _stateful():
-    import keras
-
-    x = keras.Input(batch_shape=(1, None, FEATURES), name="sequence")
-    return keras.Model(x, keras.layers.LSTM(UNITS, stateful=True, name="rnn")(x))

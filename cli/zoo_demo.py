@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from parity.runtime.progress import Progress, prefixed, silent
 from parity.verify.report import Report
 
 HEADER = ("model", "held-out", "checks", "max abs err", "result", "time")
@@ -53,7 +54,7 @@ def run_demo(
     preset: str = "tiny",
     seed: int = 0,
     device: str = "auto",
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Progress = silent,
 ) -> DemoResult:
     """Train, export and verify each zoo model.
 
@@ -61,11 +62,14 @@ def run_demo(
     None: a new temporary folder). ``names``: the zoo models (empty: all).
     ``preset``: the zoo preset to train. ``seed``: the training, golden and
     drawn inputs' seed. ``device``: where verification runs (auto, cpu, gpu).
-    ``progress`` hears one line per step. Unknown names and presets are
-    refused before anything is trained or created.
+    ``progress`` hears one line per step, each epoch of training and each
+    stage of export and verification, after the model's number and name
+    ("2/5 masked_lstm: ..."). Unknown names and presets are refused before
+    anything is trained or created.
     """
     from parity import models
     from parity.exporter import export_keras
+    from parity.files import save_model
     from parity.runtime.providers import check_device
     from parity.verify.check import check
     from parity.verify.options import VerifyOptions
@@ -77,15 +81,17 @@ def run_demo(
     folder = Path(tempfile.mkdtemp(prefix="parity-demo-")) if folder is None else Path(folder)
     _claim(folder)
     rows = []
-    for name in chosen:
+    for number, name in enumerate(chosen, 1):
         started = time.perf_counter()
-        progress(f"{name}: training ({preset})")
-        trained = models.train(name, preset=preset, seed=seed, verbose=0)
-        source = models.save(trained.model, folder / f"{name}.keras")
-        progress(f"{name}: exporting")
-        export_keras(source, folder / name, seed=seed)
-        progress(f"{name}: verifying")
-        report = check(folder / name, source, VerifyOptions(device=device, seed=seed))
+        say = prefixed(progress, f"{number}/{len(chosen)} {name}: ")
+        say(f"training ({preset} preset)")
+        trained = models.train(name, preset=preset, seed=seed, progress=say)
+        source = save_model(trained.model, folder / f"{name}.keras")
+        say("exporting")
+        export_keras(source, folder / name, seed=seed, progress=say)
+        say("verifying")
+        options = VerifyOptions(device=device, seed=seed)
+        report = check(folder / name, source, options, progress=say)
         seconds = time.perf_counter() - started
         rows.append(DemoRow(name, held_out(trained.metrics), report, seconds))
     return DemoResult(folder, tuple(rows))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from parity.exporter.test_data import test_data_files
 from parity.runtime.bundle_format.digest import sha256_bytes
 from parity.runtime.bundle_format.leftovers import (
     NEW,
@@ -43,6 +44,7 @@ from parity.runtime.bundle_format.manifest import (
     read_manifest,
 )
 from parity.runtime.errors import BundleError, ParityError
+from parity.runtime.paths import as_path, resolved
 
 GOLDEN_NAME = "golden.npz"
 # How many times a swap is tried while other exports write the same folder.
@@ -78,15 +80,15 @@ def check_out_dir(out_dir: str | Path, source: str | Path | None = None) -> Path
     ``out_dir`` may be missing, an empty folder or a parity bundle; any other
     folder (a user's notes, results) is refused and left untouched, as is a
     folder that holds ``source``, the file the bundle is exported from."""
-    out_dir = Path(out_dir)
-    target = out_dir.resolve()
+    out_dir = as_path(out_dir, "out_dir")
+    target = resolved(out_dir)
     if not target.name:
         raise ParityError(f"{out_dir}: cannot write a bundle over the root folder")
     if target.exists() and not target.is_dir():
         raise ParityError(f"{out_dir}: exists and is not a folder")
     if target.is_dir() and not _replaceable(target):
         raise ParityError(_not_a_bundle(out_dir))
-    if source is not None and target in Path(source).resolve().parents:
+    if source is not None and target in resolved(as_path(source, "source")).parents:
         raise ParityError(
             f"{out_dir}: holds the source model {Path(source).name}; "
             "export to a folder of its own, the folder is left untouched"
@@ -142,16 +144,21 @@ def _write_files(
         data = graph_bytes[key]
         (folder / spec.file).write_bytes(data)
         graphs[key] = dataclasses.replace(spec, sha256=sha256_bytes(data))
-    golden_entry = None
+    golden_entry, test_data = None, {}
     if golden:
         data = npz_bytes(golden)
         (folder / GOLDEN_NAME).write_bytes(data)
         golden_entry = {"file": GOLDEN_NAME, "sha256": sha256_bytes(data)}
-    written = dataclasses.replace(manifest, graphs=graphs, golden=golden_entry)
+        for relative, data in test_data_files(manifest, graph_bytes, golden).items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(data)
+            test_data[relative] = sha256_bytes(data)
+    written = dataclasses.replace(manifest, graphs=graphs, golden=golden_entry, test_data=test_data)
     (folder / MANIFEST_NAME).write_text(written.to_json(), encoding="utf-8")
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
     return written
 
 

@@ -5,7 +5,10 @@ A model with a custom layer (a class registered with
 process that never imported that class. ``--custom-objects FILE.py`` names
 the Python file that defines it: the file is run (it is trusted code, as a
 ``Lambda`` under ``--unsafe`` is), which registers what it registers, and
-every class and function it defines is also handed to Keras' loader by name.
+hands Keras' loader, by name, the mapping the file names ``custom_objects``
+where it has one (Keras' own word for it), else every class and function it
+defines (not those it imports: a ``typing.Any`` would stand in for Keras'
+own ``Any`` op).
 In Python, ``custom_objects=`` takes the same file's path or a mapping of
 names to objects, as Keras' own ``custom_objects`` does.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import sys
 import traceback
 from collections.abc import Mapping
@@ -32,7 +36,8 @@ def custom_objects(source: CustomObjects) -> dict[str, Any]:
     Args:
         source: None (no custom objects), a mapping of names to classes and
             functions, or the path of a Python file that defines them (run
-            once per process; every class and function defined in it counts).
+            once per process; its ``custom_objects`` mapping where it has one,
+            else every class and function it defines).
 
     Raises:
         ParityError: a path that is not a ``.py`` file, or a file that fails
@@ -48,10 +53,14 @@ def custom_objects(source: CustomObjects) -> dict[str, Any]:
             f"{path}: expected a Python file (.py) that defines the model's custom objects"
         )
     module = _loaded(path)
+    declared = getattr(module, "custom_objects", None)
+    if isinstance(declared, Mapping):
+        return dict(declared)
     return {
         name: value
         for name, value in vars(module).items()
-        if callable(value) and getattr(value, "__module__", None) == module.__name__
+        if (isinstance(value, type) or inspect.isfunction(value))
+        and value.__module__ == module.__name__
     }
 
 

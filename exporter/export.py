@@ -27,9 +27,12 @@ from parity.exporter.saved_model import is_wrapped_saved_model
 from parity.exporter.seq2seq_bundle import export_seq2seq, is_seq2seq
 from parity.exporter.signature import find_mask
 from parity.exporter.split import split_seq2seq
+from parity.exporter.stream_bundle import export_stream
+from parity.exporter.stream_plan import is_stateful
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, GraphSpec, Manifest, MaskSpec
 from parity.runtime.errors import ParameterError, ParityError
 from parity.runtime.paths import as_path
+from parity.runtime.progress import Progress, silent
 from parity.runtime.versions import tool_versions
 
 GRAPH_KEY = "model"
@@ -48,6 +51,8 @@ def export_keras(
     seed: int = 0,
     fuse: bool = True,
     custom_objects: CustomObjects = None,
+    streaming: bool = False,
+    progress: Progress = silent,
 ) -> Manifest:
     """Load the saved model ``src`` (safely) and export it to the bundle ``out_dir``.
 
@@ -70,6 +75,11 @@ def export_keras(
             form allows (False keeps tf2onnx's general graph).
         custom_objects: the model's own classes and functions: a mapping of
             names to them, or a Python file that defines them (trusted code).
+        streaming: export a stateless forward recurrent model as a stream
+            (:mod:`parity.exporter.stream_bundle`); a model whose recurrent
+            layers are stateful is exported as one without it.
+        progress: hears one line as each stage starts (fusing, converting,
+            simplifying, golden data, writing), and once the model is loaded.
 
     Returns:
         The manifest as written.
@@ -82,6 +92,7 @@ def export_keras(
     src = as_path(src)
     check_out_dir(out_dir, source=src)
     model = load_keras(src, unsafe=unsafe, custom_objects=custom_objects)
+    progress(f"loaded {src}")
     return export_model(
         model,
         out_dir,
@@ -92,6 +103,8 @@ def export_keras(
         steps=steps,
         seed=seed,
         fuse=fuse,
+        streaming=streaming,
+        progress=progress,
     )
 
 
@@ -106,17 +119,20 @@ def export_model(
     steps: int | None = None,
     seed: int = 0,
     fuse: bool = True,
+    streaming: bool = False,
+    progress: Progress = silent,
 ) -> Manifest:
     """Export an in-memory Keras model to the bundle ``out_dir``. A seq2seq model
     (detected, or forced with ``seq2seq=True``) becomes an encoder, a one-step
-    decoder and a generation graph.
+    decoder and a generation graph; a stateful model (or any forward
+    recurrent model with ``streaming``) a stream graph.
 
     Args:
         model: a functional or ``Sequential`` Keras model.
         out_dir: as for :func:`export_keras`.
         source: what the manifest records of the model's file (name, file,
             sha256); the model's name alone when omitted.
-        opset, dynamic_batch, seq2seq, steps, seed, fuse: as for
+        opset, dynamic_batch, seq2seq, steps, seed, fuse, streaming, progress: as for
             :func:`export_keras`.
 
     Returns:
@@ -126,6 +142,17 @@ def export_model(
     check_opset(opset)
     model = as_functional(model)
     source = dict(source or {"name": model.name, "file": "", "sha256": ""})
+    if streaming or is_stateful(model):
+        if seq2seq:
+            raise ParameterError("seq2seq", "a stream bundle is one graph, never split")
+        if steps is not None:
+            raise ParameterError("steps", "applies to seq2seq models only")
+        if not dynamic_batch:
+            raise ParameterError("dynamic_batch", "a stream bundle keeps its batch axis dynamic")
+        return export_stream(
+            model, Path(out_dir), source=source, streaming=streaming, opset=opset, fuse=fuse,
+            seed=seed, progress=progress,
+        )  # fmt: skip
     saved_model = is_wrapped_saved_model(model)
     if seq2seq and saved_model:
         raise ParityError(
@@ -147,7 +174,13 @@ def export_model(
         if not dynamic_batch:
             raise ParityError("a seq2seq bundle keeps its batch axis dynamic")
         return export_seq2seq(
-            model, Path(out_dir), source_info=source, opset=opset, steps=steps, split=split
+            model,
+            Path(out_dir),
+            source_info=source,
+            opset=opset,
+            steps=steps,
+            split=split,
+            progress=progress,
         )
     if steps is not None:
         raise ParameterError("steps", "applies to seq2seq models only")
@@ -156,13 +189,14 @@ def export_model(
     if not dynamic_batch:
         fused = NotFused("the batch axis is fixed")
     elif fuse:
+        progress("fusing recurrent layers into ONNX's recurrent ops")
         fused = fuse_recurrent(model, mask, opset=opset)
-    written = _written_graph(model, fused, mask, opset, dynamic_batch, seed)
+    written = _written_graph(model, fused, mask, opset, dynamic_batch, seed, progress)
     if isinstance(fused, FusedGraph):
         wrong = golden_mismatch(written.converted.proto, GRAPH_KEY, written.graph, written.golden)
         if wrong is not None:  # keep tf2onnx's graph
             fused = NotFused(f"the fused graph strayed from Keras on the golden inputs: {wrong}")
-            written = _written_graph(model, fused, mask, opset, dynamic_batch, seed)
+            written = _written_graph(model, fused, mask, opset, dynamic_batch, seed, progress)
     converted, graph, golden, mask = written.converted, written.graph, written.golden, written.mask
     notes = [SAVED_MODEL_NOTE] if saved_model else []
     if not_split:
@@ -205,6 +239,7 @@ def export_model(
         mask=mask,
         notes=tuple(notes),
     )
+    progress(f"writing {out_dir}")
     return write_bundle(
         Path(out_dir), manifest, {GRAPH_KEY: converted.proto.SerializeToString()}, golden
     )
@@ -230,6 +265,7 @@ def _written_graph(
     opset: int,
     dynamic_batch: bool,
     seed: int,
+    progress: Progress,
 ) -> _Written:
     """``fused``'s graph, or tf2onnx's when ``fused`` is ``NotFused``, ready to write."""
     if isinstance(fused, FusedGraph):
@@ -237,8 +273,11 @@ def _written_graph(
         if mask is not None:
             mask = dataclasses.replace(mask, padding="post", fused=True)
     else:
+        progress("converting with tf2onnx")
         converted = keras_to_onnx(model, opset=opset, dynamic_batch=dynamic_batch)
+    progress("simplifying with onnx-simplifier")
     converted, unsimplified = simplified_graph(converted)
     graph = placeholder_graph(GRAPH_FILE, converted.inputs, converted.outputs)
+    progress("golden data: TensorFlow's outputs on drawn inputs")
     golden = golden_data(model, GRAPH_KEY, graph, mask, seed=seed)
     return _Written(converted, unsimplified, graph, golden, mask)

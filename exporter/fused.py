@@ -120,6 +120,30 @@ def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGra
         converted = keras_to_onnx(_stand_in_copy(model, recurrents, masker), opset=opset)
     except ParityError as exc:  # the general graph may still convert
         return NotFused(f"the copy with stand-in layers did not convert ({exc})")
+    return fused_ops(converted, recurrents, model.name, mask=mask)
+
+
+def fused_ops(
+    converted: ConvertedGraph,
+    recurrents: list[Any],
+    name: str,
+    *,
+    mask: MaskSpec | None = None,
+    initial_state: bool = False,
+) -> FusedGraph | NotFused:
+    """A converted stand-in copy (:func:`mark_stand_ins`) with each stand-in's
+    ``LSTM`` node made the op of the layer it stands in for, written from that
+    layer's weights (a SimpleRNN's as the ``Scan`` that computes it), or why
+    not. The graph is changed in place.
+
+    Args:
+        converted: tf2onnx's graph of the copy.
+        recurrents: the real layers, in the stand-ins' order.
+        name: the model's name, for messages.
+        mask: the mask whose per-row lengths the one layer is fed, if any.
+        initial_state: keep the state each stand-in starts from (a stream's
+            state inputs) rather than zeros.
+    """
     proto = converted.proto
     if any(node.op_type in ("Loop", "Scan") for node in proto.graph.node):
         return NotFused("tf2onnx did not make every recurrent layer's stand-in an LSTM op")
@@ -128,7 +152,7 @@ def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGra
         return NotFused("tf2onnx did not make every recurrent layer's stand-in one LSTM op")
     layers = []
     for layer, node in zip(recurrents, stand_ins, strict=True):
-        _write_op(proto.graph, node, layer)
+        _write_op(proto.graph, node, layer, initial_state=initial_state)
         op_type = node.op_type
         _last_step_from_state(proto.graph, node)
         if mask is not None:
@@ -137,8 +161,18 @@ def fuse_recurrent(model: Any, mask: MaskSpec | None, *, opset: int) -> FusedGra
             rnn_as_scan(proto.graph, node)
         layers.append((layer.name, op_type))
     _drop_unused(proto.graph)
-    checked_graph = ConvertedGraph(checked(proto, model.name), converted.inputs, converted.outputs)
+    checked_graph = ConvertedGraph(checked(proto, name), converted.inputs, converted.outputs)
     return FusedGraph(checked_graph, tuple(layers))
+
+
+def mark_stand_ins(stand_ins: list[Any]) -> None:
+    """Give the ``k``-th stand-in LSTM input weights all ``k + 1`` (and zero
+    recurrent weights and biases), by which :func:`fused_ops` finds its node."""
+    for marker, stand_in in enumerate(stand_ins, start=1):
+        kernel, recurrent, bias = stand_in.get_weights()
+        stand_in.set_weights(
+            [np.full_like(kernel, marker), np.zeros_like(recurrent), np.zeros_like(bias)]
+        )
 
 
 def _stand_in_nodes(graph: onnx.GraphProto, count: int) -> list[onnx.NodeProto] | None:
@@ -294,25 +328,30 @@ def _stand_in_copy(model: Any, recurrents: list, masker: Any) -> Any:
         return _rebuilt(layer, mask_zero=False if layer is masker else None)
 
     copy = rebuilt(model, replace, masks=False)
-    for marker, layer in enumerate(recurrents, start=1):
-        stand_in = stand_ins[id(layer)]
-        kernel, recurrent, bias = stand_in.get_weights()
-        stand_in.set_weights(
-            [np.full_like(kernel, marker), np.zeros_like(recurrent), np.zeros_like(bias)]
-        )
+    mark_stand_ins([stand_ins[id(layer)] for layer in recurrents])
     return copy
 
 
-def _write_op(graph: onnx.GraphProto, node: onnx.NodeProto, layer: Any) -> None:
+def _write_op(
+    graph: onnx.GraphProto, node: onnx.NodeProto, layer: Any, *, initial_state: bool
+) -> None:
     """Make the stand-in's ``LSTM`` node ``layer``'s op with ``layer``'s weights;
     the stand-in's weights are removed. Input ``X`` and outputs ``Y``/``Y_h``
-    keep their places (and ``Y_c`` for an LSTM)."""
+    keep their places (and ``Y_c`` for an LSTM); with ``initial_state``, so do
+    ``initial_h`` (and an LSTM's ``initial_c``), else the op starts from zeros."""
     op = fused_op(layer)
     names = [PREFIX + f"{layer.name}/{part}" for part in ("W", "R", "B")]
     for name, value in zip(names, (op.weights, op.recurrence, op.bias), strict=True):
         graph.initializer.append(numpy_helper.from_array(value, name))
+    states = []
+    if initial_state:
+        count = 2 if op.op_type == "LSTM" else 1
+        states = list(node.input[5 : 5 + count])
+        if len(states) != count or not all(states):
+            raise ParityError(f"the stand-in of layer {layer.name!r} lost its initial state")
     node.op_type = op.op_type
-    node.input[:] = [node.input[0], *names]  # no sequence_lens or initial state yet
+    # no sequence_lens (yet): X, W, R, B, then the initial state where kept
+    node.input[:] = [node.input[0], *names, *(["", *states] if states else [])]
     outputs = list(node.output)[: 3 if op.op_type == "LSTM" else 2]
     node.output[:] = outputs
     del node.attribute[:]

@@ -7,8 +7,9 @@ Every graph walk in parity (the seq2seq split, the fused-export form check,
 mask discovery, output naming, FLOP counting) reads parity's own records of
 the calls (:class:`LayerCall`), every question of "which layers" and "is it
 recurrent" is answered here, and every copy of a model with some layers
-swapped is made by :func:`rebuilt`, so that a change in Keras' internals is
-met in this module alone.
+swapped is made by :func:`rebuilt` (or, with another signature, by
+:func:`replayed`), so that a change in Keras' internals is met in this module
+alone.
 """
 
 from __future__ import annotations
@@ -307,6 +308,41 @@ def rebuilt(
     return copy
 
 
+def replayed(
+    model: Any,
+    inputs: list[Any],
+    call: Callable[[LayerCall, tuple[Any, ...], dict[str, Any]], Any],
+) -> list[Any]:
+    """``model``'s graph called again from other input tensors, each call made
+    by ``call``: a new graph over the model's layers whose signature may differ
+    from the model's (:func:`rebuilt` keeps the model's inputs and outputs).
+    The stream export calls a recurrent layer's cell from state inputs of its
+    own this way. Nothing of ``model`` changes but its layers' call records.
+
+    Args:
+        model: a functional model.
+        inputs: one new symbolic tensor (``keras.Input``) per model input, in order.
+        call: given each call of a layer or Keras op (from the inputs on,
+            ``InputLayer``s left out) and its arguments with the new tensors
+            in place, returns what that call returns on them (``call.layer(*args,
+            **kwargs)`` to call it again as it was).
+
+    Returns:
+        The new tensors in the place of the model's outputs, in order.
+    """
+    import keras
+
+    tensors = {id(old): new for old, new in zip(model_inputs(model), inputs, strict=True)}
+    for record in calls_in_order(model):
+        if isinstance(record.layer, keras.layers.InputLayer):
+            continue
+        args, kwargs = record.substituted(tensors)
+        outputs = keras.tree.flatten(call(record, args, kwargs))
+        for old, new in zip(record.outputs, outputs, strict=False):
+            tensors[id(old)] = new
+    return [tensors[id(tensor)] for tensor in model_outputs(model)]
+
+
 def _one_or_all(tensors: list[Any]) -> Any:
     return tensors[0] if len(tensors) == 1 else tensors
 
@@ -344,4 +380,16 @@ def as_functional(model: Any) -> Any:
             f"model {model.name!r}: a Sequential model that was never built has no input shape; "
             "start it with keras.Input(shape), or call model.build((None, ...)) before saving"
         )
+    stateful = any(getattr(layer, "stateful", False) for layer in all_layers(model))
+    if len(inputs) == 1 and isinstance(inputs[0].shape[0], int) and not stateful:
+        # Built by its first call (``predict``, ``fit``), a Sequential model
+        # records that call's batch size, which no layer needs: called anew on
+        # an input of any batch size, the same layers compute row by row.
+        tensor = inputs[0]
+        x = keras.Input(batch_shape=(None, *tensor.shape[1:]), dtype=tensor.dtype,
+                        name=layer_name(tensor))  # fmt: skip
+        y = x
+        for layer in model.layers:
+            y = layer(y)
+        return keras.Model(x, y, name=model.name)
     return keras.Model(_one_or_all(inputs), _one_or_all(outputs), name=model.name)

@@ -35,15 +35,17 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from math import prod
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+import numpy as np
 
 from parity.exporter.custom_objects import CustomObjects
 from parity.exporter.custom_objects import custom_objects as custom_objects_of
 from parity.runtime.bundle_format.digest import sha256_file
 from parity.runtime.errors import ParityError, quoted
 from parity.runtime.limits import byte_limit, describe_bytes
-from parity.runtime.paths import as_path
+from parity.runtime.paths import as_path, regular_file
 
 MAX_CONFIG_BYTES = 64 * 2**20
 MAX_MODEL_BYTES = 4 * 2**30
@@ -78,7 +80,7 @@ def load_keras(
     """
     objects = custom_objects_of(custom_objects)
     path = as_path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise ParityError(f"{path}: no such file")
     if path.is_dir():
         from parity.exporter.saved_model import is_saved_model, load_saved_model
@@ -94,6 +96,7 @@ def load_keras(
             limit_variable=MAX_MODEL_BYTES_VARIABLE,
             default_limit=ARCHIVE_FACTOR * MAX_MODEL_BYTES,
         )
+    regular_file(path, "model file")
     try:
         with open(path, "rb") as handle:
             head = handle.read(len(HDF5_SIGNATURE))
@@ -192,13 +195,7 @@ def _checked_h5(path: Path, unsafe: bool) -> tuple[Any, str]:
                     f"{path}: an HDF5 file without a model_config (saved with "
                     "save_weights? parity needs the whole model, saved with model.save)"
                 )
-            size = h5py.h5a.open(h5.id, b"model_config").get_storage_size()
-            if size > MAX_CONFIG_BYTES:
-                raise ParityError(
-                    f"{path}: model_config takes {describe_bytes(size)}, beyond the limit of "
-                    f"{describe_bytes(MAX_CONFIG_BYTES)}"
-                )
-            text = h5.attrs["model_config"]
+            text = _h5_config_text(path, h5py.h5a.open(h5.id, b"model_config"))
             version = h5.attrs.get("keras_version", b"")
             weights = _h5_data_bytes(h5)
     except ParityError:
@@ -206,8 +203,6 @@ def _checked_h5(path: Path, unsafe: bool) -> tuple[Any, str]:
     except Exception as exc:  # h5py raises OSError, KeyError, ValueError on damaged files
         reason = quoted(exc, 200)
         raise ParityError(f"{path}: corrupt HDF5 file ({reason})") from None
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
     config = _parsed(path, "model_config", text)
     if isinstance(version, bytes):
         version = version.decode("ascii", errors="replace")
@@ -223,6 +218,39 @@ def _checked_h5(path: Path, unsafe: bool) -> tuple[Any, str]:
     if lambdas and not unsafe:
         raise _lambda_refusal(path, lambdas[0])
     return config, str(version)
+
+
+def _h5_config_text(path: Path, attribute: Any) -> str:
+    """The text of the HDF5 attribute ``model_config``, refused beyond
+    :data:`MAX_CONFIG_BYTES` before it is parsed. A fixed-length string is
+    measured before it is read; a variable-length one (which h5py writes for
+    a ``str``) is stored in the file's heap, its length known only once read:
+    it is read (no more than the file holds) and measured then."""
+    import h5py
+
+    kind = attribute.get_type()
+    if attribute.shape not in ((), (1,)) or kind.get_class() != h5py.h5t.STRING:
+        raise ParityError(f"{path}: model_config is not one string; not a Keras model file")
+    if not kind.is_variable_str():
+        _check_config_size(path, "model_config", attribute.get_storage_size())
+    value = np.empty(
+        attribute.shape, dtype=h5py.string_dtype() if kind.is_variable_str() else kind.dtype
+    )
+    attribute.read(value)
+    text = value.reshape(-1)[0]
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    _check_config_size(path, "model_config", len(text.encode("utf-8", errors="replace")))
+    return text
+
+
+def _check_config_size(path: Path, what: str, size: int, how: str = "") -> None:
+    """Refuse a config of ``size`` bytes beyond :data:`MAX_CONFIG_BYTES`."""
+    if size > MAX_CONFIG_BYTES:
+        raise ParityError(
+            f"{path}: {what} takes {describe_bytes(size)}{how}, beyond the limit of "
+            f"{describe_bytes(MAX_CONFIG_BYTES)}"
+        )
 
 
 # Models nested in a model, whose node indices Keras 2 counts from 1.
@@ -334,14 +362,21 @@ def _checked_config(path: Path, archive: zipfile.ZipFile) -> Any:
     """The parsed ``config.json`` of ``archive``, once its declared sizes and
     the weights it declares are within the module's limits."""
     members = archive.infolist()
+    names = [info.filename for info in members]
+    for name in names:
+        pure = PurePosixPath(name.replace("\\", "/"))
+        if pure.is_absolute() or ".." in pure.parts or re.match(r"[A-Za-z]:", name):
+            raise ParityError(
+                f"{path}: the archive holds a member named {name[:100]!r}, outside the archive; "
+                "not a Keras model file"
+            )
+    if len(set(names)) != len(names):
+        twice = next(name for index, name in enumerate(names) if name in names[:index])
+        raise ParityError(f"{path}: the archive holds two members named {twice[:100]!r}")
     config_info = next((info for info in members if info.filename == CONFIG_NAME), None)
     if config_info is None:
         raise ParityError(f"{path}: not a Keras 3 model file (no config.json inside)")
-    if config_info.file_size > MAX_CONFIG_BYTES:
-        raise ParityError(
-            f"{path}: config.json takes {describe_bytes(config_info.file_size)} uncompressed, "
-            f"beyond the limit of {describe_bytes(MAX_CONFIG_BYTES)}"
-        )
+    _check_config_size(path, "config.json", config_info.file_size, " uncompressed")
     limit = byte_limit(MAX_MODEL_BYTES_VARIABLE, MAX_MODEL_BYTES)
     total = sum(info.file_size for info in members)
     if total > ARCHIVE_FACTOR * limit:

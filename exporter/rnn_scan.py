@@ -46,14 +46,14 @@ ACTIVATION_PARAMETERS = {"Tanh": (), "Relu": (), "Sigmoid": (), "HardSigmoid": (
 
 def rnn_as_scan(graph: onnx.GraphProto, node: onnx.NodeProto) -> onnx.NodeProto:
     """Replace ``node``, a forward ``RNN`` of ``graph`` whose ``W``, ``R`` and
-    ``B`` are initializers and whose state starts from zeros, by nodes that
-    compute its outputs with a ``Scan``; returns the ``Scan``. The op's
-    initializers stay in ``graph`` for the caller to drop once nothing reads
-    them.
+    ``B`` are initializers, by nodes that compute its outputs with a
+    ``Scan``; returns the ``Scan``. The op's initializers stay in ``graph`` for
+    the caller to drop once nothing reads them.
 
     Args:
         graph: the graph holding ``node``; changed in place.
-        node: the ``RNN`` node (one direction, no ``clip``, no ``initial_h``).
+        node: the ``RNN`` node (one direction, no ``clip``; an ``initial_h``,
+            a stream's state, only without ``sequence_lens``).
     """
     attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     activation, parameters = _activation(attributes)
@@ -66,8 +66,10 @@ def rnn_as_scan(graph: onnx.GraphProto, node: onnx.NodeProto) -> onnx.NodeProto:
     x, w, r, b, lengths, initial = inputs[:6]
     if not {w, r, b} <= constants.keys():
         raise ParityError(f"RNN node {node.name!r}: W, R and B must be initializers")
-    if initial:
-        raise ParityError(f"RNN node {node.name!r}: an initial state does not become a scan")
+    if initial and lengths:
+        raise ParityError(
+            f"RNN node {node.name!r}: an initial state with sequence_lens does not become a scan"
+        )
     weights, recurrence = (numpy_helper.to_array(constants[n])[0] for n in (w, r))
     bias = numpy_helper.to_array(constants[b])[0]
     units = recurrence.shape[1]
@@ -96,12 +98,16 @@ def rnn_as_scan(graph: onnx.GraphProto, node: onnx.NodeProto) -> onnx.NodeProto:
     nodes = [
         helper.make_node("MatMul", [x, name("W_t")], [name("x_w")]),
         helper.make_node("Add", [name("x_w"), name("bias")], [name("x_projected")]),
-        # the state starts from zeros: (rows, units)
-        helper.make_node("Shape", [x], [name("x_shape")]),
-        helper.make_node("Gather", [name("x_shape"), name("axis_1")], [name("rows")]),
-        helper.make_node("Concat", [name("rows"), name("units")], [name("state")], axis=0),
-        helper.make_node("ConstantOfShape", [name("state")], [name("h_0")]),
     ]
+    if initial:  # (1, rows, units) -> (rows, units)
+        nodes.append(helper.make_node("Squeeze", [initial, name("axis_0")], [name("h_0")]))
+    else:  # the state starts from zeros: (rows, units)
+        nodes += [
+            helper.make_node("Shape", [x], [name("x_shape")]),
+            helper.make_node("Gather", [name("x_shape"), name("axis_1")], [name("rows")]),
+            helper.make_node("Concat", [name("rows"), name("units")], [name("state")], axis=0),
+            helper.make_node("ConstantOfShape", [name("state")], [name("h_0")]),
+        ]
     every_step = bool(lengths or y)
     scan = helper.make_node(
         "Scan",

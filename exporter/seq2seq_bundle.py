@@ -28,6 +28,7 @@ from parity.runtime.bundle_format.golden import GENERATION, START, input_key, ou
 from parity.runtime.bundle_format.manifest import FORMAT_VERSION, Manifest, Seq2SeqSpec, TensorSpec
 from parity.runtime.errors import ParityError
 from parity.runtime.generate import MAX_STEPS, check_steps
+from parity.runtime.progress import Progress, silent
 from parity.runtime.versions import tool_versions
 
 __all__ = ["DEFAULT_STEPS", "export_seq2seq", "is_seq2seq"]
@@ -50,6 +51,7 @@ def export_seq2seq(
     golden_batch: int = 3,
     seed: int = 0,
     split: Seq2SeqSplit | None = None,
+    progress: Progress = silent,
 ) -> Manifest:
     """Split ``model`` (see :func:`parity.exporter.split.split_seq2seq`), convert the
     encoder and the step model, and write the bundle at ``out_dir``.
@@ -57,14 +59,17 @@ def export_seq2seq(
     ``steps`` is the horizon the model was made for; by default the decoder
     input's fixed length, else :data:`DEFAULT_STEPS` (with a note in the
     manifest). ``start_token`` is the first token of a token decoder;
-    ``split`` the model already split (split here when None)."""
+    ``split`` the model already split (split here when None); ``progress``
+    hears one line as each stage starts."""
     from parity.exporter.convert import keras_to_onnx, simplified_graph
 
     if steps is not None:
         steps = check_steps(steps)  # before anything is built
     split = split or split_seq2seq(model, start_token=start_token)
     horizon, notes = _horizon(model, split, steps)
+    progress("converting the encoder with tf2onnx, then simplifying it")
     encoder, encoder_note = simplified_graph(keras_to_onnx(split.encoder, opset=opset))
+    progress("converting the step model with tf2onnx, then simplifying it")
     step, step_note = simplified_graph(keras_to_onnx(split.step, opset=opset))
     notes += [note for note in (encoder_note, step_note) if note]
     _check_names(split, encoder, step)
@@ -83,6 +88,7 @@ def export_seq2seq(
         memories=split.memories,
         loop_graph=LOOP_GRAPH,
     )
+    progress("building the loop graph")
     loop = generation_graph(encoder.proto, step.proto, spec, opset=opset)
     loop_inputs, loop_outputs = generation_specs(encoder.inputs, step.inputs, step.outputs, spec)
     manifest = Manifest(
@@ -100,12 +106,14 @@ def export_seq2seq(
         seq2seq=spec,
         notes=tuple(notes),
     )
+    progress(f"golden data: TensorFlow's generation over {horizon} steps")
     golden = golden_data(split, manifest, golden_batch, seed)
     graph_bytes = {
         ENCODER_GRAPH: encoder.proto.SerializeToString(),
         STEP_GRAPH: step.proto.SerializeToString(),
         LOOP_GRAPH: loop.SerializeToString(),
     }
+    progress(f"writing {out_dir}")
     return write_bundle(Path(out_dir), manifest, graph_bytes, golden)
 
 

@@ -14,9 +14,11 @@ one rule holds for all of them:
 - anything else (a folder, a block device, a socket) is refused, and so is a
   file inside a bundle folder: only ``parity export`` writes bundles.
 
-Bundles themselves are written by :mod:`parity.exporter.bundle_writer`.
+Keras models (``parity train``) are saved by :func:`save_model`, by the same
+rule. Bundles themselves are written by :mod:`parity.exporter.bundle_writer`.
 """
 
+from parity.files.model_file import check_model_path, save_model
 from parity.files.replace import check_target, replacing, save_array
 
-__all__ = ["check_target", "replacing", "save_array"]
+__all__ = ["check_model_path", "check_target", "replacing", "save_array", "save_model"]

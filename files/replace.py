@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -69,12 +70,31 @@ def check_target(path: str | os.PathLike[str], parameter: str = "path") -> Targe
         raise ParityError(f"{path}: {where} {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ParityError(f"{path}: folder {folder} is not writable")
-    if (folder / MANIFEST_NAME).is_file():
+    bundle = _enclosing_bundle(folder)
+    if bundle is not None:
         raise ParityError(
-            f"{path}: is inside the bundle folder {folder}; only 'parity export' writes "
+            f"{path}: is inside the bundle folder {bundle}; only 'parity export' writes "
             "there, write it elsewhere"
         )
     return Target(path, file, stream=False)
+
+
+def _enclosing_bundle(folder: Path) -> Path | None:
+    """The parity bundle that ``folder`` is, or lies in (a bundle has
+    subfolders: its test data), else None. Another program's
+    ``manifest.json`` does not make a bundle."""
+    for candidate in (folder, *folder.parents):
+        manifest = candidate / MANIFEST_NAME
+        if not manifest.is_file():
+            continue
+        try:
+            with open(manifest, "rb") as handle:
+                head = handle.read(4096)
+        except OSError:
+            continue
+        if b'"format": "parity-bundle"' in head or b'"format":"parity-bundle"' in head:
+            return candidate
+    return None
 
 
 @contextlib.contextmanager
@@ -124,9 +144,35 @@ def _opened_stream(target: Target) -> Iterator[BinaryIO]:
         os.set_blocking(handle, True)
     try:
         with open(handle, "wb", closefd=True) as stream:
-            yield stream
+            yield _Unseekable(stream)
     except OSError as exc:
         raise ParityError(f"{target.path}: cannot write ({_reason(exc)})") from None
+
+
+class _Unseekable(io.RawIOBase):
+    """A stream written in order, with no position: a device or a pipe says
+    it has one (``/dev/null`` is always at 0), and ``zipfile`` (an ``.npz``)
+    would write offsets from it that do not fit its records. Without one, it
+    writes a zip that needs none."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        raise io.UnsupportedOperation("a stream has no position")
+
+    def write(self, data: Any) -> int:
+        return self._stream.write(data)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 def save_array(path: str | os.PathLike[str], value: np.ndarray) -> None:

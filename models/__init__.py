@@ -7,7 +7,7 @@ import TensorFlow; building and training do.
 """
 
 from parity.models.registry import Dataset, Preset, ZooEntry, get, names
-from parity.models.training import TrainResult, save, train, training_epochs, writable_keras_path
+from parity.models.training import TrainResult, train, training_epochs
 
 __all__ = [
     "Dataset",
@@ -16,8 +16,6 @@ __all__ = [
     "ZooEntry",
     "get",
     "names",
-    "save",
     "train",
     "training_epochs",
-    "writable_keras_path",
 ]

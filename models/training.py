@@ -1,4 +1,5 @@
-"""Train a zoo entry reproducibly, measure it on held-out data, save it.
+"""Train a zoo entry reproducibly and measure it on held-out data
+(:func:`parity.files.save_model` saves it).
 
 TensorFlow is imported only once the arguments are known to be good, so that
 a wrong name, preset or path fails at once and in one line.
@@ -6,16 +7,14 @@ a wrong name, preset or path fails at once and in one line.
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from parity.models.registry import CLASSIFICATION, Dataset, Preset, get
 from parity.runtime.errors import ParityError
+from parity.runtime.progress import Progress, silent, time_left
 
 if TYPE_CHECKING:
     import keras
@@ -43,10 +42,18 @@ def train(
     preset: str = "tiny",
     epochs: int | None = None,
     seed: int = 0,
-    verbose: int | str = 1,
+    progress: Progress = silent,
 ) -> TrainResult:
     """Train ``name`` on its synthetic data. The same seed gives the same data,
-    the same initial weights and the same shuffling, hence the same model."""
+    the same initial weights and the same shuffling, hence the same model.
+
+    Args:
+        name: the zoo entry.
+        preset: its sizes (``tiny`` trains in seconds, ``seed`` in minutes).
+        epochs: the epochs to train; the preset's when None.
+        seed: the seed of the data, the initial weights and the shuffling.
+        progress: hears one line per epoch: its scores and the time left.
+    """
     entry = get(name)
     sizes = entry.preset(preset)
     epochs = training_epochs(sizes, epochs)
@@ -63,7 +70,8 @@ def train(
         epochs=epochs,
         batch_size=sizes.batch_size,
         shuffle=True,
-        verbose=verbose,
+        verbose=0,
+        callbacks=[epoch_lines(epochs, progress)],
     )
     metrics = model.evaluate(
         _as_model_inputs(model, held_out),
@@ -80,6 +88,26 @@ def train(
         metric=metric,
         chance=chance_level(entry.task, held_out),
     )
+
+
+def epoch_lines(epochs: int, progress: Progress) -> keras.callbacks.Callback:
+    """The Keras callback that says, after each of ``epochs`` epochs, its
+    training scores and how long the rest should take:
+    "epoch 3/20: loss 0.412, accuracy 0.85; 1 min 10 s left".
+
+    Args:
+        epochs: the epochs of the run.
+        progress: hears the lines.
+    """
+    import keras
+
+    left = time_left(epochs)
+
+    def say(epoch: int, logs: dict[str, float] | None) -> None:
+        scores = ", ".join(f"{key} {float(value):.3g}" for key, value in (logs or {}).items())
+        progress(f"epoch {epoch + 1}/{epochs}: {scores}{left(epoch + 1)}")
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=say)
 
 
 def training_epochs(preset: Preset, epochs: int | None) -> int:
@@ -104,35 +132,3 @@ def chance_level(task: str, data: Dataset) -> float:
         return float(np.bincount(targets.ravel()).max() / targets.size)
     mean = targets.mean(axis=tuple(range(targets.ndim - 1)))
     return float(np.mean((targets - mean) ** 2))
-
-
-def writable_keras_path(path: str | os.PathLike[str]) -> Path:
-    """Check, before any training, that a model can be saved at ``path``."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ParityError(f"{path}: the model file name must end with .keras")
-    if path.is_dir():
-        raise ParityError(f"{path}: is a folder, expected a .keras file name")
-    folder = path.parent
-    if not folder.is_dir():
-        raise ParityError(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ParityError(f"{path}: folder {folder} is not writable")
-    return path
-
-
-def save(model: Any, path: str | os.PathLike[str]) -> Path:
-    """Save ``model`` as a ``.keras`` file, atomically: a reader of ``path``
-    sees the old file or the whole new one, never a partial one."""
-    path = writable_keras_path(path)
-    # Keras wants the .keras suffix; a hidden name in the same folder makes the
-    # final os.replace a rename on one file system.
-    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.keras")
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise ParityError(f"{path}: cannot save the model ({exc.strerror or exc})") from exc
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
+from parity.runtime import bounds
 from parity.runtime.bundle_format.digest import sha256_bytes, sha256_file
 from parity.runtime.bundle_format.leftovers import aside_bundle
 from parity.runtime.bundle_format.manifest import (
     GraphSpec,
     Manifest,
+    TensorSpec,
     read_manifest,
     safe_member,
 )
-from parity.runtime.errors import BundleError, InputError, RunError, quoted
-from parity.runtime.inputs import check_feeds, check_prefix_mask
+from parity.runtime.errors import BundleError, InputError, quoted
+from parity.runtime.inputs import check_feeds, check_prefix_mask, describe_shape
 from parity.runtime.limits import describe_bytes
-from parity.runtime.paths import as_path
+from parity.runtime.paths import as_path, regular_file, resolved
 from parity.runtime.providers import (
     ONE_ROW_SPLIT_MACS,
     SINGLE_ROW_THREADS,
@@ -75,7 +78,17 @@ class Bundle:
         return self._single_row[key]
 
     def run(self, feeds: Mapping[str, Any], graph: str | None = None) -> dict[str, np.ndarray]:
-        """Run ``graph`` on named inputs (checked first) and return named outputs."""
+        """Run ``graph`` on named inputs (checked first) and return named outputs.
+
+        Args:
+            feeds: one array per input name.
+            graph: the graph's key; None for a bundle of one graph.
+
+        Raises:
+            InputError: ``feeds`` that do not fit the graph.
+            RunError: ONNX Runtime failed on inputs that passed the checks.
+            LimitError: the run went beyond a limit of :mod:`parity.runtime.bounds`.
+        """
         key = self._key(graph)
         spec = self.manifest.graph(key)
         checked = check_feeds(spec, feeds)
@@ -85,10 +98,7 @@ class Bundle:
         names = [output.name for output in spec.outputs]
         rows = [checked[t.name].shape[0] for t in spec.inputs if t.shape[:1] == ("batch",)]
         batch = rows[0] if rows else None
-        try:
-            values = self.session(key, batch).run(names, checked)
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise RunError(f"{spec.file}: ONNX Runtime failed: {quoted(exc, 400)}") from None
+        values = bounds.run(self.session(key, batch), names, checked, spec.file)
         return dict(zip(names, values, strict=True))
 
     def _key(self, graph: str | None) -> str:
@@ -118,13 +128,13 @@ def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -
     check_device(device)
     path = as_path(path)
     folder = path
-    if not path.exists():
-        folder = aside_bundle(path.resolve()) or path
+    if not os.path.lexists(path):
+        folder = aside_bundle(resolved(path, BundleError)) or path
     manifest = read_manifest(folder)
     sessions, one_row_files = {}, {}
     for key, graph in manifest.graphs.items():
         file = safe_member(folder, graph.file)
-        if not file.is_file():
+        if not os.path.lexists(file):
             raise BundleError(f"{path}: graph file {graph.file!r} is missing")
         data = _checked_graph_bytes(file, graph.sha256)
         model = _parsed(file, data)
@@ -132,7 +142,7 @@ def load_bundle(path: str | Path, device: str = "auto", *, tf32: bool = False) -
         # A graph with external data is opened by its path, which the
         # external files are found from; they were checked just now.
         session = open_session(file if external else data, file, device, tf32)
-        _check_signature(file, graph, session)
+        _check_signature(file, graph, session, model)
         sessions[key] = session
         if not external and _convolution_macs(model) < ONE_ROW_SPLIT_MACS:
             one_row_files[key] = (file, graph.sha256)
@@ -143,6 +153,7 @@ def _checked_graph_bytes(file: Path, digest: str) -> bytes:
     """The bytes of the graph ``file`` once they match ``digest``; a file
     larger than protobuf can hold (:data:`MAX_GRAPH_BYTES`) is refused
     before it is read."""
+    regular_file(file, "graph file", BundleError)
     try:
         size = file.stat().st_size
         if size > MAX_GRAPH_BYTES:
@@ -207,9 +218,14 @@ def _check_external_data(path: Path, graph: GraphSpec, model: Any) -> bool:
             )
     for member, digest in graph.external_data.items():
         file = safe_member(path, member)
-        if not file.is_file():
+        if not os.path.lexists(file):
             raise BundleError(f"{path}: external data file {member!r} is missing")
-        if sha256_file(file) != digest:
+        regular_file(file, "external data file", BundleError)
+        try:
+            found = sha256_file(file)
+        except OSError as exc:
+            raise BundleError(f"{file}: unreadable ({exc.strerror or exc})") from None
+        if found != digest:
             raise BundleError(f"{file}: sha256 does not match the manifest (changed or corrupt)")
     return bool(graph.external_data)
 
@@ -252,8 +268,11 @@ def _external_locations(model: Any) -> Iterator[str]:
                 yield entries.get("location", "")
 
 
-def _check_signature(file: Path, graph: Any, session: Any) -> None:
-    """The graph must take and return what the manifest says."""
+def _check_signature(file: Path, graph: GraphSpec, session: Any, model: Any) -> None:
+    """The graph must take and return what the manifest says: the same names,
+    and for each tensor the same dtype, rank and fixed dims, where the graph
+    declares them. An input the manifest calls dynamic must be dynamic in the
+    graph too (ONNX Runtime would refuse other sizes)."""
     for what, specs, actual in (
         ("inputs", graph.inputs, session.get_inputs()),
         ("outputs", graph.outputs, session.get_outputs()),
@@ -264,3 +283,42 @@ def _check_signature(file: Path, graph: Any, session: Any) -> None:
             raise BundleError(
                 f"{file}: graph {what} {found} do not match the manifest's {expected}"
             )
+    declared = {value.name: value.type for value in (*model.graph.input, *model.graph.output)}
+    for what, specs in (("input", graph.inputs), ("output", graph.outputs)):
+        for spec in specs:
+            problem = _type_mismatch(spec, declared.get(spec.name), what == "input")
+            if problem:
+                raise BundleError(
+                    f"{file}: graph {what} {spec.name!r} {problem}; the bundle does not match "
+                    "its manifest"
+                )
+
+
+def _type_mismatch(spec: TensorSpec, declared: Any, is_input: bool) -> str:
+    """How the graph's declared type of one tensor differs from ``spec``
+    ("" where it does not, or where the graph declares nothing)."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    if declared is None:
+        return ""
+    if not declared.HasField("tensor_type"):
+        return "is not a tensor"
+    tensor = declared.tensor_type
+    try:
+        dtype = np.dtype(tensor_dtype_to_np_dtype(tensor.elem_type))
+    except (KeyError, TypeError, ValueError):  # an element type numpy does not have
+        dtype = None
+    if dtype != np.dtype(spec.dtype):
+        return f"is of type {dtype or tensor.elem_type}, the manifest says {spec.dtype}"
+    if not tensor.HasField("shape"):
+        return ""
+    dims = [d.dim_value if d.dim_value > 0 else None for d in tensor.shape.dim]
+    if len(dims) != spec.rank:
+        return f"has rank {len(dims)}, the manifest says {spec.rank} {describe_shape(spec.shape)}"
+    for axis, (dim, want) in enumerate(zip(dims, spec.shape, strict=True)):
+        fixed_elsewhere = isinstance(want, int) and dim is not None and dim != want
+        fixed_here = is_input and isinstance(want, str) and dim is not None
+        if fixed_elsewhere or fixed_here:
+            shape = describe_shape(spec.shape)
+            return f"has size {dim} on axis {axis}, the manifest says {want} {shape}"
+    return ""

@@ -29,6 +29,11 @@ class RunError(ParityError):
     """ONNX Runtime failed while running a graph on inputs that passed the checks."""
 
 
+class LimitError(ParityError):
+    """A run went beyond one of the limits of :mod:`parity.runtime.bounds`
+    (time, memory); the message names the limit and how to raise it."""
+
+
 class ParameterError(ParityError):
     """A function's parameter has a value it cannot take.
 

@@ -14,13 +14,17 @@ has emitted it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from math import prod
 from typing import Any
 
 import numpy as np
 
+from parity.runtime import bounds
 from parity.runtime.bundle_format.manifest import Manifest
-from parity.runtime.errors import InputError, ParameterError, ParityError, RunError, quoted
+from parity.runtime.errors import InputError, ParameterError, ParityError
 from parity.runtime.inputs import check_feeds
+from parity.runtime.limits import byte_limit, describe_bytes
+from parity.runtime.npy import MAX_ARRAY_BYTES, MAX_ARRAY_BYTES_VARIABLE
 
 # Longer horizons are refused (here and at export) rather than left to exhaust
 # memory; no model of this kind is trained for more. Not raisable.
@@ -67,8 +71,12 @@ def generate(
 
     Raises:
         InputError: inputs that do not fit the graphs.
-        ParameterError: ``steps`` out of range.
+        ParameterError: ``steps`` out of range, or steps whose outputs would
+            take more than the array limit (``PARITY_MAX_ARRAY_BYTES``); a
+            ``stop_token`` the model cannot emit.
         RunError: ONNX Runtime failed on inputs that passed the checks.
+        LimitError: the generation went beyond a limit of
+            :mod:`parity.runtime.bounds` (the step loop's steps count as one run).
     """
     manifest = bundle.manifest
     spec = manifest.seq2seq
@@ -80,11 +88,15 @@ def generate(
         raise ParityError(
             "stop token: this model feeds its output back as it is; a stop token needs tokens"
         )
-    encoder_inputs = _named_encoder_inputs(manifest, encoder_inputs)
+    if stop_token is not None:
+        _check_token(manifest, stop_token)
+    encoder_graph = manifest.graph(spec.encoder_graph)
+    encoder_inputs = check_feeds(encoder_graph, _named_encoder_inputs(manifest, encoder_inputs))
     x = start_input(manifest, encoder_inputs) if start is None else _start(manifest, start)
     batch = x.shape[0]
     if batch != next(iter(encoder_inputs.values())).shape[0]:
         raise InputError(f"start: batch {batch} differs from the encoder input's batch")
+    _check_result_size(manifest, batch, steps)
     if spec.loop_graph is not None and use_loop_graph and stop_token is None:
         feeds = {**encoder_inputs, LOOP_START: x, LOOP_STEPS: np.array(steps, np.int64)}
         return bundle.run(feeds, graph=spec.loop_graph)[spec.step_output]
@@ -107,24 +119,51 @@ def generate(
 
     result = None
     stopped = np.zeros(batch, bool) if stop_token is not None else None
-    for t in range(steps):
-        try:
-            output, *states = session.run(names, feeds)
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            reason = quoted(exc, 400)
-            raise RunError(f"{step_graph.file}: ONNX Runtime failed, step {t}: {reason}") from None
-        if result is None:
-            result = np.empty((batch, steps, *output.shape[2:]), output.dtype)
-        if stopped is not None:
-            if t:
-                output[stopped] = result[stopped, t - 1][:, None]
-            stopped |= output[:, 0].argmax(axis=-1) == stop_token
-        result[:, t] = output[:, 0]
-        feeds[spec.step_input] = feed_back(output)
-        feeds.update(zip(state_inputs, states, strict=True))
-        if stopped is not None and stopped.all():
-            return result[:, : t + 1]
+    with bounds.watched() as options:  # the steps together are one run
+        for t in range(steps):
+            output, *states = bounds.run(
+                session, names, feeds, f"{step_graph.file}, step {t}", options
+            )
+            if result is None:
+                result = np.empty((batch, steps, *output.shape[2:]), output.dtype)
+            if stopped is not None:
+                if t:
+                    output[stopped] = result[stopped, t - 1][:, None]
+                stopped |= output[:, 0].argmax(axis=-1) == stop_token
+            result[:, t] = output[:, 0]
+            feeds[spec.step_input] = feed_back(output)
+            feeds.update(zip(state_inputs, states, strict=True))
+            if stopped is not None and stopped.all():
+                return result[:, : t + 1]
     return result
+
+
+def _check_token(manifest: Manifest, token: Any) -> None:
+    """Refuse a stop token that no step can emit: not a whole number, or
+    outside the step output's classes."""
+    spec = manifest.seq2seq
+    classes = manifest.graph(spec.step_graph).output(spec.step_output).shape[-1]
+    if not isinstance(token, int | np.integer) or isinstance(token, bool):
+        raise ParameterError("stop_token", f"must be a token id (an integer), got {token!r}")
+    if token < 0 or (isinstance(classes, int) and token >= classes):
+        raise ParameterError(
+            "stop_token", f"{token} is not a token the model emits (0 to {classes} - 1)"
+        )
+
+
+def _check_result_size(manifest: Manifest, batch: int, steps: int) -> None:
+    """Refuse a generation whose stacked outputs would take more than the
+    array limit of :mod:`parity.runtime.npy`, before anything runs."""
+    spec = manifest.seq2seq
+    output = manifest.graph(spec.step_graph).output(spec.step_output)
+    step = prod(d for d in output.shape[2:] if isinstance(d, int)) * np.dtype(output.dtype).itemsize
+    limit = byte_limit(MAX_ARRAY_BYTES_VARIABLE, MAX_ARRAY_BYTES)
+    if batch * steps * step > limit:
+        raise ParameterError(
+            "steps",
+            f"{steps} steps of {batch} rows take {describe_bytes(batch * steps * step)}, beyond "
+            f"the limit of {describe_bytes(limit)} (set {MAX_ARRAY_BYTES_VARIABLE} to raise it)",
+        )
 
 
 def check_steps(steps: int) -> int:

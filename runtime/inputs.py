@@ -22,8 +22,13 @@ def check_feeds(graph: GraphSpec, feeds: Mapping[str, Any]) -> dict[str, np.ndar
     int64); across kinds (a float array for token ids) they are refused, except
     integer token ids for a graph that takes them as floats.
     A symbolic dim (``batch``, ``time``) must have one size across inputs."""
+    if not isinstance(feeds, Mapping):
+        raise InputError(
+            f"the inputs of {graph.file}: expected a mapping of input names to arrays (a dict), "
+            f"got {type(feeds).__name__}"
+        )
     expected = {spec.name for spec in graph.inputs}
-    unknown = sorted(set(feeds) - expected)
+    unknown = sorted(set(feeds) - expected, key=str)
     if unknown:
         raise InputError(
             f"input {unknown[0]!r} is not an input of {graph.file} "

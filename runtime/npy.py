@@ -31,7 +31,7 @@ import numpy as np
 
 from parity.runtime.errors import InputError, ParityError, quoted
 from parity.runtime.limits import byte_limit, describe_bytes
-from parity.runtime.paths import as_path
+from parity.runtime.paths import as_path, regular_file
 
 MAX_ARRAY_BYTES = 2 * 2**30
 MAX_ARRAY_BYTES_VARIABLE = "PARITY_MAX_ARRAY_BYTES"
@@ -144,7 +144,10 @@ def npz_members(
             for info in archive.infolist():
                 if not info.filename.endswith(".npy"):
                     raise InputError(f"{path}: member {info.filename!r} is not a .npy array")
-                infos[info.filename.removesuffix(".npy")] = info
+                key = info.filename.removesuffix(".npy")
+                if key in infos:
+                    raise InputError(f"{path}: holds two arrays named {key!r}")
+                infos[key] = info
             missing = [name for name in names or () if name not in infos]
             if missing:
                 raise InputError(
@@ -171,11 +174,11 @@ def _limit() -> int:
 
 def _is_npz(path: Path) -> bool:
     """Whether ``path`` is a zip archive (an ``.npz``) rather than a ``.npy``;
-    a missing, unreadable or foreign file is refused."""
-    if not path.exists():
-        raise ParityError(f"{path}: no such file")
+    a missing, unreadable or foreign file is refused, and so is anything but
+    a regular file (a FIFO, a link to ``/dev/zero``), before it is opened."""
     if path.is_dir():
         raise ParityError(f"{path}: is a folder, expected a .npy or .npz file")
+    regular_file(path, "file")
     try:
         with open(path, "rb") as handle:
             magic = handle.read(6)

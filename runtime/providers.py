@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from parity.runtime.bounds import UNBOUNDED_OPTIMIZERS, bound_memory
 from parity.runtime.errors import BundleError, ParityError, quoted
 
 DEVICES = ("auto", "cpu", "gpu")
@@ -148,16 +149,23 @@ def open_session(
 ) -> Any:
     """An ONNX Runtime session for ``graph`` (its serialized bytes, or its
     file) on ``device``, on ``threads`` intra-op threads (0: ONNX Runtime's
-    choice, one per core); ``path`` names the graph's file in errors."""
+    choice, one per core), allocating within the memory limit of
+    :mod:`parity.runtime.bounds`; ``path`` names the graph's file in errors."""
     ort = onnxruntime()
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    bound_memory(options)
     options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.spin_duration_us", str(SPIN_DURATION_US))
     try:
         source = graph if isinstance(graph, bytes) else str(graph)
-        session = ort.InferenceSession(source, options, providers=requested_providers(device, tf32))
+        session = ort.InferenceSession(
+            source,
+            options,
+            providers=requested_providers(device, tf32),
+            disabled_optimizers=UNBOUNDED_OPTIMIZERS,
+        )
     except Exception as exc:
         reason = quoted(exc)
         raise BundleError(f"{path}: ONNX Runtime cannot load this graph ({reason})") from None

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 
 from parity.runtime.bundle_format.manifest import MaskSpec, TensorSpec
-from parity.runtime.errors import ParityError
+from parity.runtime.errors import ParameterError, ParityError
+from parity.runtime.limits import byte_limit, describe_bytes
+from parity.runtime.npy import MAX_ARRAY_BYTES, MAX_ARRAY_BYTES_VARIABLE
 
 DEFAULT_TIME = 7
 DEFAULT_DIM = 4
@@ -42,7 +45,15 @@ def sample_inputs(
     """Random inputs for ``specs``. With ``mask``, its input gets one valid
     length per row (``lengths``, or drawn: the first row full, the last row of
     length 1, the rest anywhere in between) and mask values at padded steps,
-    after the valid steps or before them as ``mask.padding`` says."""
+    after the valid steps or before them as ``mask.padding`` says.
+
+    Raises:
+        ParameterError: inputs that would take more than the array limit of
+            :mod:`parity.runtime.npy` together (named as ``batches``, the
+            draws' batch sizes), refused before anything is drawn.
+    """
+    specs = list(specs)
+    check_draw(specs, batch, time)
     rng = np.random.default_rng(seed)
     inputs = {}
     drawn = None
@@ -56,6 +67,59 @@ def sample_inputs(
     if mask is not None and drawn is None:
         raise ParityError(f"mask input {mask.input!r} is not among the graph's inputs")
     return Sample(inputs, drawn)
+
+
+def check_draw(specs: Iterable[TensorSpec], batch: int, time: int | None = None) -> None:
+    """Refuse a draw whose inputs would take more than the array limit of
+    :mod:`parity.runtime.npy` together, before anything is allocated.
+
+    Args:
+        specs: the inputs.
+        batch: the rows drawn.
+        time: the length of a ``time`` axis.
+
+    Raises:
+        ParameterError: for ``batches`` (the draws' batch sizes).
+    """
+    total = 0
+    for spec in specs:
+        shape = tuple(_size(dim, batch, time) for dim in spec.shape)
+        total += prod(shape) * np.dtype(spec.dtype).itemsize
+    limit = byte_limit(MAX_ARRAY_BYTES_VARIABLE, MAX_ARRAY_BYTES)
+    if total > limit:
+        steps = f" of {time} steps" if time else ""
+        raise ParameterError(
+            "batches",
+            f"inputs of {batch} rows{steps} take {describe_bytes(total)}, beyond the limit of "
+            f"{describe_bytes(limit)} (set {MAX_ARRAY_BYTES_VARIABLE} to raise it)",
+        )
+
+
+def sample_stream(
+    specs: Iterable[TensorSpec], batch: int, steps: int, mask: MaskSpec | None, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Whole sequences of ``steps`` steps to feed a stream in chunks. A
+    stream's masked steps fall anywhere (a row with nothing to say at a
+    tick), so the masked input gets them anywhere too: the first row none
+    (when there are others), the last row (of three or more) a run from step
+    2 over half the sequence, which covers whole chunks, and every other row
+    its first two steps and about a third of the rest."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for spec in specs:
+        shape = (batch, steps, *(_size(dim, batch, steps) for dim in spec.shape[2:]))
+        value = draw(spec, shape, rng, avoid=None if mask is None else mask.value)
+        if mask is not None and spec.name == mask.input:
+            masked = rng.random((batch, steps)) < 0.3
+            masked[:, :2] = True
+            if batch > 1:
+                masked[0] = False
+            if batch > 2:
+                masked[-1] = False
+                masked[-1, 2 : 2 + steps // 2] = True
+            value[masked] = mask.value
+        inputs[spec.name] = value
+    return inputs
 
 
 def draw(

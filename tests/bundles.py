@@ -265,3 +265,61 @@ def write_external(path: Path, *, listed: bool = True) -> Manifest:
     written = write_bundle(path, manifest, {"model": data})
     (path / EXTERNAL_FILE).write_bytes(weights)  # the writer writes no external data itself
     return written
+
+
+def write_graph(path: Path, graph: bytes, inputs, outputs, golden=None) -> Manifest:
+    """A one-graph bundle of ``graph`` (serialized) whose manifest declares
+    ``inputs`` and ``outputs`` (``TensorSpec``), with ``golden`` data if given."""
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        name="graph",
+        kind="single",
+        source=SOURCE,
+        opset=17,
+        versions=VERSIONS,
+        graphs={"model": placeholder_graph("model.onnx", inputs, outputs)},
+    )
+    return write_bundle(path, manifest, {"model": graph}, golden)
+
+
+def endless_loop_graph() -> bytes:
+    """``y = x + n`` by a ``Loop`` of ``n = 2**62`` iterations: correct, and endless."""
+    one = numpy_helper.from_array(np.ones(1, np.float32), "one")
+    body = helper.make_graph(
+        [
+            helper.make_node("Add", ["v", "one"], ["v_next"]),
+            helper.make_node("Identity", ["condition"], ["condition_next"]),
+        ],
+        "body",
+        [
+            _value("i", TensorProto.INT64, []),
+            _value("condition", TensorProto.BOOL, []),
+            _value("v", TensorProto.FLOAT, [1]),
+        ],
+        [_value("condition_next", TensorProto.BOOL, []), _value("v_next", TensorProto.FLOAT, [1])],
+        initializer=[one],
+    )
+    trips = numpy_helper.from_array(np.array(2**62, np.int64), "trips")
+    return _model(
+        [helper.make_node("Loop", ["trips", "", "x"], ["y"], body=body)],
+        [_value("x", TensorProto.FLOAT, [1])],
+        [_value("y", TensorProto.FLOAT, [1])],
+        [trips],
+    )
+
+
+def constant_of_shape_graph(shape: tuple[int, ...]) -> bytes:
+    """``y = x + sum(ones(shape))``: a graph of a few hundred bytes that asks
+    for an array of ``shape`` float32 at run time."""
+    dims = numpy_helper.from_array(np.array(shape, np.int64), "dims")
+    ones = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+    return _model(
+        [
+            helper.make_node("ConstantOfShape", ["dims"], ["big"], value=ones),
+            helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+            helper.make_node("Add", ["x", "total"], ["y"]),
+        ],
+        [_value("x", TensorProto.FLOAT, [1])],
+        [_value("y", TensorProto.FLOAT, [1])],
+        [dims],
+    )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from parity import models  # plain tables: importing the zoo does not import TensorFlow
+from parity.files import save_model
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -38,8 +39,8 @@ class TrainedZoo:
 
     def __getitem__(self, name: str) -> TrainedModel:
         if name not in self._trained:
-            result = models.train(name, preset="tiny", seed=0, verbose=0)
-            path = models.save(result.model, self._folder / f"{name}.keras")
+            result = models.train(name, preset="tiny", seed=0)
+            path = save_model(result.model, self._folder / f"{name}.keras")
             self._trained[name] = TrainedModel(models.get(name), result, path)
         return self._trained[name]
 
@@ -86,3 +87,12 @@ def parity_wheel(tmp_path_factory) -> Path:
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = folder.glob("parity-*.whl")
     return wheel
+
+
+@pytest.fixture
+def single(tmp_path) -> Path:
+    """A small hand-built single-graph bundle (``tests.bundles.write_single``)."""
+    from tests import bundles
+
+    bundles.write_single(tmp_path / "single")
+    return tmp_path / "single"

@@ -1,7 +1,10 @@
 """``parity bench``: FLOP counting, timing, the report, and one small run end to end."""
 
 import json
-import time
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,14 +84,23 @@ def test_interleaved_timing_takes_turns_in_blocks_with_a_lead_in():
 
 
 def test_the_lead_in_lasts_until_other_runtimes_threads_have_settled():
+    """Timed on a clock that only the calls move (each takes one tick, a power
+    of two so that the sums are exact), so that the count is the same whatever
+    else the machine does."""
+    tick = 2.0**-10
+    now = [0.0]
     calls = []
 
     def way():
-        calls.append(1)
-        time.sleep(0.001)
+        calls.append(now[0])
+        now[0] += tick
 
-    measure_interleaved({"a": way}, warmup=0, repeats=2, rounds=1, lead_in=0.01)
-    assert len(calls) >= 10 + 2
+    timings = measure_interleaved(
+        {"a": way}, warmup=0, repeats=2, rounds=1, lead_in=10 * tick, clock=lambda: now[0]
+    )
+    # the lead-in calls until 10 ticks have passed on that clock, then 2 timed calls
+    assert len(calls) == 10 + 2
+    assert timings["a"].median == timings["a"].max == tick
 
 
 def test_floor_puts_the_square_first_and_each_size_once():
@@ -143,7 +155,13 @@ def test_bench_smoke_on_the_tiny_preset(tmp_path):
     args += ["--json", str(out_json), "--plot", str(out_png)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100, result.stdout
+    groups, group = {}, None
+    for line in result.stdout.splitlines():
+        if line.endswith(", cpu") and not line.startswith(" "):
+            group = groups.setdefault(line, [])
+        elif group is not None and line.startswith("  "):
+            group.append(line)
     for model, methods in (
         ("conv_rows_lstm", ("keras predict", "tf.function", "onnxruntime")),
         ("conv_rows_lstm", ("tf.function XLA", "litert")),
@@ -153,10 +171,18 @@ def test_bench_smoke_on_the_tiny_preset(tmp_path):
     ):
         for method in methods:
             for batch in ("1", "3"):
-                assert any(
-                    line.split()[:3] == [model, batch, "cpu"] and method in line for line in lines
-                ), (model, method, batch, result.output)
-    assert "floor: numpy float32 GEMM" in result.output
+                rows = groups[f"{model}, batch {batch}, cpu"]
+                assert any(line.strip().startswith(method) for line in rows), (
+                    model,
+                    method,
+                    batch,
+                    result.output,
+                )
+    assert "floor: numpy float32 GEMM" in result.stdout
+    progress = [line for line in result.stderr.splitlines() if line.startswith("... ")]
+    assert progress[0].startswith("... 1/2 conv_rows_lstm: building, exporting, timing")
+    assert any(line.startswith("... 2/2 sine_seq2seq: ") and "left" in line for line in progress)
+    assert "absl" not in result.stderr and "XNNPACK" not in result.stderr
 
     report = json.loads(out_json.read_text())
     assert set(report) == {"schema", "date", "command", "settings", "machine", "floor", "rows"}
@@ -214,3 +240,85 @@ def test_a_way_that_cannot_run_is_a_row_that_says_why():
     assert rows["tf.function XLA"] == (None, "failed: XLA compilation failed at line 3")
     assert rows["litert"] == (None, "does not convert to LiteRT: no")
     assert rows["keras predict"] == (None, "no GPU")
+
+
+QUIET_LITERT = """
+import sys
+from parity.cli.native_logs import quiet_tensorflow
+if sys.argv[1] == "quiet":
+    quiet_tensorflow()
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+@tf.function(input_signature=[tf.TensorSpec((1, 4), tf.float32)])
+def double(x):
+    return 2 * x
+
+converter = tf.lite.TFLiteConverter.from_concrete_functions([double.get_concrete_function()])
+interpreter = Interpreter(model_content=converter.convert())
+interpreter.allocate_tensors()
+interpreter.invoke()
+print("ran", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_litert_and_absl_lines_only_with_verbose(mode):
+    """LiteRT's XNNPACK line and absl's converter warning are hidden as
+    TensorFlow's start-up lines are, and shown where --verbose asks."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", QUIET_LITERT, mode],
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.stdout == "ran\n", done.stderr
+    for line in ("Created TensorFlow Lite XNNPACK delegate", "WARNING:absl:Please consider"):
+        assert (line in done.stderr) == (mode == "verbose"), done.stderr
+    if mode == "quiet":
+        assert "absl" not in done.stderr, done.stderr
+
+
+def test_the_table_fits_100_columns_and_the_plot_tells_every_method_apart(tmp_path):
+    from parity.bench.render import METHODS, plot, table
+    from parity.verify.plot import COLOURS, MARKERS
+
+    assert len({COLOURS[i % len(COLOURS)] for i in range(len(METHODS))}) == len(METHODS)
+    assert len({MARKERS[i % len(MARKERS)] for i in range(len(METHODS))}) == len(METHODS)
+    rows = tuple(
+        Row("a_long_model_name", batch, "cpu", method, Timing(2e-3, 1e-3, 9e-3, 5), 10**6,
+            "batch 470 reduced to 256 to fit in memory; " * 3 if method == METHODS[0] else "")
+        for batch in (1, 470)
+        for method in METHODS
+    )  # fmt: skip
+    result = BenchResult(
+        date="2026-01-01T00:00:00+00:00",
+        machine={"cpu": "test", "versions": {f"package{i}": "1.2.3" for i in range(12)}},
+        settings=Settings(preset="seed", repeats=5, warmup=2),
+        floor=(Gemm(10, 10, 10, Timing(1e-6, 1e-6, 1e-6, 3)),),
+        rows=(*rows, Row("a_long_model_name", None, "gpu", "onnxruntime", None, note="no GPU")),
+    )
+    text = table(result)
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    assert all(method in text for method in METHODS)
+    assert "onnxruntime: skipped: no GPU" in text
+    plot(result, tmp_path / "bench.png")
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stream_rows_time_one_step_of_a_stateful_model(tmp_path):
+    from parity.bench.stream import METHODS, stream_case
+
+    settings = Settings(preset="tiny", batches=(1, 3), repeats=1, warmup=0)
+    case = stream_case(settings, tmp_path, ["seq_tagger"])
+    rows = {(row.batch, row.method): row for row in case.rows}
+    assert set(rows) == {(batch, method) for batch in (1, 3) for method in METHODS}
+    for row in rows.values():
+        assert row.model == "seq_tagger stream" and row.timing is not None, row.note
+        assert "differs" not in row.note and "steps/s" in row.note  # all compute the same
+        assert row.flops > 0

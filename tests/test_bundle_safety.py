@@ -340,8 +340,9 @@ def test_bundles_get_the_users_umask(tmp_path, umask):
     finally:
         os.umask(old)
     assert (tmp_path / "b").stat().st_mode & 0o777 == 0o777 & ~umask
-    for file in (tmp_path / "b").iterdir():
-        assert file.stat().st_mode & 0o777 == 0o666 & ~umask
+    for path in (tmp_path / "b").rglob("*"):
+        created = 0o777 if path.is_dir() else 0o666
+        assert path.stat().st_mode & 0o777 == created & ~umask, path
 
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "fallback"])

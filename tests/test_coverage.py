@@ -5,11 +5,12 @@ from pathlib import Path
 import pytest
 
 from parity.cli.model_forms import form_cases, run_form
+from parity.cli.stream_matrix import run_stream_case, stream_cases
 from parity.cli.support_matrix import Case, cases, run_case, write_matrix
 from parity.runtime.errors import ParityError
 
 CASES = {case.name: case for case in cases()}
-REFUSED = {"LSTM stateful=True (batch 1) mask=none": "stateful"}
+REFUSED: dict[str, str] = {}
 COVERAGE = Path(__file__).resolve().parents[1] / "COVERAGE.md"
 
 
@@ -41,6 +42,22 @@ def test_committed_matrix_lists_every_configuration():
     text = COVERAGE.read_text(encoding="utf-8")
     for case in CASES.values():
         assert f"| {case.layer} | {case.options} | {case.mask} |" in text, case.name
+    for stream in STREAMS.values():
+        assert f"| {stream.layers} | {stream.source} |" in text, stream.layers
+
+
+STREAMS = {case.name: case for case in stream_cases()}
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_streaming_configuration(name, tmp_path):
+    case = STREAMS[name]
+    row = run_stream_case(case, tmp_path)
+    if case.source == "refused":
+        assert row.result == "refused" and row.note.startswith("model "), row
+    else:
+        assert row.result == "exports", row.note
+        assert row.max_abs < 1e-5 and row.invariance < 1e-5
 
 
 def test_write_matrix_writes_the_rows_it_ran(tmp_path):

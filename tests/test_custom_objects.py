@@ -88,3 +88,15 @@ def test_a_custom_objects_file_that_raises_names_its_line(tmp_path):
     with pytest.raises(ParityError, match="expected a Python file"):
         custom_objects(tmp_path / "missing.py")
     assert custom_objects({"f": len}) == {"f": len} and custom_objects(None) == {}
+
+
+def test_a_file_hands_over_its_custom_objects_mapping_or_what_it_defines(tmp_path):
+    listed = tmp_path / "listed.py"
+    listed.write_text("import math\n\ncustom_objects = {'expand': math.exp}\n")
+    assert custom_objects(listed) == {"expand": __import__("math").exp}
+    defined = tmp_path / "defined.py"
+    defined.write_text(
+        "from typing import Any\n\n\nclass Pool:\n    pass\n\n\ndef scale(x):\n    return x\n"
+    )
+    # typing.Any, imported, would stand in for Keras' own Any op
+    assert sorted(custom_objects(defined)) == ["Pool", "scale"]

@@ -149,7 +149,7 @@ def test_token_ids_beyond_the_vocabulary_are_named(tmp_path):
     import keras
 
     from parity.exporter import export_keras
-    from parity.models import save
+    from parity.files import save_model as save
 
     tokens = keras.Input((None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(10, 4, mask_zero=True)(tokens)
@@ -179,7 +179,7 @@ def test_token_ids_beyond_the_vocabulary_are_named(tmp_path):
 
 def test_seq2seq_generates_from_every_row(tmp_path):
     from parity.exporter import export_keras
-    from parity.models import save
+    from parity.files import save_model as save
     from tests import seq2seq_models
 
     path = save(seq2seq_models.sine_like(), tmp_path / "sine.keras")
@@ -198,7 +198,7 @@ def test_seq2seq_generates_from_every_row(tmp_path):
 
 def test_token_generations_agree_step_by_step(tmp_path):
     from parity.exporter import export_keras
-    from parity.models import save
+    from parity.files import save_model as save
     from tests import seq2seq_models
 
     path = save(seq2seq_models.token_lstm(), tmp_path / "tokens.keras")
@@ -249,3 +249,37 @@ def test_npz_stored_and_compressed_and_ragged_parquet_read_the_same_rows(tmp_pat
         ParityError, match=r"bad.parquet: row 0 \(dataset row 0\): column 'x' is ragged"
     ):
         list(read_batches(plan_units(list_shards(tmp_path / "bad.parquet", ["x"]), 4)[0], ["x"], 4))
+
+
+def test_many_one_row_shards_run_as_full_batches_each_row_named_by_its_shard(tmp_path):
+    """50 one-row shards (one of another time length) at 16 rows a batch: a
+    handful of batches, not 50; every row keeps its shard and its row."""
+    for index in range(50):
+        time = 5 if index == 20 else 4
+        np.savez(tmp_path / f"s{index:02d}.npz", x=np.full((1, time, 3), index, np.float32))
+    shards = list_shards(tmp_path, ["x"])
+    batches = [b for u in plan_units(shards, 16) for b in read_batches(u, ["x"], 16)]
+    assert len(batches) <= 6 and all(b.rows <= 16 for b in batches)
+    assert [b.start for b in batches] == list(np.cumsum([0] + [b.rows for b in batches])[:-1])
+    for batch in batches:
+        for row in range(batch.rows):
+            value = int(batch.arrays["x"][row, 0, 0])
+            assert batch.origin(row) == (str(tmp_path / f"s{value:02d}.npz"), 0)
+            assert batch.start + row == value
+
+
+def test_a_parquet_row_group_is_read_a_batch_at_a_time(tmp_path):
+    """20,000 rows of 50 zeros in one row group: 4 KB on disk, 8 MB decoded.
+    Reading it 100 rows at a time, Arrow never holds more than a few batches."""
+    rows = 20_000
+    table = pa.table({"x": pa.array(np.zeros((rows, 50)).tolist())})
+    pq.write_table(table, tmp_path / "zeros.parquet", row_group_size=rows)
+    del table
+    shards = list_shards(tmp_path / "zeros.parquet", ["x"])
+    peak, seen = 0, 0
+    for unit in plan_units(shards, 100):
+        for batch in read_batches(unit, ["x"], 100):
+            peak = max(peak, pa.total_allocated_bytes())
+            seen += batch.rows
+    assert seen == rows
+    assert peak < rows * 50 * 8 // 8

@@ -228,7 +228,9 @@ def test_lambda_needs_unsafe(lambda_model, tmp_path):
 
 
 def _tree(path):
-    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
 
 
 def test_failed_export_leaves_the_old_bundle_whole(exported, tmp_path, monkeypatch):

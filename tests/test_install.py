@@ -83,21 +83,26 @@ def requirements(wheel, platform: str, extras: set[str]) -> list[str]:
     return sorted(set(found))
 
 
+def _pip_install(*args: str) -> None:
+    """``pip install --quiet --ignore-installed ARGS``; skipped where the
+    package index cannot be reached."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--ignore-installed", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode != 0 and any(marker in done.stderr for marker in _OFFLINE):
+        pytest.skip(f"the package index cannot be reached: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def _resolved(wheel, platform, extras, tmp_path) -> list[str]:
     report = tmp_path / "report.json"
     tags = [argument for tag in PLATFORMS[platform] for argument in ("--platform", tag)]
     wanted = requirements(wheel, platform, set(extras.split(",")) - {""})
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
-         "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", *tags,
-         "--report", str(report), "--quiet", *wanted],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )  # fmt: skip
-    if done.returncode != 0 and any(marker in done.stderr for marker in _OFFLINE):
-        pytest.skip(f"the package index cannot be reached: {done.stderr.strip().splitlines()[-1]}")
-    assert done.returncode == 0, done.stderr[-3000:]
+    _pip_install("--dry-run", "--only-binary=:all:", "--python-version", "3.11",
+                 "--implementation", "cp", *tags, "--report", str(report), *wanted)  # fmt: skip
     return [item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]]
 
 
@@ -119,16 +124,7 @@ def test_without_an_extra_no_onnx_runtime_is_installed(parity_wheel, tmp_path):
 
 def test_the_runtime_alone_installs_light_and_runs_without_tensorflow(parity_wheel, tmp_path):
     target = tmp_path / "site"
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--ignore-installed",
-         "--target", str(target), f"{parity_wheel}[onnxruntime]"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )  # fmt: skip
-    if done.returncode != 0 and any(marker in done.stderr for marker in _OFFLINE):
-        pytest.skip(f"the package index cannot be reached: {done.stderr.strip().splitlines()[-1]}")
-    assert done.returncode == 0, done.stderr[-3000:]
+    _pip_install("--target", str(target), f"{parity_wheel}[onnxruntime]")
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     assert size < 300 * 2**20, f"{size / 2**20:.0f} MB"
     names = {p.name.split("-")[0].lower() for p in target.glob("*.dist-info")}

@@ -3,6 +3,7 @@ folders: what they are refused for, before Keras or TensorFlow runs them), and
 long-lived processes: memory stays flat over many runs, threads share a bundle."""
 
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -105,6 +106,51 @@ def test_a_saved_model_that_writes_files_is_refused_unless_unsafe(tmp_path):
         load_keras(tmp_path / "saved")
     model = load_keras(tmp_path / "saved", unsafe=True)
     assert [tensor.name for tensor in model.inputs] == ["x"]
+
+
+def test_a_saved_model_that_prints_to_a_file_or_saves_is_refused(tmp_path):
+    """Outside the old deny list: ``tf.print`` to a file, ``SaveV2`` with any
+    prefix. The allow-list refuses both before TensorFlow calls the graph;
+    printing to stderr stays allowed."""
+    import tensorflow as tf
+
+    printed, saved = tmp_path / "printed.txt", tmp_path / "passwd"
+
+    class Writer(tf.Module):
+        def __init__(self, stream: object, save: bool) -> None:
+            self.v = tf.Variable(2.0)
+            self.stream, self.save = stream, save
+
+        @tf.function(input_signature=[tf.TensorSpec((None, 3), tf.float32, name="x")])
+        def serve(self, x):
+            tf.print("x", x, output_stream=self.stream)
+            if self.save:
+                tf.raw_ops.SaveV2(
+                    prefix=str(saved), tensor_names=["v"], shape_and_slices=[""], tensors=[self.v]
+                )
+            return {"y": x * self.v}
+
+    cases = {
+        "printer": (f"file://{printed}", False, "holds PrintV2 to 'file://"),
+        "saver": (sys.stderr, True, "holds SaveV2"),
+    }
+    for name, (stream, save, words) in cases.items():
+        module = Writer(stream, save)
+        tf.saved_model.save(module, str(tmp_path / name), signatures=module.serve)
+        with pytest.raises(ParityError, match=f"{words}.* pass --unsafe"):
+            load_keras(tmp_path / name)
+    assert not printed.exists() and not list(tmp_path.glob("passwd*"))
+    module = Writer(sys.stderr, False)
+    tf.saved_model.save(module, str(tmp_path / "stderr"), signatures=module.serve)
+    assert [tensor.name for tensor in load_keras(tmp_path / "stderr").inputs] == ["x"]
+
+
+def test_a_saved_model_holding_a_fifo_is_refused(tmp_path):
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+    (tmp_path / "variables").mkdir()
+    os.mkfifo(tmp_path / "variables" / "variables.index")
+    with pytest.raises(ParityError, match="variables.index: is a FIFO"):
+        load_keras(tmp_path)
 
 
 def test_a_saved_model_beyond_the_limit_is_refused(tmp_path, monkeypatch):

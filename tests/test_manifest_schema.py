@@ -5,6 +5,7 @@ line naming it, never a traceback."""
 import copy
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,99 @@ def test_huge_manifest_is_refused_before_reading(tmp_path):
         handle.truncate(17 << 20)  # sparse: no disk used
     with pytest.raises(BundleError, match="larger than"):
         read_manifest(bundle)
+
+
+# Raw JSON text no well-made manifest holds: integers of hundreds or thousands
+# of digits (Python refuses to convert more than 4,300), floats beyond float64
+# (read as infinities), numbers spelled as JavaScript does, lists nested
+# deeper than any parser recurses, long strings.
+HUGE_NUMBERS = st.one_of(
+    st.tuples(st.sampled_from(["", "-"]), st.integers(300, 6000)).map(lambda s: s[0] + "7" * s[1]),
+    st.sampled_from(["1e400", "-1e400", "1e-400", "NaN", "Infinity", "-Infinity"]),
+    st.integers(310, 2000).map(lambda n: "1" + "0" * n + ".5"),
+)
+DEEP = st.integers(1, 100_000).map(lambda depth: "[" * depth + "]" * depth)
+LONG = st.integers(257, 200_000).map(lambda n: json.dumps("n" * n))
+HOSTILE_TEXT = st.one_of(HUGE_NUMBERS, DEEP, LONG)
+_MARKER = "\x01hostile\x01"
+
+
+def _text_with(data: dict, where: tuple, raw: str) -> str:
+    """``data`` as JSON text, with the raw text ``raw`` at ``where``."""
+    marked = json.dumps(_at(data, where, _MARKER))
+    return marked.replace(json.dumps(_MARKER), raw)
+
+
+def _text_with_duplicate(data: dict, where: tuple, raw: str) -> str:
+    """``data`` as JSON text, the object at ``where`` holding one of its keys
+    a second time, with the value ``raw``."""
+    target = data
+    for key in where:
+        target = target[key]
+    key = next(iter(target))
+    pairs = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in target.items()]
+    twice = "{" + ", ".join([*pairs, f"{json.dumps(key)}: {raw}"]) + "}"
+    return _text_with(data, where, twice) if where else twice
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.data(),
+    kind=st.sampled_from(["single", "seq2seq"]),
+    raw=st.one_of(HOSTILE_TEXT, JSON.map(json.dumps)),
+    duplicate=st.booleans(),
+)
+def test_huge_deep_and_duplicate_values_are_refused_in_one_line(
+    written, data, kind, raw, duplicate
+):
+    """Put hostile raw text anywhere in a real manifest, or a key twice in any
+    of its objects: reading the file refuses it with one line (a duplicate
+    key always), never a ValueError, OverflowError or RecursionError."""
+    _, manifest = written[kind]
+    if duplicate:
+        objects = [p for p in _paths(manifest) if isinstance(_get(manifest, p), dict)]
+        where = data.draw(st.sampled_from([p for p in objects if _get(manifest, p)]))
+        text = _text_with_duplicate(manifest, where, raw)
+    else:
+        where = data.draw(st.sampled_from([p for p in _paths(manifest) if p]))
+        text = _text_with(manifest, where, raw)
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / MANIFEST_NAME).write_text(text, encoding="utf-8")
+        try:
+            read_manifest(Path(folder))
+        except BundleError as exc:
+            assert "\n" not in str(exc) and len(str(exc)) < 1000
+        else:
+            assert not duplicate, "a key given twice was read"
+
+
+def _get(data, path: tuple):
+    for key in path:
+        data = data[key]
+    return data
+
+
+def test_a_key_given_twice_is_refused(written, tmp_path):
+    _, manifest = written["single"]
+    text = _text_with_duplicate(manifest, ("graphs", "model"), json.dumps("other.onnx"))
+    (tmp_path / MANIFEST_NAME).write_text(text)
+    with pytest.raises(BundleError, match="the key 'file' appears twice"):
+        read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ("9" * 5000, "unreadable manifest"),
+        ("-1e400", "expected a finite number, got -inf"),
+        ("4" * 401, "expected a finite number, got an integer of 401 digits"),
+    ],
+)
+def test_huge_numbers_are_refused(written, tmp_path, raw, words):
+    _, manifest = written["single"]
+    text = _text_with(manifest, ("mask", "value"), raw)
+    (tmp_path / MANIFEST_NAME).write_text(text)
+    with pytest.raises(BundleError, match=words):
+        read_manifest(tmp_path)

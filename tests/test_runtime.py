@@ -23,12 +23,6 @@ from tests import bundles
 
 
 @pytest.fixture
-def single(tmp_path):
-    bundles.write_single(tmp_path / "single")
-    return tmp_path / "single"
-
-
-@pytest.fixture
 def toy(tmp_path):
     _, weights = bundles.write_seq2seq(tmp_path / "toy")
     return tmp_path / "toy", weights

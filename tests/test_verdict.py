@@ -13,6 +13,7 @@ import sys
 import time
 
 import keras
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from keras import layers
@@ -200,3 +201,20 @@ def test_an_output_that_is_the_same_for_every_drawn_row_is_flagged(tmp_path):
     output = _verify(path, bundle, expect=0)
     assert "finding (constant_output): output 'dense" in output
     _verify(path, bundle, "--strict", expect=4)
+
+
+def test_a_sequential_model_built_by_its_first_call_keeps_a_dynamic_batch(tmp_path):
+    """keras2onnx's self-attention test builds its model with ``predict`` on 4
+    rows: the batch of 4 Keras records is no property of the model."""
+    model = keras.Sequential(
+        [
+            layers.Embedding(20, 4, mask_zero=True),
+            layers.Bidirectional(layers.LSTM(4, return_sequences=True)),
+            layers.Dense(3),
+        ]
+    )
+    model.predict(np.random.default_rng(0).integers(1, 20, (4, 10)).astype("float32"), verbose=0)
+    path, bundle = _saved(model, tmp_path)
+    inputs = json.loads((bundle / "manifest.json").read_text())["graphs"]["model"]["inputs"]
+    assert inputs[0]["shape"][0] == "batch"
+    _verify(path, bundle, expect=0)

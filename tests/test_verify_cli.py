@@ -66,16 +66,23 @@ def test_bundle_only_verification_never_imports_tensorflow(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_help_does_not_import_tensorflow():
+def test_help_loads_no_command_and_neither_tensorflow_nor_onnx():
+    """``parity --help`` lists the commands from their table: it imports none
+    of their modules, and so neither TensorFlow nor onnx."""
     script = (
         "import sys\n"
         "from click.testing import CliRunner\n"
         "from parity.cli.app import cli\n"
-        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "result = CliRunner().invoke(cli, ['--help'])\n"
+        "assert result.exit_code == 0 and 'verify' in result.output, result.output\n"
         "assert CliRunner().invoke(cli, ['--version']).exit_code == 0\n"
-        "sys.exit(1 if 'tensorflow' in sys.modules else 0)\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'onnx', 'keras')]\n"
+        "loaded += [m for m in sys.modules if m.startswith('parity.cli.commands.')]\n"
+        "print(loaded)\n"
+        "sys.exit(1 if loaded else 0)\n"
     )
-    assert subprocess.run([sys.executable, "-c", script]).returncode == 0
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_plot_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -85,3 +92,14 @@ def test_plot_replaces_the_file_and_leaves_no_temporary(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "errors.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["b", "errors.png"]
+
+
+def test_the_command_table_lists_every_command_module_with_its_own_help():
+    import pkgutil
+
+    from parity.cli import commands
+
+    modules = {info.name for info in pkgutil.iter_modules(commands.__path__)}
+    assert modules == set(commands.COMMANDS)
+    for name, line in commands.COMMANDS.items():
+        assert commands.load(name).name == name and commands.load(name).short_help == line

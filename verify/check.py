@@ -30,7 +30,7 @@ from parity.runtime.bundle_format.golden import (
 from parity.runtime.bundle_format.manifest import GraphSpec, MaskSpec
 from parity.runtime.errors import ParameterError, ParityError, RunError
 from parity.runtime.inputs import check_array, check_feeds, check_prefix_mask
-from parity.runtime.sampling import sample_inputs
+from parity.runtime.sampling import check_draw, sample_inputs
 from parity.runtime.versions import tool_versions
 from parity.verify.compare import Check, compare_arrays, compare_outputs, failed_check
 from parity.verify.generation import compare_generation
@@ -111,6 +111,13 @@ def check(
     policy.check_outputs(spec.name for graph in manifest.graphs.values() for spec in graph.outputs)
     if options.localise and model is None:
         raise ParameterError("localise", "needs the Keras model: its layers are what is named")
+    if inputs is not None and manifest.streaming is not None:
+        raise ParameterError("inputs", "a stream bundle is verified on sequences fed in chunks")
+    if model is not None and inputs is None:
+        for graph in manifest.graphs.values():
+            for batch in options.batches:
+                for time in options.times:
+                    check_draw(graph.inputs, batch, time)
     if inputs is not None:
         if model is None:
             raise ParameterError(
@@ -133,6 +140,15 @@ def check(
         keras_model, model_label = load_source_model(model, manifest, options)
         tf_device = select_device(device, tf32)
         tensorflow_label = tf_device.label
+    if model is not None and manifest.streaming is not None:
+        from parity.verify.stream import check_stream
+
+        streamed = check_stream(loaded, keras_model, options, tf_device, say)
+        checks += streamed.checks
+        curves += streamed.curves
+        notes += streamed.notes
+        float64 = streamed.float64
+    elif model is not None:
         run = tensorflow_run(loaded, keras_model, tf_device, options, inputs=inputs, progress=say)
         float64 = run.float64
         say("onnxruntime against tensorflow")
@@ -306,7 +322,7 @@ def _guarded(stage: str, run: Callable[[], tuple[list, ...]]) -> tuple[list, ...
 
 
 # The kinds of checks that hold ONNX Runtime to TensorFlow on drawn inputs.
-_DRAWN_KINDS = ("output", "encoder", "step", "generation")
+_DRAWN_KINDS = ("output", "encoder", "step", "generation", "stream")
 
 
 def constant_output_findings(checks: Sequence[Check]) -> list[Finding]:
@@ -389,6 +405,10 @@ def check_golden(bundle: Bundle, policy: TolerancePolicy) -> tuple[list[Check], 
             )
             checks.append(check)
             curves.append(curve)
+    if bundle.manifest.streaming is not None:
+        from parity.verify.stream import check_stream_golden
+
+        checks += check_stream_golden(bundle, golden, policy)
     if not checks:
         raise ParityError(f"{bundle.path}: the bundle holds no golden data to check against")
     return checks, curves
@@ -465,13 +485,14 @@ def _masked_checks(
                 kind="padding",
                 check_name=lambda output, v=variant: f"{output} {v.label}",
             )
-        as_batch = dataclasses.replace(variant, starts=(0,) * len(variant.rows))
         for runtime, values in outputs.items():
             for name in names:
                 same = compare_arrays(
                     f"{runtime}: {name} {variant.label} against the padded batch",
                     "padding",
-                    valid_steps(reference[runtime], name, as_batch, batch.lengths, sequences),
+                    valid_steps(
+                        reference[runtime], name, variant, batch.lengths, sequences, in_batch=True
+                    ),
                     valid_steps(values, name, variant, batch.lengths, sequences),
                     policy.for_output(name),
                     output=name,

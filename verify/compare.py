@@ -44,7 +44,14 @@ class Check:
     token differs. ``output`` is the output compared, and ``varied`` whether
     the reference's values differ between the rows (axis 0) at all: a check
     whose reference is the same for every row proves little (None with a
-    single row)."""
+    single row).
+
+    ``used_histogram`` counts the elements by how much of its tolerance each
+    used, the error the rule judges over the error it allows that element
+    (over :data:`USED_EDGES`; the check passes when none is above 1): under
+    the noise rule ``|actual - float64| / (limit * noise_floor)``, under the
+    allclose rule ``|actual - expected| / (atol + rtol * |expected|)``.
+    ``exact_elements`` are those that used none of it: no error at all."""
 
     name: str
     kind: str
@@ -70,6 +77,8 @@ class Check:
     first_divergence: int | None = None
     output: str = ""
     varied: bool | None = None
+    used_histogram: tuple[int, ...] = ()
+    exact_elements: int = 0
 
 
 # One float32 ulp at 1.
@@ -91,6 +100,12 @@ VARIATION = 1e-5
 # Bin edges of ``Check.error_histogram``: absolute errors from 1e-12 to 1 on a log scale
 # (errors below 1e-12 fall into the first bin, above 1 into the last).
 HISTOGRAM_EDGES = tuple(float(edge) for edge in np.logspace(-12, 0, 25))
+# Bin edges of ``Check.used_histogram``: the share of its tolerance an element
+# used, from 1e-6 to 1e4 on a log scale, 3 bins a decade, each bin holding the
+# shares above its lower edge up to its upper edge, so that 1 (just passing)
+# is in the bin below the limit (shares outside fall into the end bins;
+# elements without error are counted apart).
+USED_EDGES = tuple(10.0 ** (k / 3) for k in range(-18, 13))
 
 
 def compare_outputs(
@@ -182,6 +197,10 @@ def compare_arrays(
             noise = (floor, measured)
             tolerance = Tolerance(factor * floor, 0.0)
     elements = compare_elements(expected, actual, tolerance.atol, tolerance.rtol)
+    if noise is not None:  # what the rule judges: the error against float64
+        used = compare_elements(exact, actual).error / (factor * noise[0])
+    else:
+        used = elements.ratio
     a, b, error = elements.actual, elements.expected, elements.error
     if elements.one_sided.any():
         index = tuple(int(i) for i in np.argwhere(elements.one_sided)[0])
@@ -233,8 +252,23 @@ def compare_arrays(
         agreement=argmax_agreement(expected, actual),
         output=output,
         varied=varies_between_rows(expected),
+        used_histogram=used_histogram(used[used > 0]),
+        exact_elements=int(np.count_nonzero(used == 0)),
         **rule,
     )
+
+
+def used_histogram(shares: np.ndarray) -> tuple[int, ...]:
+    """How many of ``shares`` fall in each bin of :data:`USED_EDGES`, a bin
+    holding those above its lower edge up to its upper edge; shares outside
+    the edges count in the end bins.
+
+    Args:
+        shares: each element's share of its tolerance used, all above 0.
+    """
+    bins = len(USED_EDGES) - 1
+    index = np.clip(np.searchsorted(USED_EDGES, shares.ravel(), side="left") - 1, 0, bins - 1)
+    return tuple(int(count) for count in np.bincount(index, minlength=bins))
 
 
 def varies_between_rows(values: np.ndarray) -> bool | None:

@@ -25,7 +25,10 @@ import numpy as np
 
 from parity.runtime.bundle_format.manifest import Manifest, read_manifest
 from parity.runtime.errors import ParameterError, ParityError
+from parity.runtime.limits import byte_limit, describe_bytes
+from parity.runtime.npy import MAX_ARRAY_BYTES, MAX_ARRAY_BYTES_VARIABLE
 from parity.runtime.paths import as_path
+from parity.runtime.progress import duration
 from parity.runtime.versions import tool_versions
 from parity.verify.check import DATASET_ROW
 from parity.verify.dataset_report import (
@@ -75,7 +78,8 @@ def check_dataset(
             horizon (:class:`VerifyOptions`; its draws are not used here).
         batch_size: rows per batch; by default as many as keep one batch's
             inputs and outputs within :data:`BATCH_BYTES`, at most
-            :data:`MAX_DEFAULT_BATCH`.
+            :data:`MAX_DEFAULT_BATCH`; a batch whose inputs take more than
+            the array limit is refused (:func:`check_batch_size`).
         engine: "local" (this process) or "ray" (an actor pool of Ray Data;
             needs the ``ray`` extra): a local Ray started and stopped here,
             or the cluster at ``ray_address``. Its workers read the data, the
@@ -105,7 +109,10 @@ def check_dataset(
     total = sum(shard.rows for shard in shards)
     if total == 0:
         raise ParityError(f"{data}: the dataset holds no rows")
-    batch_size = batch_size or default_batch_size(manifest, shards[0], names, steps)
+    if batch_size is None:
+        batch_size = default_batch_size(manifest, shards[0], names, steps)
+    else:
+        check_batch_size(batch_size, shards[0], names)
     units = plan_units(shards, batch_size)
     if engine == "local":
         say("loading the bundle and the model")
@@ -159,6 +166,8 @@ def _data_graph(manifest: Manifest) -> Any:
     bundle's encoder's."""
     if manifest.seq2seq is not None:
         return manifest.graph(manifest.seq2seq.encoder_graph)
+    if manifest.streaming is not None:
+        raise ParameterError("data", "a stream bundle is verified on sequences fed in chunks")
     return manifest.graph("model")
 
 
@@ -170,6 +179,28 @@ def _generation_path(manifest: Manifest) -> str | None:
     if manifest.seq2seq is None:
         return None
     return "step loop" if manifest.seq2seq.loop_graph is None else "loop graph"
+
+
+def check_batch_size(batch_size: int, shard: Shard, names: Sequence[str]) -> None:
+    """Refuse a batch whose inputs alone would take more than the array
+    limit (:mod:`parity.runtime.npy`, ``PARITY_MAX_ARRAY_BYTES``).
+
+    Args:
+        batch_size: rows per batch, as asked.
+        shard: the first shard: the rows' shapes.
+        names: the inputs.
+
+    Raises:
+        ParameterError: for ``batch_size``.
+    """
+    row = sum(prod(shape) * itemsize for shape, itemsize in row_shapes(shard, names).values())
+    limit = byte_limit(MAX_ARRAY_BYTES_VARIABLE, MAX_ARRAY_BYTES)
+    if batch_size * row > limit:
+        raise ParameterError(
+            "batch_size",
+            f"{batch_size:,} rows of this data take {describe_bytes(batch_size * row)}, beyond the "
+            f"limit of {describe_bytes(limit)} (set {MAX_ARRAY_BYTES_VARIABLE} to raise it)",
+        )
 
 
 def default_batch_size(
@@ -255,18 +286,7 @@ class _Meter:
         if rate is None:
             return text
         left = (self.total - self.done) / rate
-        return f"{text}, {rate:,.0f} rows/s, {_duration(left)} left"
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+        return f"{text}, {rate:,.0f} rows/s, {duration(left)} left"
 
 
 class _Tally:

@@ -1,9 +1,10 @@
 """The dataset's batches on Ray: an actor pool of Ray Data, one model per worker.
 
-Each item of the Ray dataset is a :class:`verify.shards.Unit` (a run of whole
-batches of one shard); each worker loads the bundle and the Keras model once,
-reads its units itself and compares them batch by batch, exactly as this
-process would (same batches, same numbers), and sends back each batch's
+Each item of the Ray dataset is a :class:`verify.shards.Unit`, pickled (whole
+batches of one shard, or small shards joined into one batch); each worker
+loads the bundle and the Keras model once, reads its units itself and
+compares them batch by batch, exactly as this process would (same batches,
+same numbers), and sends back each batch's
 :class:`verify.row_errors.BatchResult`. Bad data found in a worker comes back
 as its one-line message and is raised here.
 
@@ -13,7 +14,6 @@ Ray is imported only here: the ``ray`` extra is needed for ``engine="ray"`` alon
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import pickle
@@ -82,7 +82,7 @@ def ray_results(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        items = [dataclasses.asdict(unit) for unit in units]
+        items = [{"unit": pickle.dumps(unit)} for unit in units]
         dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
         compared = dataset.map_batches(
             _Worker,
@@ -154,8 +154,8 @@ class _Worker:
         from parity.verify.shards import read_batches
 
         payloads = []
-        for i in range(len(batch["shard"])):
-            unit = Unit(**{field.name: _plain(batch[field.name][i]) for field in _UNIT_FIELDS})
+        for item in batch["unit"]:
+            unit = pickle.loads(item)
             if self.error is not None:
                 payloads.append(("error", self.error))
                 continue
@@ -170,11 +170,3 @@ class _Worker:
         column = np.empty(len(payloads), dtype=object)
         column[:] = [pickle.dumps(payload) for payload in payloads]
         return {"payload": column}
-
-
-_UNIT_FIELDS = dataclasses.fields(Unit)
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar of a Ray batch as the Python value a Unit holds."""
-    return value.item() if isinstance(value, np.generic) else value

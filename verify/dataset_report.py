@@ -45,6 +45,7 @@ import numpy as np
 from parity.files import replacing
 from parity.verify.report import format_number, jsonable
 from parity.verify.row_errors import FailedRow
+from parity.verify.terminal import columns, paragraphs, text_width
 
 SCHEMA_VERSION = 1
 # The array of a failures file that holds each row's index in the dataset.
@@ -159,19 +160,27 @@ def _output_dict(output: OutputSummary) -> dict[str, Any]:
     return data
 
 
-def format_table(report: DatasetReport) -> str:
-    """One row per output, the worst failing rows, then a summary line."""
-    lines = [
+def format_table(report: DatasetReport, width: int | None = None) -> str:
+    """One row per output, each output's tolerance, the worst failing rows,
+    then a summary line, every line at most ``width`` characters (the
+    terminal's, up to :data:`parity.verify.terminal.MAX_WIDTH`, when None).
+
+    Args:
+        report: the dataset report.
+        width: the widest line; None: :func:`parity.verify.terminal.text_width`.
+    """
+    width = text_width() if width is None else width
+    prose = [
         f"dataset {report.data}: {report.rows:,} rows in {report.shards} shard(s), "
         f"batches of {report.batch_size}, {report.engine} with {report.workers} worker(s)"
     ]
     if report.generation:
-        lines.append(
+        prose.append(
             f"generation: {report.generation['steps']} steps from each row's encoder input "
             f"({report.generation['path']})"
         )
-    header = ("output", "rows failed", "p50 abs", "p99 abs", "max abs", "atol", "rtol",
-              "agreement", "result")  # fmt: skip
+    lines = paragraphs(prose, width)
+    header = ("output", "rows failed", "p50 abs", "p99 abs", "max abs", "argmax", "result")
     rows = [
         (
             output.name,
@@ -179,52 +188,53 @@ def format_table(report: DatasetReport) -> str:
             format_number(output.p50),
             format_number(output.p99),
             format_number(output.max_abs),
-            format_number(output.atol),
-            format_number(output.rtol),
             _describe_agreement(output.agreement),
             "FAIL" if output.rows_failed else "PASS",
         )
         for output in report.outputs
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    table = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-    table.insert(1, "  ".join("-" * width for width in widths))
-    lines += table
+    lines += columns(header, rows, width, right=frozenset({1, 2, 3, 4, 5}))
+    prose = [_describe_tolerance(output) for output in report.outputs]
     for output in report.outputs:
         agreement = output.agreement
         if agreement is not None and agreement.rows_differing:
             step = agreement.first_divergent_step
-            lines.append(
+            prose.append(
                 f"note: {output.name}: the argmax differs in {agreement.rows_differing} row(s)"
                 + ("" if step is None else f", first at step {step}")
                 + f" (rows {', '.join(map(str, agreement.rows))})"
             )
         if output.first_failing_step is not None:
-            lines.append(
+            prose.append(
                 f"note: {output.name}: the earliest step that leaves tolerance is "
                 f"step {output.first_failing_step}"
             )
     if report.worst:
-        lines.append(f"worst failing rows ({len(report.worst)} of {report.rows_failed}):")
-        lines += [f"  {describe_row(row)}" for row in report.worst]
+        prose.append(f"worst failing rows ({len(report.worst)} of {report.rows_failed}):")
+        prose += [f"  {describe_row(row)}" for row in report.worst]
     if report.failures_file:
-        lines.append(f"failing rows' inputs: {report.failures_file}")
-    lines += [f"note: {note}" for note in report.notes]
+        prose.append(f"failing rows' inputs: {report.failures_file}")
+    prose += [f"note: {note}" for note in report.notes]
     verdict = "PASSED" if report.passed else "FAILED"
-    lines.append(
+    prose.append(
         f"{verdict}: {report.rows - report.rows_failed:,}/{report.rows:,} rows within tolerance "
         f"({report.rows_per_second:,.0f} rows/s)"
     )
-    return "\n".join(lines)
+    return "\n".join(lines + paragraphs(prose, width))
+
+
+def _describe_tolerance(output: OutputSummary) -> str:
+    growth = f", times (1 + {output.growth:g} t) at step t" if output.growth else ""
+    return (
+        f"tolerance of {output.name}: |error| <= {format_number(output.atol)} + "
+        f"{format_number(output.rtol)} |expected|{growth}"
+    )
 
 
 def _describe_agreement(agreement: Agreement | None) -> str:
     if agreement is None:
         return "-"
-    return f"argmax per {agreement.per} {agreement.agree}/{agreement.total} ({agreement.share:.4%})"
+    return f"{agreement.share:.4%} of {agreement.per}s"
 
 
 def describe_row(row: FailedRow) -> str:

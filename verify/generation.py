@@ -12,6 +12,7 @@ share of identical tokens and the first step where a sequence diverges.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -97,6 +98,9 @@ def compare_generation(
         noise_per_step=tuple(float(f) for f in floors) if noise else (),
         error_per_step=tuple(check.error for check in per_step),
         allowed_per_step=tuple(check.atol for check in per_step) if noise else (),
+        used_per_step=tuple(
+            math.inf if check.ratio is None else check.ratio / check.limit for check in per_step
+        ),
     )
     worst = max(per_step, key=lambda check: check.ratio or 0.0)
     summary = dict(
@@ -108,6 +112,9 @@ def compare_generation(
         atol=worst.atol if noise else whole.atol,
         rtol=worst.rtol if noise else whole.rtol,
         first_divergence=first_divergence(expected, actual),
+        # each step judged by its own tolerance
+        used_histogram=_summed([check.used_histogram for check in per_step]),
+        exact_elements=sum(check.exact_elements for check in per_step),
     )
     if first is None:
         return dataclasses.replace(
@@ -128,3 +135,9 @@ def compare_generation(
         f"{per_step[0].max_abs:.2e} at step 0 to {per_step[-1].max_abs:.2e} at step {steps - 1}"
     )
     return dataclasses.replace(whole, passed=False, detail=detail, **summary), errors
+
+
+def _summed(histograms: list[tuple[int, ...]]) -> tuple[int, ...]:
+    """The histograms of every step added up (a failed step has none)."""
+    counted = [histogram for histogram in histograms if histogram]
+    return tuple(int(count) for count in np.sum(counted, axis=0)) if counted else ()

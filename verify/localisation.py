@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from parity.verify.terminal import MAX_WIDTH, columns, paragraphs
+
 
 @dataclass(frozen=True)
 class LayerRow:
@@ -113,34 +115,33 @@ class Localisation:
             f"{numbers}; agreeing before it: {before}"
         )
 
-    def lines(self) -> list[str]:
-        """The report table's lines: the summary, then the rows of the
-        divergent graph and step up to the first divergent one."""
-        lines = [f"localisation ({self.seconds:.2f} s): {self.summary()}"]
+    def lines(self, width: int = MAX_WIDTH) -> list[str]:
+        """The report table's lines, each at most ``width`` characters: the
+        summary, then the rows of the divergent graph and step up to the
+        first divergent one (every row is in the JSON report).
+
+        Args:
+            width: the widest line.
+        """
+        prose = [f"localisation ({self.seconds:.2f} s): {self.summary()}"]
         first = self.first
-        if first is None:
-            return lines + [f"  note: {note}" for note in self.notes]
-        shown = []
-        for row in self.rows:
-            if (row.graph, row.step) == (first.graph, first.step):
-                shown.append(row)
-            if row is first:
-                break
-        header = ("layer", "out", "onnx tensor", "error", "noise", "ratio", "status")
-        cells = [header] + [
-            (row.layer, str(row.output), row.onnx_tensor or "-", _number(row.error),
-             _number(row.noise_floor), _number(row.ratio), row.status)
-            for row in shown
-        ]  # fmt: skip
-        widths = [max(len(cell[i]) for cell in cells) for i in range(len(header))]
-        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)).rstrip()
-                  for cell in cells]  # fmt: skip
-        later = len(self.rows) - self.rows.index(first) - 1
-        if later:
-            lines.append(
-                f"  ({later} more layer outputs after it: every row is in the JSON report)"
-            )
-        return lines + [f"  note: {note}" for note in self.notes]
+        lines: list[str] = []
+        if first is not None:
+            shown = [r for r in self.rows[: self.rows.index(first) + 1]
+                     if (r.graph, r.step) == (first.graph, first.step)]  # fmt: skip
+            header = ("layer (onnx tensor)", "error", "noise", "ratio", "status")
+            rows = [
+                (f"{r.layer}{f' output {r.output}' if r.output else ''} ({r.onnx_tensor or '-'})",
+                 _number(r.error), _number(r.noise_floor),
+                 "-" if r.ratio is None else f"{r.ratio:.2g}", r.status)
+                for r in shown
+            ]  # fmt: skip
+            lines = ["  " + line for line in columns(header, rows, width - 2, frozenset({1, 2, 3}))]
+            later = len(self.rows) - self.rows.index(first) - 1
+            if later:
+                lines.append(f"  {later} more layer outputs after it (in the JSON report)")
+        notes = [f"  note: {note}" for note in self.notes]
+        return paragraphs(prose, width) + lines + paragraphs(notes, width)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report's ``localisation``: the fields, and the first

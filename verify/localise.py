@@ -355,7 +355,7 @@ def localise(
     """The first layer whose output leaves its noise rule, with every layer
     output's row. Never raises for a model or bundle it cannot localise: the
     :class:`Localisation`'s ``reason`` says why (a SavedModel, whose graph has
-    no Keras layers; a layer TensorFlow cannot run so).
+    no Keras layers; a stream bundle; a layer TensorFlow cannot run so).
 
     Args:
         bundle: the bundle, loaded or its folder (loaded on ``options.device``).
@@ -373,6 +373,10 @@ def localise(
     try:
         if not isinstance(bundle, Bundle):
             bundle = load_bundle(bundle, device=options.device, tf32=options.tf32)
+        if bundle.manifest.streaming is not None:
+            return Localisation(
+                reason="a stream bundle is checked chunk by chunk: no layer is localised"
+            )
         reference = layer_reference(bundle, keras_model, options, inputs=inputs, device=device)
         found = replay_layers(bundle, reference, options.policy, tf32=options.tf32)
     except Exception as exc:  # Keras, TensorFlow and onnx raise many types

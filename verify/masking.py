@@ -132,24 +132,30 @@ def valid_steps(
     variant: PaddingVariant,
     lengths: np.ndarray,
     sequences: set[str],
+    *,
+    in_batch: bool = False,
 ) -> np.ndarray:
-    """The parts of ``variant``'s output ``name`` that padding must not
-    change, flattened: each row's valid steps of an output over time, every
-    other output whole.
+    """The parts of ``variant``'s rows of output ``name`` that padding must
+    not change, flattened: each row's valid steps of an output over time,
+    every other output whole.
 
     Args:
-        outputs: a runtime's outputs on ``variant``'s inputs.
+        outputs: a runtime's outputs on ``variant``'s inputs, or (with
+            ``in_batch``) on the post-padded batch the variant comes from.
         name: the output.
-        variant: the variant they were computed on.
+        variant: the variant whose rows are wanted.
         lengths: each batch row's number of valid steps.
         sequences: the outputs that carry the time axis (:func:`time_axis_outputs`).
+        in_batch: ``outputs`` are the batch's: the rows are read at their
+            place in the batch, their valid steps first.
     """
     value = outputs[name]
     parts = []
     for index, (row, start) in enumerate(zip(variant.rows, variant.starts, strict=True)):
-        part = value[index]
+        part = value[row if in_batch else index]
         if name in sequences:
-            part = part[start : start + int(lengths[row])]
+            first = 0 if in_batch else start
+            part = part[first : first + int(lengths[row])]
         parts.append(part.reshape(-1))
     return np.concatenate(parts) if parts else np.zeros(0, value.dtype)
 

@@ -28,11 +28,15 @@ JSON schema (``schema`` = 3)::
                   "agreement": float | null,    # share of positions whose argmax agrees
                   "first_divergence": int | null,  # first step whose tokens differ
                   "output": str,                # the output compared
-                  "varied": bool | null}],      # the reference differs between rows
+                  "varied": bool | null,        # the reference differs between rows
+                  "used_histogram": [int],      # elements by the share of their tolerance
+                                                # used, over verify.compare.USED_EDGES
+                  "exact_elements": int}],      # elements with no error at all
       "generations": [{"name", "atol", "rtol", "max_abs_per_step": [float],
                        "first_failing_step": int | null, "growth": float,
                        "rule": "noise" | "allclose", "noise_per_step": [float],
-                       "error_per_step": [float], "allowed_per_step": [float]}],
+                       "error_per_step": [float], "allowed_per_step": [float],
+                       "used_per_step": [float]}],    # judged error / allowed, per step
       "localisation": null | {      # verify.localise: when asked, or when a check failed
         "first_divergent_layer": str | null, "graph": str | null, "step": int | null,
         "error", "noise_floor", "ratio", "limit": float | null,  # the first divergent row's
@@ -59,6 +63,7 @@ from typing import Any
 from parity.files import replacing
 from parity.verify.compare import Check
 from parity.verify.localisation import Localisation
+from parity.verify.terminal import columns, paragraphs, text_width
 
 SCHEMA_VERSION = 3
 
@@ -95,6 +100,9 @@ class StepErrors:
     noise_per_step: tuple[float, ...] = ()  # noise rule: each step's float32 noise floor
     error_per_step: tuple[float | None, ...] = ()  # the judged error of each step
     allowed_per_step: tuple[float, ...] = ()  # noise rule: the largest error that passes
+    # the share of its tolerance each step used: its judged error over what
+    # the rule allows there, at its worst element (the step fails above 1)
+    used_per_step: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,73 +171,98 @@ def format_number(value: float) -> str:
     return f"{value:.2e}"
 
 
-def format_table(report: Report) -> str:
-    """One row per check, then the failures' details and a summary line.
+def format_table(report: Report, width: int | None = None) -> str:
+    """One row per check, what its limit means, then the failures' details,
+    the notes, the findings and a summary line, every line at most ``width``
+    characters (the terminal's, up to :data:`MAX_WIDTH`, when None).
 
     ``noise`` is the float32 noise floor, ``error`` the judged error (against
     float64 under the noise rule), ``ratio`` their quotient and ``limit`` the
-    largest ratio that passes: the margin is ``limit / ratio``. ``argmax`` is
-    the share of positions whose predicted class or token agrees."""
-    header = ("check", "max abs", "rel L2", "noise", "error", "ratio", "limit", "argmax", "result")
+    largest ratio that passes: the margin is ``limit / ratio``. Under the
+    allclose rule, ``ratio`` is the largest ``|error| / (atol + rtol |expected|)``
+    and ``limit`` 1, with a letter that names the tolerances below the table.
+    ``argmax`` is the share of positions whose predicted class or token
+    agrees. Every number of every check, ``max_abs`` and ``rel_l2`` among
+    them, is in the JSON report (:meth:`Report.to_json`).
+
+    Args:
+        report: the verification report.
+        width: the widest line; None: :func:`text_width`.
+    """
+    width = text_width() if width is None else width
+    tolerances: dict[tuple[float, float], str] = {}
+    for check in report.checks:
+        if check.rule == "allclose" and check.limit is not None:
+            tolerances.setdefault((check.atol, check.rtol), chr(ord("a") + len(tolerances) % 26))
+    header = ("check", "noise", "error", "ratio", "limit", "argmax", "result")
     rows = [
         (
             check.name,
-            format_number(check.max_abs),
-            format_number(check.rel_l2),
             "-" if check.noise_floor is None else format_number(check.noise_floor),
             "-" if check.error is None else format_number(check.error),
             "-" if check.ratio is None else _ratio(check.ratio),
-            _limit(check),
+            _limit(check, tolerances),
             "-" if check.agreement is None else f"{100 * check.agreement:.1f}%",
             "PASS" if check.passed else "FAIL",
         )
         for check in report.checks
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        for row in [header, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = columns(header, rows, width, right=frozenset({1, 2, 3, 4, 5}))
+    prose = []
+    if any(check.rule == "noise" for check in report.checks):
+        prose.append(
+            "noise rule: error is the largest error against TensorFlow's float64 run, noise "
+            "float32's own (the noise floor); error / noise is the ratio, which passes up to "
+            "the limit"
+        )
+    for (atol, rtol), letter in tolerances.items():
+        prose.append(
+            f"allclose rule ({letter}): atol {format_number(atol)}, rtol {format_number(rtol)}; "
+            "the ratio is the largest |error| / (atol + rtol |expected|)"
+        )
+    growing = {g.growth for g in report.generations if g.rule == "allclose" and g.growth}
+    for growth in sorted(growing):
+        prose.append(
+            f"a generation under the allclose rule has its tolerance times (1 + {growth:g} t) "
+            "at step t"
+        )
     for check in report.failures:
-        lines.append(f"FAIL {check.name}: {describe_failure(check)}")
-    if report.localisation is not None:
-        lines += report.localisation.lines()
+        prose.append(f"FAIL {check.name}: {describe_failure(check)}")
     for check in report.checks:
         if check.first_divergence is not None:
-            lines.append(
+            prose.append(
                 f"tokens: {check.name}: {100 * (check.agreement or 0):.1f}% identical, "
                 f"first divergence at step {check.first_divergence}"
             )
-    for note in report.notes:
-        lines.append(f"note: {note}")
+    prose += [f"note: {note}" for note in report.notes]
     if report.float64:
-        lines.append(f"note: fixed tolerances (allclose rule): {report.float64}")
+        prose.append(f"note: fixed tolerances (allclose rule): {report.float64}")
     for finding in report.findings:
-        lines.append(f"finding ({finding.kind}): {finding.summary}")
+        prose.append(f"finding ({finding.kind}): {finding.summary}")
         if finding.detail:
-            lines.append(f"  {finding.detail}")
+            prose.append(f"  {finding.detail}")
     providers = ", ".join(report.device.get("onnxruntime", ())) or "none"
     verdict = "PASSED" if report.passed else "FAILED"
     if report.findings:
         verdict += f", with {len(report.findings)} finding(s) about the model itself"
-    lines.append(
+    summary = (
         f"{verdict}: {len(report.checks) - len(report.failures)}/{len(report.checks)} checks passed"
         f" (onnxruntime: {providers}; precision: {report.device.get('precision', 'fp32')})"
     )
-    return "\n".join(lines)
+    localised = report.localisation.lines(width) if report.localisation is not None else []
+    return "\n".join(lines + paragraphs(prose, width) + localised + paragraphs([summary], width))
 
 
 def _ratio(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.2g}"
 
 
-def _limit(check: Check) -> str:
+def _limit(check: Check, tolerances: dict[tuple[float, float], str]) -> str:
     if check.limit is None:
         return "-"
     if check.rule == "noise":
         return f"{check.limit:g}"
-    return f"1 (atol {format_number(check.atol)}, rtol {format_number(check.rtol)})"
+    return f"{check.limit:g} ({tolerances[(check.atol, check.rtol)]})"
 
 
 def describe_failure(check: Check) -> str:

@@ -220,8 +220,7 @@ def checked_rows(graph: GraphSpec, mask: MaskSpec | None, batch: Batch) -> dict[
                 )
             except InputError as row_error:
                 raise InputError(f"{batch.where(row)}: {row_error}") from None
-        last = batch.shard_row + batch.rows - 1
-        raise InputError(f"{batch.shard}: rows {batch.shard_row} to {last}: {exc}") from None
+        raise InputError(f"{batch.span()}: {exc}") from None
 
 
 def _checked(
@@ -356,10 +355,11 @@ def _failed_row(batch: Batch, row: int, compared: Compared) -> FailedRow:
     expected = float(np.asarray(compared.expected[row])[index])
     actual = float(np.asarray(compared.actual[row])[index])
     step = None if rows.first_failing_step is None else int(rows.first_failing_step[row])
+    shard, shard_row = batch.origin(row)
     return FailedRow(
         row=batch.start + row,
-        shard=batch.shard,
-        shard_row=batch.shard_row + row,
+        shard=shard,
+        shard_row=shard_row,
         output=rows.name,
         step=step,
         max_abs=float(rows.max_abs[row]),

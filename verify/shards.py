@@ -9,13 +9,17 @@ subfolders included.
 
 Rows are cut into batches the same way whoever reads them: every
 ``batch_size`` rows from the first row of each ``.npz`` shard and of each
-Parquet row group. A :class:`Unit` is a run of whole batches that one reader
-reads at once, the work one worker gets: a Parquet row group, an ``.npz``
-shard whose arrays are compressed (a compressed member can only be read from
-its start), or a part of an ``.npz`` whose arrays are stored uncompressed
-(those are mapped into memory, so that any run of rows is read alone). Within
-a unit, arrays are read one batch at a time: memory holds one batch of an
-``.npz`` shard, one row group of a Parquet file.
+Parquet row group, except that consecutive shards (or row groups) of fewer
+rows than a batch are joined, whole, into batches of at most ``batch_size``
+rows: a folder of 20,000 one-row shards runs as full batches, not as 20,000
+runs of one row (each row keeps its shard and its row there). A
+:class:`Unit` is what one reader reads at once, the work one worker gets:
+whole batches of one :class:`Span` (a Parquet row group, an ``.npz`` shard
+whose arrays are compressed, since a compressed member can only be read from
+its start, or a part of an ``.npz`` whose arrays are stored uncompressed,
+which are mapped into memory so that any run of rows is read alone), or
+small spans joined. Arrays are read one batch at a time: memory holds one
+batch, of an ``.npz`` shard and of a Parquet row group alike.
 
 Parquet rows of different lengths (sequences of a dynamic time axis) are
 batched in runs of consecutive rows of one shape, since a batch is one array
@@ -25,6 +29,7 @@ per input.
 from __future__ import annotations
 
 import dataclasses
+import os
 import struct
 import zipfile
 import zlib
@@ -38,10 +43,11 @@ import numpy as np
 
 from parity.runtime.errors import InputError, ParityError, quoted
 from parity.runtime.npy import NpzMember, npz_members
-from parity.runtime.paths import as_path
+from parity.runtime.paths import as_path, file_kind, regular_file
 
 NPZ = "npz"
 PARQUET = "parquet"
+SHARD_SUFFIXES = (".npz", ".parquet", ".parq", ".pq")
 # Batches in one unit of an uncompressed .npz: enough work to be worth a
 # worker's call, few enough that the units spread over the workers.
 BATCHES_PER_UNIT = 8
@@ -68,8 +74,8 @@ class Shard:
 
 
 @dataclass(frozen=True)
-class Unit:
-    """A run of whole batches of one shard, read by one reader."""
+class Span:
+    """Rows ``lo`` to ``hi`` of one shard (of one Parquet row group)."""
 
     shard: str
     format: str
@@ -85,17 +91,51 @@ class Unit:
 
 
 @dataclass(frozen=True)
-class Batch:
-    """Consecutive rows of one shard, one array per input."""
+class Unit:
+    """The rows one reader reads at once: whole batches of one :class:`Span`,
+    or consecutive spans smaller than a batch, which make one batch together."""
+
+    spans: tuple[Span, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(span.rows for span in self.spans)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a run of a batch's rows comes from: ``rows`` rows of ``shard``
+    from its row ``row``."""
 
     shard: str
-    shard_row: int  # the first row's index in the shard
+    row: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Consecutive rows of the dataset, one array per input, and the shards
+    they come from, in order."""
+
     start: int  # the first row's index in the dataset
     arrays: dict[str, np.ndarray]
+    sources: tuple[Source, ...]
 
     @property
     def rows(self) -> int:
         return len(next(iter(self.arrays.values())))
+
+    def origin(self, row: int) -> tuple[str, int]:
+        """The shard of row ``row`` of the batch, and its row there.
+
+        Args:
+            row: the row's index in the batch.
+        """
+        for source in self.sources:
+            if row < source.rows:
+                return source.shard, source.row + row
+            row -= source.rows
+        raise IndexError(row)
 
     def where(self, row: int) -> str:
         """Where row ``row`` of the batch is: its shard, its row there and in the dataset.
@@ -103,7 +143,18 @@ class Batch:
         Args:
             row: the row's index in the batch.
         """
-        return f"{self.shard}: row {self.shard_row + row} (dataset row {self.start + row})"
+        shard, shard_row = self.origin(row)
+        return f"{shard}: row {shard_row} (dataset row {self.start + row})"
+
+    def span(self) -> str:
+        """Where the batch's rows are: a shard's rows, or dataset rows across shards."""
+        first, last = self.sources[0], self.sources[-1]
+        if len(self.sources) == 1:
+            return f"{first.shard}: rows {first.row} to {first.row + first.rows - 1}"
+        return (
+            f"dataset rows {self.start} to {self.start + self.rows - 1} "
+            f"({first.shard} to {last.shard})"
+        )
 
 
 def list_shards(data: str | Path, names: Sequence[str]) -> tuple[Shard, ...]:
@@ -115,19 +166,24 @@ def list_shards(data: str | Path, names: Sequence[str]) -> tuple[Shard, ...]:
 
     Raises:
         ParityError: no such path, a folder without shards, an unreadable
-            shard or one that lacks an input (named with the shard).
+            shard or one that lacks an input (named with the shard), a
+            shard that is not a regular file (a FIFO, a link to a device).
     """
     path = as_path(data, "data")
     if path.is_dir():
-        files = sorted(
-            file
-            for file in path.rglob("*")
-            if file.is_file() and file.suffix in (".npz", ".parquet", ".parq", ".pq")
-        )
+        files = sorted(file for file in path.rglob("*") if file.suffix in SHARD_SUFFIXES)
+        for file in files:
+            kind = file_kind(file)
+            if kind:  # skipped, its rows would silently be missing from the report
+                raise ParityError(
+                    f"{file}: is {kind}, named like a shard; refused (reading it could block or "
+                    "never end)"
+                )
+        files = [file for file in files if file.is_file()]
         if not files:
             raise ParityError(f"{path}: no .npz or .parquet shards in this folder")
-    elif path.is_file():
-        files = [path]
+    elif os.path.lexists(path):
+        files = [regular_file(path, "shard")]
     else:
         raise ParityError(f"{path}: no such file or folder")
     return tuple(_shard(file, names) for file in files)
@@ -152,34 +208,53 @@ def _shard(path: Path, names: Sequence[str]) -> Shard:
 
 
 def plan_units(shards: Sequence[Shard], batch_size: int) -> tuple[Unit, ...]:
-    """Every shard's rows as units of whole batches, in dataset order.
+    """Every shard's rows as units, in dataset order: whole batches of one
+    span (a Parquet row group, a part of an uncompressed ``.npz``, a whole
+    compressed one), or consecutive spans of fewer rows than a batch joined
+    into one batch (a folder of one-row shards runs as full batches).
 
     Args:
         shards: from :func:`list_shards`.
         batch_size: rows per batch.
     """
-    units = []
+    units: list[Unit] = []
+    joined: list[Span] = []
+    for span in _spans(shards, batch_size):
+        if joined and sum(s.rows for s in joined) + span.rows > batch_size:
+            units.append(Unit(tuple(joined)))
+            joined = []
+        if span.rows >= batch_size:
+            units.append(Unit((span,)))
+        else:
+            joined.append(span)
+    if joined:
+        units.append(Unit(tuple(joined)))
+    return tuple(units)
+
+
+def _spans(shards: Sequence[Shard], batch_size: int) -> Iterator[Span]:
+    """Every shard's rows as spans of whole batches, in dataset order."""
     start = 0
     for shard in shards:
         if shard.format == PARQUET:
             lo = 0
             for group, rows in enumerate(shard.row_groups):
                 if rows:
-                    units.append(Unit(shard.path, PARQUET, lo, lo + rows, start + lo, group, lo))
+                    yield Span(shard.path, PARQUET, lo, lo + rows, start + lo, group, lo)
                 lo += rows
             start += shard.rows
             continue
         step = batch_size * BATCHES_PER_UNIT if _npz_mappable(shard.path) else shard.rows
         for lo in range(0, shard.rows, max(step, 1)):
             hi = min(lo + step, shard.rows)
-            units.append(Unit(shard.path, NPZ, lo, hi, start + lo))
+            yield Span(shard.path, NPZ, lo, hi, start + lo)
         start += shard.rows
-    return tuple(units)
 
 
 def read_batches(unit: Unit, names: Sequence[str], batch_size: int) -> Iterator[Batch]:
     """The unit's rows, ``batch_size`` at a time (Parquet rows of different
-    shapes in shorter runs of one shape).
+    shapes in shorter runs of one shape); a unit of several spans as one
+    batch where their rows are of one shape.
 
     Args:
         unit: from :func:`plan_units`.
@@ -190,10 +265,30 @@ def read_batches(unit: Unit, names: Sequence[str], batch_size: int) -> Iterator[
         ParityError: the shard cannot be read (named, with the row where it
             matters).
     """
-    if unit.format == PARQUET:
-        yield from _parquet_batches(unit, names, batch_size)
+    if len(unit.spans) == 1:
+        yield from _span_batches(unit.spans[0], names, batch_size)
+        return
+    batches = [batch for span in unit.spans for batch in _span_batches(span, names, batch_size)]
+    first = 0
+    for index in range(1, len(batches) + 1):
+        if index == len(batches) or _row_kinds(batches[index]) != _row_kinds(batches[first]):
+            run = batches[first:index]
+            arrays = {name: np.concatenate([b.arrays[name] for b in run]) for name in names}
+            sources = tuple(source for batch in run for source in batch.sources)
+            yield Batch(run[0].start, arrays, sources)
+            first = index
+
+
+def _span_batches(span: Span, names: Sequence[str], batch_size: int) -> Iterator[Batch]:
+    if span.format == PARQUET:
+        yield from _parquet_batches(span, names, batch_size)
     else:
-        yield from _npz_batches(unit, names, batch_size)
+        yield from _npz_batches(span, names, batch_size)
+
+
+def _row_kinds(batch: Batch) -> tuple:
+    """What a batch's rows are: each input's row shape and dtype."""
+    return tuple((a.shape[1:], a.dtype) for a in batch.arrays.values())
 
 
 def row_shapes(shard: Shard, names: Sequence[str]) -> dict[str, tuple[tuple[int, ...], int]]:
@@ -204,10 +299,10 @@ def row_shapes(shard: Shard, names: Sequence[str]) -> dict[str, tuple[tuple[int,
         shard: the first shard.
         names: the inputs.
     """
-    unit = next(iter(plan_units([shard], 1)), None)
-    if unit is None:
+    span = next(_spans([shard], 1), None)
+    if span is None:
         return {}
-    first = next(read_batches(dataclasses.replace(unit, hi=unit.lo + 1), names, 1))
+    first = next(_span_batches(dataclasses.replace(span, hi=span.lo + 1), names, 1))
     return {name: (array.shape[1:], array.dtype.itemsize) for name, array in first.arrays.items()}
 
 
@@ -224,16 +319,16 @@ def _npz_mappable(path: str) -> bool:
         raise ParityError(f"{path}: unreadable shard ({quoted(exc)})") from None
 
 
-def _npz_batches(unit: Unit, names: Sequence[str], batch_size: int) -> Iterator[Batch]:
-    path = unit.shard
+def _npz_batches(span: Span, names: Sequence[str], batch_size: int) -> Iterator[Batch]:
+    path = span.shard
     try:
         members = npz_members(path, names, limit=None)
         with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
             readers = {name: _member_reader(archive, raw, path, m) for name, m in members.items()}
-            for lo in range(unit.lo, unit.hi, batch_size):
-                hi = min(lo + batch_size, unit.hi)
+            for lo in range(span.lo, span.hi, batch_size):
+                hi = min(lo + batch_size, span.hi)
                 arrays = {name: read(lo, hi) for name, read in readers.items()}
-                yield Batch(path, lo, unit.start + lo - unit.lo, arrays)
+                yield Batch(span.start + lo - span.lo, arrays, (Source(path, lo, hi - lo),))
     except ParityError:
         raise
     except _READ_ERRORS as exc:
@@ -313,31 +408,46 @@ def _parquet_shard(path: Path, names: Sequence[str]) -> Shard:
     return Shard(str(path), PARQUET, sum(groups), groups)
 
 
-def _parquet_batches(unit: Unit, names: Sequence[str], batch_size: int) -> Iterator[Batch]:
+def _parquet_batches(span: Span, names: Sequence[str], batch_size: int) -> Iterator[Batch]:
+    """The span's rows, read from its row group ``batch_size`` rows at a
+    time: memory holds a batch, never the whole row group."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.ParquetFile(unit.shard).read_row_group(unit.group, columns=list(names))
+        file = pq.ParquetFile(span.shard)
+        records = file.iter_batches(batch_size, row_groups=[span.group], columns=list(names))
+        for lo, table in _rows_of(span, records, batch_size):
+            start = span.start + lo - span.lo
+            columns = {name: table.column(name).combine_chunks() for name in names}
+            try:
+                arrays = {name: _column_array(column) for name, column in columns.items()}
+            except (_Ragged, _NotNumbers):
+                yield from _runs_of_one_shape(span, columns, lo, start)
+                continue
+            yield Batch(start, arrays, (Source(span.shard, lo, len(table)),))
     except (pa.ArrowException, OSError) as exc:
-        raise ParityError(f"{unit.shard}: unreadable shard ({quoted(exc)})") from None
-    where = unit.shard
-    for lo in range(unit.lo, unit.hi, batch_size):
-        rows = min(batch_size, unit.hi - lo)
-        start = unit.start + lo - unit.lo
-        columns = {
-            name: table.column(name).slice(lo - unit.group_lo, rows).combine_chunks()
-            for name in names
-        }
-        try:
-            arrays = {name: _column_array(column) for name, column in columns.items()}
-        except _Ragged:
-            yield from _runs_of_one_shape(unit, columns, lo, start, where)
-            continue
-        except _NotNumbers:
-            yield from _runs_of_one_shape(unit, columns, lo, start, where)
-            continue
-        yield Batch(unit.shard, lo, start, arrays)
+        raise ParityError(f"{span.shard}: unreadable shard ({quoted(exc)})") from None
+
+
+def _rows_of(span: Span, records: Iterator[Any], batch_size: int) -> Iterator[tuple[int, Any]]:
+    """``(lo, table)``: the span's rows from ``lo``, ``batch_size`` at a time,
+    from the record batches of its row group (read from the group's first row)."""
+    import pyarrow as pa
+
+    skip, lo, pending = span.lo - span.group_lo, span.lo, None
+    for record in records:
+        table = pa.Table.from_batches([record])
+        cut = min(skip, len(table))
+        table, skip = table.slice(cut), skip - cut
+        pending = table if pending is None else pa.concat_tables([pending, table])
+        while lo < span.hi and len(pending) >= min(batch_size, span.hi - lo):
+            rows = min(batch_size, span.hi - lo)
+            yield lo, pending.slice(0, rows)
+            pending, lo = pending.slice(rows), lo + rows
+        if lo >= span.hi:
+            return
+    raise ParityError(f"{span.shard}: unreadable shard (row group {span.group} ends early)")
 
 
 class _Ragged(Exception):
@@ -379,9 +489,7 @@ def _column_array(column: Any) -> np.ndarray:
     return values.reshape(len(column), *dims)
 
 
-def _runs_of_one_shape(
-    unit: Unit, columns: dict[str, Any], lo: int, start: int, where: str
-) -> Iterator[Batch]:
+def _runs_of_one_shape(span: Span, columns: dict[str, Any], lo: int, start: int) -> Iterator[Batch]:
     """Rows of different shapes, as batches of consecutive rows of one shape."""
     rows = len(next(iter(columns.values())))
     arrays: list[dict[str, np.ndarray]] = []
@@ -393,13 +501,14 @@ def _runs_of_one_shape(
             except (_Ragged, _NotNumbers) as exc:
                 what = str(exc) or "is ragged (its lists differ in length)"
                 raise InputError(
-                    f"{where}: row {lo + row} (dataset row {start + row}): column {name!r} {what}"
+                    f"{span.shard}: row {lo + row} (dataset row {start + row}): column {name!r} "
+                    f"{what}"
                 ) from None
     first = 0
     for row in range(1, rows + 1):
         if row == rows or _shapes(arrays[row]) != _shapes(arrays[first]):
             batch = {name: np.concatenate([a[name] for a in arrays[first:row]]) for name in columns}
-            yield Batch(unit.shard, lo + first, start + first, batch)
+            yield Batch(start + first, batch, (Source(span.shard, lo + first, row - first),))
             first = row
 
 

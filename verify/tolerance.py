@@ -23,6 +23,7 @@ tolerance at step ``t`` (0-based) is the base tolerance times ``1 + growth * t``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -51,6 +52,8 @@ DEFAULT = Tolerance(atol=1e-5, rtol=1e-4)
 DEFAULT_GROWTH = 0.05
 # ONNX Runtime's error against float64 may be at most this many times TensorFlow's.
 NOISE_FACTOR = 10.0
+# A relative tolerance this large passes an output of zeros against anything.
+MAX_RTOL = 1.0
 # The generation of the loop graph and of the step loop run the same kernels in
 # the same runtime: they may differ by at most this many times the float32 noise.
 PAIR_FACTOR = 1.0
@@ -63,7 +66,12 @@ class TolerancePolicy:
 
     ``default`` is the allclose tolerance where the allclose rule applies;
     ``growth`` is the allclose rule's growth over a generation's steps (None:
-    :data:`DEFAULT_GROWTH`, not given by the caller)."""
+    :data:`DEFAULT_GROWTH`, not given by the caller).
+
+    A tolerance that would pass anything is refused when the policy is made:
+    every value must be a finite number >= 0, and a relative tolerance below
+    :data:`MAX_RTOL` (at 1, an output of zeros passes against any expected
+    value); the noise factor must be finite and above 0."""
 
     default: Tolerance = DEFAULT
     atol_overrides: Mapping[str, float] = field(default_factory=dict)
@@ -71,6 +79,27 @@ class TolerancePolicy:
     growth: float | None = None
     fixed: bool = False
     noise_factor: float = NOISE_FACTOR
+
+    def __post_init__(self) -> None:
+        values = [("atol", self.default.atol), ("rtol", self.default.rtol)]
+        values += [("atol", v) for v in self.atol_overrides.values()]
+        values += [("rtol", v) for v in self.rtol_overrides.values()]
+        values += [("growth", self.growth)] if self.growth is not None else []
+        for name, value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ParameterError(name, f"must be a number, got {value!r}")
+            if not 0 <= value < math.inf:
+                raise ParameterError(name, f"must be a finite number >= 0, got {value}")
+            if name == "rtol" and value >= MAX_RTOL:
+                raise ParameterError(
+                    name,
+                    f"{value} would pass anything (at {MAX_RTOL:g}, an output of zeros passes); "
+                    f"must be below {MAX_RTOL:g}",
+                )
+        if not 0 < self.noise_factor < math.inf:
+            raise ParameterError(
+                "noise_factor", f"must be finite and above 0, got {self.noise_factor}"
+            )
 
     @property
     def growth_rate(self) -> float:
@@ -142,8 +171,8 @@ def parse_tolerances(values: Iterable[str], option: str) -> tuple[float | None, 
             parsed = float(number)
         except ValueError:
             raise ParityError(f"{option} {value!r}: expected a number or NAME=NUMBER") from None
-        if not parsed >= 0:
-            raise ParityError(f"{option} {value!r}: a tolerance must be a number >= 0")
+        if not 0 <= parsed < math.inf:
+            raise ParityError(f"{option} {value!r}: a tolerance must be a finite number >= 0")
         if name:
             overrides[name] = parsed
         else:

@@ -8,7 +8,14 @@ import click
 
 from parity.bench.run import PRESETS, run_bench
 from parity.cli.commands import COMMANDS
-from parity.cli.options import device_option, json_option, only_option, plot_option
+from parity.cli.options import (
+    device_option,
+    json_option,
+    only_option,
+    plot_option,
+    progress_lines,
+    quiet_option,
+)
 
 
 @click.command("bench", short_help=COMMANDS["bench"])
@@ -40,7 +47,8 @@ from parity.cli.options import device_option, json_option, only_option, plot_opt
 @json_option("Write the result as JSON.")
 @plot_option("Write a bar chart (PNG).")
 @device_option("auto: CPU, and a GPU where there is one.")
-def command(preset, names, batches, repeats, warmup, json_path, plot_path, device) -> None:
+@quiet_option()
+def command(preset, names, batches, repeats, warmup, json_path, plot_path, device, quiet) -> None:
     """Time Keras, tf.function, XLA, LiteRT and ONNX Runtime on every zoo model (untrained,
     exported to a temporary folder) and the seq2seq generation loops, with
     achieved GFLOP/s and the multiple of the time numpy's GEMM rate implies."""
@@ -55,7 +63,7 @@ def command(preset, names, batches, repeats, warmup, json_path, plot_path, devic
         device=device,
         only=tuple(names),
     )
-    result = run_bench(settings, progress=lambda line: click.echo(f"== {line}", err=True))
+    result = run_bench(settings, progress=progress_lines(quiet))
     click.echo(table(result))
     if json_path is not None:
         write_json(result, json_path)

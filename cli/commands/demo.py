@@ -12,7 +12,13 @@ from pathlib import Path
 import click
 
 from parity.cli.commands import COMMANDS
-from parity.cli.options import device_option, only_option, seed_option
+from parity.cli.options import (
+    device_option,
+    only_option,
+    progress_lines,
+    quiet_option,
+    seed_option,
+)
 
 
 @click.command("demo", short_help=COMMANDS["demo"])
@@ -29,10 +35,12 @@ from parity.cli.options import device_option, only_option, seed_option
 @seed_option("Training and input seed.")
 @device_option("Where verification runs.")
 @only_option()
-def command(out_dir, preset, seed, device, names) -> None:  # fmt: skip
+@quiet_option()
+def command(out_dir, preset, seed, device, names, quiet) -> None:  # fmt: skip
     """Train the tiny zoo, export, verify, and print the summary table.
 
-    Exits 0 when every bundle passes verification, 1 otherwise.
+    Each epoch and stage is said on stderr as it ends or starts. Exits 0
+    when every bundle passes verification, 1 otherwise.
     """
     from parity.cli.zoo_demo import demo_table, run_demo
 
@@ -42,7 +50,7 @@ def command(out_dir, preset, seed, device, names) -> None:  # fmt: skip
         preset=preset,
         seed=seed,
         device=device,
-        progress=lambda line: click.echo(f"== {line}", err=True),
+        progress=progress_lines(quiet),
     )
     for row in result.failed:
         click.echo(row.report.table(), err=True)

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from parity.cli.commands import COMMANDS
-from parity.cli.options import custom_objects_option, opset_option, seed_option, unsafe_option
+from parity.cli.options import (
+    custom_objects_option,
+    opset_option,
+    progress_lines,
+    quiet_option,
+    seed_option,
+    unsafe_option,
+)
 
 
 @click.command("export", short_help=COMMANDS["export"])
@@ -34,14 +41,23 @@ from parity.cli.options import custom_objects_option, opset_option, seed_option,
     help="Write recurrent layers as ONNX's fused ops where the model's form allows "
     "(masked: one layer, post-padding only), or keep tf2onnx's general graph.",
 )
+@click.option(
+    "--streaming",
+    is_flag=True,
+    help="Export a forward recurrent model as a stream: every recurrent state a graph input "
+    "and output, the sequence fed in chunks (a model whose recurrent layers are stateful is "
+    "exported so without it).",
+)
 @unsafe_option()
 @custom_objects_option()
-def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, unsafe,
-            custom_objects) -> None:  # fmt: skip
+@quiet_option()
+def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, streaming, unsafe,
+            custom_objects, quiet) -> None:  # fmt: skip
     """Export the Keras model SRC (.keras) to the bundle folder OUT_DIR.
 
     The bundle is written to a temporary folder and renamed into place: a
-    failed export leaves an existing bundle at OUT_DIR as it was.
+    failed export leaves an existing bundle at OUT_DIR as it was. Each stage
+    is said on stderr as it starts.
     """
     from parity.exporter import export_keras
 
@@ -56,6 +72,8 @@ def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, unsa
         seed=seed,
         fuse=fuse,
         custom_objects=custom_objects,
+        streaming=streaming,
+        progress=progress_lines(quiet),
     )
     click.echo(f"exported {manifest.name} ({manifest.kind}, opset {manifest.opset}) -> {out_dir}")
     for graph in manifest.graphs.values():
@@ -73,5 +91,9 @@ def command(src, out_dir, opset, dynamic_batch, seq2seq, steps, seed, fuse, unsa
             f"  seq2seq: {len(spec.states)} states, feedback {spec.feedback}, "
             f"start {spec.start}, horizon {spec.steps}"
         )
+    if manifest.streaming:
+        spec = manifest.streaming
+        states = ", ".join(f"{state.input} ({state.size})" for state in spec.states)
+        click.echo(f"  stream ({spec.source}): states {states}")
     for note in manifest.notes:
         click.echo(f"  note: {note}")

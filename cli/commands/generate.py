@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from parity.cli.commands import COMMANDS
-from parity.cli.options import device_option, output_file_option
+from parity.cli.options import check_outputs_apart, device_option, output_file_option
 
 
 @click.command("generate", short_help=COMMANDS["generate"])
@@ -51,6 +51,7 @@ def command(
     from parity.runtime.generate import check_steps
     from parity.runtime.npy import load_array, load_arrays
 
+    check_outputs_apart({"--output": output}, [bundle, input_file, start_file])
     if steps is not None:
         check_steps(steps)
     loaded = runtime.load_bundle(bundle, device=device)

@@ -9,6 +9,8 @@ import click
 
 from parity.cli.commands import COMMANDS
 from parity.cli.options import (
+    check_output_file,
+    check_outputs_apart,
     custom_objects_option,
     device_option,
     json_option,
@@ -134,6 +136,13 @@ def command(paths: tuple[Path, ...], **flags: Any) -> None:
     else:
         raise click.UsageError("give BUNDLE, or SRC.keras BUNDLE")
     options = verify_options(flags)
+    if flags["data_path"] is not None and flags["failures_path"] is None and flags["json_path"]:
+        flags["failures_path"] = _failures_beside(flags["json_path"])
+    outputs = ("json_path", "plot_path", "failures_path")
+    check_outputs_apart(
+        {f"--{name.removesuffix('_path')}": flags[name] for name in outputs},
+        [model, bundle, flags["inputs_file"], flags["data_path"], flags["custom_objects"]],
+    )
     inputs = load_arrays(flags["inputs_file"]) if flags["inputs_file"] else None
 
     def progress(message: str) -> None:
@@ -186,6 +195,17 @@ def verify_options(flags: dict[str, Any]) -> Any:
     )
 
 
+def _failures_beside(json_path: Path) -> Path | None:
+    """Where ``--data`` writes the failing rows' inputs when only ``--json``
+    is given: beside the report (none where the report goes to a device or
+    stream), checked as ``--failures`` would be."""
+    from parity.files import check_target
+
+    if check_target(json_path).stream:
+        return None
+    return check_output_file(json_path.with_suffix(".failures.npz"))
+
+
 def _verify_dataset(
     model: Path | None, bundle: Path, options: Any, progress: Any, flags: dict[str, Any]
 ) -> None:
@@ -212,10 +232,7 @@ def _verify_dataset(
         ray_address=ray_address,
         progress=progress,
     )
-    json_path = flags["json_path"]
-    failures = flags["failures_path"] or (
-        json_path.with_suffix(".failures.npz") if json_path else None
-    )
+    json_path, failures = flags["json_path"], flags["failures_path"]
     if failures and report.failed_inputs:
         report = write_failures(report, failures)
     click.echo(report.table())
