@@ -46,17 +46,13 @@ def keras_to_onnx(
 ) -> ConvertedGraph:
     """Convert ``model``. With ``dynamic_batch`` False the batch axis is fixed
     to 1 (for runtimes that want static shapes)."""
-    import tensorflow as tf
     import tf2onnx
 
     check_opset(opset)
     inputs = model_inputs(model)
     names = input_names(model)
     output_names = keras_output_names(model)
-    signature = tuple(
-        tf.TensorSpec((None if dynamic_batch else 1, *tensor.shape[1:]), tensor.dtype, name=name)
-        for tensor, name in zip(inputs, names, strict=True)
-    )
+    signature = _signature(model, dynamic_batch)
     _refuse_stateful(model)
     traced = repair(model)
     try:
@@ -78,6 +74,55 @@ def keras_to_onnx(
     )
     specs_out = tuple(_spec(value) for value in _ordered(proto.graph.output, output_names))
     return ConvertedGraph(proto, specs_in, specs_out)
+
+
+def _signature(model: Any, dynamic_batch: bool = True) -> tuple[Any, ...]:
+    """The input signature tf2onnx traces ``model`` with: one ``TensorSpec``
+    per input, named as the input, its batch dynamic (or 1)."""
+    import tensorflow as tf
+
+    return tuple(
+        tf.TensorSpec((None if dynamic_batch else 1, *tensor.shape[1:]), tensor.dtype, name=name)
+        for tensor, name in zip(model_inputs(model), input_names(model), strict=True)
+    )
+
+
+def traced_output_names(model: Any) -> list[str | None]:
+    """The TensorFlow name of each of ``model``'s outputs in the trace
+    :func:`keras_to_onnx` has tf2onnx make of it (``m_1/dense_1/BiasAdd:0``),
+    past ``Identity`` ops; None for an output that is a model input.
+
+    tf2onnx names each ONNX tensor after the TensorFlow tensor whose op it
+    converts one to one, so these are names in the converted graph wherever
+    that op survives conversion and simplification. Only a trace gives them:
+    TensorFlow makes name scopes unique, not layer names (layer ``conv2d``
+    traces in scope ``conv2d_1``, layer ``conv2d_1`` in ``conv2d_1_2``). The
+    trace is tf2onnx 1.17's on TensorFlow 2.16 and later (Keras'
+    ``trace_model_call``): a ``tf.function`` with the exporter's input
+    signature over the repaired model, called on its one input or on the list
+    of them, recurrent layers off cuDNN.
+
+    Args:
+        model: a functional model; its outputs may be any tensors of its graph
+            (:func:`parity.exporter.keras_graph.exposing`).
+    """
+    import tensorflow as tf
+
+    signature = _signature(model)
+    traced = repair(model)
+
+    @tf.function(input_signature=signature)
+    def call(*args: Any) -> Any:
+        return traced(args[0] if len(args) == 1 else list(args), training=False)
+
+    with _non_cudnn(traced):
+        outputs = call.get_concrete_function().outputs
+    names: list[str | None] = []
+    for tensor in outputs:
+        while tensor.op.type == "Identity" and tensor.op.inputs:
+            tensor = tensor.op.inputs[0]
+        names.append(None if tensor.op.type == "Placeholder" else tensor.name)
+    return names
 
 
 def _domain(declared: dict[str, Any], vocabulary: int | None) -> dict[str, Any]:

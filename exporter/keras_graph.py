@@ -131,6 +131,48 @@ def calls_in_order(model: Any) -> list[LayerCall]:
     return [_record(node) for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
 
 
+@dataclass(frozen=True)
+class LayerOutput:
+    """One output of one layer call of a functional graph: ``layer``'s call
+    returned ``tensor`` as its ``index``-th output (1, 2, ...: a recurrent
+    layer's states)."""
+
+    layer: Any
+    index: int
+    tensor: Any
+
+
+def layer_outputs(model: Any) -> list[LayerOutput]:
+    """Every output of every layer call of a functional model, in the order the
+    calls are made (its ``InputLayer``s and Keras' ops, such as a mask's
+    ``NotEqual``, left out: they are no layer of the user's)."""
+    import keras
+
+    return [
+        LayerOutput(call.layer, index, tensor)
+        for call in calls_in_order(model)
+        if isinstance(call.layer, keras.layers.Layer)
+        and not isinstance(call.layer, keras.layers.InputLayer)
+        for index, tensor in enumerate(call.outputs)
+    ]
+
+
+def exposing(model: Any, tensors: list[Any]) -> Any:
+    """A model over ``model``'s inputs and layers (shared, weights and all)
+    whose outputs are ``tensors``, then ``model``'s own outputs.
+
+    It takes ``model``'s name, so that TensorFlow traces it in the same name
+    scopes as ``model`` (the names tf2onnx gives the graph's tensors).
+
+    Args:
+        model: a functional model.
+        tensors: tensors of ``model``'s graph (:func:`layer_outputs`).
+    """
+    import keras
+
+    return keras.Model(model_inputs(model), [*tensors, *model_outputs(model)], name=model.name)
+
+
 def graph_calls(model: Any) -> list[LayerCall]:
     """Every layer call of ``model``'s functional graph, found from its
     outputs (its ``InputLayer``s left out)."""

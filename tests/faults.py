@@ -90,8 +90,57 @@ def drop_sequence_lens(proto: onnx.ModelProto) -> None:
     node.input[4] = ""
 
 
+def hard_sigmoid_gates(weight: str, nth: int = 0) -> Fault:
+    """The recurrent op (``LSTM``, ``GRU``) whose input weights are ``weight``
+    (the ``nth`` of those that read it) computes its gates with HardSigmoid
+    rather than Sigmoid."""
+
+    def fault(proto):
+        readers = [
+            n for n in proto.graph.node if n.op_type in ("LSTM", "GRU") and n.input[1] == weight
+        ]
+        node = readers[nth]
+        activations = {"LSTM": ["HardSigmoid", "Tanh", "Tanh"], "GRU": ["HardSigmoid", "Tanh"]}
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        directions = 2 if attributes.get("direction") == b"bidirectional" else 1
+        kept = [a for a in node.attribute if a.name != "activations"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        gates = activations[node.op_type] * directions
+        node.attribute.append(helper.make_attribute("activations", gates))
+
+    return fault
+
+
+def hard_sigmoid_node(in_body: bool = False) -> Fault:
+    """The first ``Sigmoid`` node of the graph (of a ``Loop`` body with
+    ``in_body``) becomes a ``HardSigmoid``."""
+
+    def fault(proto):
+        graphs = all_graphs(proto.graph)[1:] if in_body else [proto.graph]
+        node = next(n for graph in graphs for n in graph.node if n.op_type == "Sigmoid")
+        node.op_type = "HardSigmoid"
+
+    return fault
+
+
+def all_graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    """``graph`` and every subgraph in it, at any depth."""
+    found = [graph]
+    for node in graph.node:
+        for attribute in node.attribute:
+            for sub in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
+                found += all_graphs(sub)
+    return found
+
+
+def initializers(proto: onnx.ModelProto) -> list[onnx.TensorProto]:
+    """Every initializer of the graph and of its subgraphs."""
+    return [init for graph in all_graphs(proto.graph) for init in graph.initializer]
+
+
 def _initializer(proto: onnx.ModelProto, name: str) -> onnx.TensorProto:
-    return next(init for init in proto.graph.initializer if init.name == name)
+    return next(init for init in initializers(proto) if init.name == name)
 
 
 def _replace(proto: onnx.ModelProto, name: str, value: np.ndarray) -> None:

@@ -109,6 +109,8 @@ def check(
         if policy.growth is not None:
             raise ParameterError("growth", "applies to seq2seq bundles only (generations)")
     policy.check_outputs(spec.name for graph in manifest.graphs.values() for spec in graph.outputs)
+    if options.localise and model is None:
+        raise ParameterError("localise", "needs the Keras model: its layers are what is named")
     if inputs is not None and manifest.streaming is not None:
         raise ParameterError("inputs", "a stream bundle is verified on sequences fed in chunks")
     if model is not None and inputs is None:
@@ -166,6 +168,13 @@ def check(
     if loaded.device == "gpu":
         say("onnxruntime CPU against GPU")
         checks += _guarded("cpu vs gpu", lambda: (check_cpu_against_gpu(loaded, policy), []))[0]
+    localisation = None
+    failed = not all(check.passed for check in checks)
+    if model is not None and (options.localise or (options.localise is None and failed)):
+        from parity.verify.localise import localise
+
+        say("localisation: the first layer that leaves its noise rule")
+        localisation = localise(loaded, keras_model, options, inputs=inputs, device=tf_device)
     return Report(
         bundle=str(bundle),
         model=model_label,
@@ -181,6 +190,7 @@ def check(
         generations=tuple(curves),
         float64=float64,
         findings=(*findings, *constant_output_findings(checks)),
+        localisation=localisation,
     )
 
 

@@ -45,6 +45,9 @@ class VerifyOptions:
         strict: findings about the model itself (padding that changes its
             output, an output that never varies) fail the gate, with their
             own exit status; by default they are reported only.
+        localise: name the first layer whose output leaves its noise rule
+            (:mod:`parity.verify.localise`): None, when a check fails; True,
+            always; False, never. Needs the Keras model.
     """
 
     device: str = "auto"
@@ -57,8 +60,11 @@ class VerifyOptions:
     batches: tuple[int, ...] = DEFAULT_BATCHES
     times: tuple[int, ...] = DEFAULT_TIMES
     strict: bool = False
+    localise: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.localise not in (None, True, False):
+            raise ParameterError("localise", f"must be None, True or False, got {self.localise!r}")
         if self.device not in DEVICES:
             raise ParameterError(
                 "device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}"

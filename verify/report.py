@@ -36,7 +36,16 @@ JSON schema (``schema`` = 3)::
                        "first_failing_step": int | null, "growth": float,
                        "rule": "noise" | "allclose", "noise_per_step": [float],
                        "error_per_step": [float], "allowed_per_step": [float],
-                       "used_per_step": [float]}]     # judged error / allowed, per step
+                       "used_per_step": [float]}],    # judged error / allowed, per step
+      "localisation": null | {      # verify.localise: when asked, or when a check failed
+        "first_divergent_layer": str | null, "graph": str | null, "step": int | null,
+        "error", "noise_floor", "ratio", "limit": float | null,  # the first divergent row's
+        "agreeing_before": [str], "seconds": float,
+        "reason": str,              # why it could not run; "" when it ran
+        "notes": [str],
+        "rows": [{"graph", "step", "layer", "kind", "output", "onnx_tensor", "mapped_by",
+                  "layout", "error", "noise_floor", "ratio", "limit", "note",
+                  "status": "agrees" | "diverges" | "no tensor (folded into X)"}]}
     }
 
 Non-finite numbers are written as the strings "inf", "-inf" and "nan".
@@ -53,6 +62,7 @@ from typing import Any
 
 from parity.files import replacing
 from parity.verify.compare import Check
+from parity.verify.localisation import Localisation
 from parity.verify.terminal import columns, paragraphs, text_width
 
 SCHEMA_VERSION = 3
@@ -106,6 +116,7 @@ class Report:
     generations: tuple[StepErrors, ...] = field(default_factory=tuple)
     float64: str = ""  # why TensorFlow's float64 reference did not run; "" when it ran
     findings: tuple[Finding, ...] = ()
+    localisation: Localisation | None = None  # the first divergent layer (verify.localise)
 
     @property
     def passed(self) -> bool:
@@ -129,6 +140,7 @@ class Report:
                 "float64": self.float64,
                 "checks": [dataclasses.asdict(check) for check in self.checks],
                 "generations": [dataclasses.asdict(g) for g in self.generations],
+                "localisation": self.localisation and self.localisation.to_dict(),
             }
         )
 
@@ -233,11 +245,12 @@ def format_table(report: Report, width: int | None = None) -> str:
     verdict = "PASSED" if report.passed else "FAILED"
     if report.findings:
         verdict += f", with {len(report.findings)} finding(s) about the model itself"
-    prose.append(
+    summary = (
         f"{verdict}: {len(report.checks) - len(report.failures)}/{len(report.checks)} checks passed"
         f" (onnxruntime: {providers}; precision: {report.device.get('precision', 'fp32')})"
     )
-    return "\n".join(lines + paragraphs(prose, width))
+    localised = report.localisation.lines(width) if report.localisation is not None else []
+    return "\n".join(lines + paragraphs(prose, width) + localised + paragraphs([summary], width))
 
 
 def _ratio(value: float) -> str:

@@ -77,6 +77,12 @@ from parity.cli.options import (
     help="Fail (exit 4) on findings about the model itself: padding that changes its "
     "output, an output that is the same for every input.",
 )
+@click.option(
+    "--localise/--no-localise",
+    default=None,
+    help="Name the first layer whose output leaves its noise rule "
+    "(default: only when a check fails).",
+)
 @unsafe_option()
 @custom_objects_option()
 @json_option("Write the report as JSON.")
@@ -185,6 +191,7 @@ def verify_options(flags: dict[str, Any]) -> Any:
         batches=tuple(flags["batches"]) or DEFAULT_BATCHES,
         times=tuple(flags["times"]) or DEFAULT_TIMES,
         strict=flags["strict"],
+        localise=flags["localise"],
     )
 
 
@@ -209,10 +216,10 @@ def _verify_dataset(
     from parity.verify.report import write_json
 
     if model is None or any(
-        flags[name] for name in ("inputs_file", "plot_path", "batches", "times")
+        flags[name] for name in ("inputs_file", "plot_path", "batches", "times", "localise")
     ):
         raise click.UsageError(
-            "--data needs SRC.keras BUNDLE and no --inputs, --plot, --batch, --time"
+            "--data needs SRC.keras BUNDLE and no --inputs, --plot, --batch, --time, --localise"
         )
     ray_address = flags["ray_address"]
     report = check_dataset(
