@@ -307,6 +307,30 @@ def test_bidirectional_op_without_merge_is_localised(tmp_path):
     _assert_names(found, "bilstm")
 
 
+def test_a_tensor_the_converter_moved_is_not_the_layer_s(tmp_path):
+    """tf2onnx pushes the transpose that ends a TimeDistributed(Dense) on a
+    time-major sequence past the ReLU after it, both nodes keeping their
+    names: the tensor named after the Dense then holds the ReLU's value. It
+    is not taken for the Dense's (whose row would diverge on a clean bundle);
+    a fault in the Dense shows at the ReLU."""
+    keras.utils.set_random_seed(4)
+    x = keras.Input((None, 5), name="frames")
+    h = keras.layers.Bidirectional(keras.layers.GRU(6, return_sequences=True), name="bigru")(x)
+    h = keras.layers.TimeDistributed(keras.layers.Dense(4), name="dense")(h)
+    h = keras.layers.Activation("relu", name="dense_relu")(h)
+    y = keras.layers.TimeDistributed(keras.layers.Dense(3), name="out")(h)
+    model = keras.Model(x, y, name="moved")
+    export_model(model, tmp_path / "bundle")
+    subject = _subject(tmp_path / "bundle", model)
+    clean = replay_layers(runtime.load_bundle(subject.path, device="cpu"), subject.reference)
+    assert clean.first_divergent_layer is None, "\n".join(clean.lines())
+    (dense,) = (row for row in clean.rows if row.layer == "dense")
+    assert dense.status == "no tensor (folded into dense_relu)" and "moved" in dense.note, dense
+    weight = _holding(subject.path, "model", _weights(model.get_layer("dense").layer))
+    found = _localised(subject, tmp_path, faults.scale_initializer(weight, FACTOR))
+    _assert_names(found, "dense_relu")
+
+
 # --- in verification ------------------------------------------------------------------------
 
 

@@ -29,6 +29,11 @@ layer's name; they are tried in this order:
    fused op's ``sequence_lens``; onnx-simplifier cancels the transposes of a
    sequence passed between two recurrent ops).
 
+A tensor found by rule 2 or 4 that the graph computes from a later layer's
+tensor is dropped: tf2onnx's optimizer moved the layer's op past that
+layer's (a ``Transpose`` pushed past a ``Relu``), and the name now holds the
+later value.
+
 Layouts: a recurrent op's outputs are converted by the op's definition.
 Other values are brought to Keras' layout by the one rule their shape admits:
 the same, size-1 axes, channels-first (tf2onnx's ``Conv`` and ``MaxPool`` are
@@ -40,7 +45,7 @@ producer decides: a value made by a channels-first op is channels-first.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import onnx
@@ -162,6 +167,18 @@ class GraphIndex:
                 pending += [out for reader in self.readers.get(name, []) for out in reader.output]
         return found - {""}
 
+    def upstream(self, name: str) -> set[str]:
+        """Every tensor ``name`` is computed from (within this graph)."""
+        found: set[str] = set()
+        pending = list(self.producer[name].input) if name in self.producer else []
+        while pending:
+            name = pending.pop()
+            if name and name not in found:
+                found.add(name)
+                node = self.producer.get(name)
+                pending += list(node.input) if node is not None else []
+        return found
+
     def in_trace(self, wanted: Sequence[Wanted]) -> bool:
         """Whether any node carries the trace's model scope: a graph traced
         otherwise (another exporter, another tf2onnx) has none, and only the
@@ -213,7 +230,36 @@ def locate(
         if result.mapped_by != "scope":
             claimed.update(result.candidates)
         found.append(result)
-    return found
+    return _unmoved(index, wanted, found)
+
+
+def _unmoved(index: GraphIndex, wanted: Sequence[Wanted], found: list[Located]) -> list[Located]:
+    """``found`` without the tensors the converter's optimizer moved: tf2onnx
+    pushes a ``Transpose`` past the op after it, the two nodes keeping their
+    names, so the tensor named after a layer can be computed from the tensor
+    of a layer after it (which no graph in the model's order computes) and
+    hold that later layer's value. Such a tensor is not the layer's."""
+    later: dict[str, int] = {}  # a tensor an exact rule gave -> its layer output's position
+    for i, result in enumerate(found):
+        if result.mapped_by != "scope":
+            later.update((name, i) for name in result.candidates)
+    kept = []
+    for i, (w, result) in enumerate(zip(wanted, found, strict=True)):
+        moved = {}
+        for name in result.candidates if result.mapped_by in ("tf name", "scope") else ():
+            after = [j for t in index.upstream(name) if (j := later.get(t, -1)) > i]
+            after = [j for j in after if wanted[j].layer != w.layer]
+            if after:
+                moved[name] = wanted[min(after)].layer
+        left = tuple(name for name in result.candidates if name not in moved)
+        if moved and not left:
+            past = next(iter(moved.values()))
+            note = f"the converter moved its op past {past!r}: no tensor holds its value"
+            result = Located(note=note)
+        elif moved:
+            result = replace(result, candidates=left)
+        kept.append(result)
+    return kept
 
 
 def _units(index: GraphIndex, recurrent: Sequence[Wanted]) -> dict[str, onnx.NodeProto]:
