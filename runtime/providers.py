@@ -58,11 +58,13 @@ def onnxruntime() -> Any:
     to install it where it is missing or broken, and one warning line where
     both builds are installed (they share one folder: the last installed
     overwrote the other's files, and uninstalling either breaks both)."""
-    installed = []
+    installed, folders = [], set()
     for build in BUILDS:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            installed.append(f"{build} {importlib.metadata.version(build)}")
-    if len(installed) > 1:
+            found = importlib.metadata.distribution(build)
+            installed.append(f"{build} {found.version}")
+            folders.add(Path(str(found.locate_file("onnxruntime"))).resolve())
+    if len(installed) > 1 and len(folders) == 1:  # builds in separate folders do not collide
         _logger.warning(
             "warning: both %s are installed into one onnxruntime folder, which holds whichever "
             "came last; to fix: pip uninstall -y onnxruntime onnxruntime-gpu, then pip install "

@@ -159,14 +159,19 @@ def test_the_runtime_alone_installs_light_and_runs_without_tensorflow(parity_whe
     assert blocked.returncode != 0  # nothing here could have used it
 
 
-def test_both_onnx_runtime_builds_installed_is_said_in_one_warning_line(
-    tmp_path, monkeypatch, caplog
-):
+def _dist_info(folder, name: str, version: str) -> None:
+    """An installed distribution's record as pip writes it, in ``folder``."""
+    info = folder / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+def _warnings_on_load(tmp_path, monkeypatch, caplog, *folders) -> list[str]:
     from parity import runtime
     from parity.runtime import providers
 
-    versions = {"onnxruntime": "1.32.0", "onnxruntime-gpu": "1.31.1"}
-    monkeypatch.setattr(providers.importlib.metadata, "version", versions.__getitem__)
+    for folder in folders:
+        monkeypatch.syspath_prepend(str(folder))
     providers.onnxruntime.cache_clear()
     bundles.write_single(tmp_path / "b")
     try:
@@ -175,7 +180,26 @@ def test_both_onnx_runtime_builds_installed_is_said_in_one_warning_line(
             runtime.load_bundle(tmp_path / "b", device="cpu")
     finally:
         providers.onnxruntime.cache_clear()
-    (record,) = caplog.records  # once per process
-    line = record.getMessage()
+    return [record.getMessage() for record in caplog.records]
+
+
+def test_both_onnx_runtime_builds_in_one_folder_is_said_in_one_warning_line(
+    tmp_path, monkeypatch, caplog
+):
+    shared = tmp_path / "site-packages"
+    _dist_info(shared, "onnxruntime", "1.32.0")
+    _dist_info(shared, "onnxruntime-gpu", "1.31.1")
+    (line,) = _warnings_on_load(tmp_path, monkeypatch, caplog, shared)  # once per process
     assert "\n" not in line and "onnxruntime 1.32.0 and onnxruntime-gpu 1.31.1" in line
     assert "pip uninstall -y onnxruntime onnxruntime-gpu" in line
+
+
+def test_builds_in_separate_folders_do_not_collide_and_are_not_warned_of(
+    tmp_path, monkeypatch, caplog
+):
+    """One build in a folder ahead of the other on the path (``pip install
+    --target``): each has its own ``onnxruntime`` folder, nothing is overwritten."""
+    first, second = tmp_path / "target", tmp_path / "site-packages"
+    _dist_info(first, "onnxruntime-gpu", "1.31.1")
+    _dist_info(second, "onnxruntime", "1.30.0")
+    assert _warnings_on_load(tmp_path, monkeypatch, caplog, second, first) == []

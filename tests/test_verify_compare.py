@@ -12,7 +12,13 @@ from parity.runtime.errors import ParityError
 from parity.verify.compare import Tolerance, compare_arrays
 from parity.verify.generation import compare_generation
 from parity.verify.report import Report
-from parity.verify.tolerance import DEFAULT, TolerancePolicy, policy_from_options
+from parity.verify.tolerance import (
+    DEFAULT,
+    TF32,
+    TolerancePolicy,
+    for_precision,
+    policy_from_options,
+)
 
 TOL = Tolerance(atol=1e-5, rtol=1e-4)
 
@@ -112,3 +118,19 @@ def test_report_json_schema():
     table = report.table()
     assert "PASS" in table and "FAIL" in table
     assert not Report("b", None, {}, {}, ()).passed  # no check is no proof
+
+
+def test_tf32_widens_the_stock_allclose_rule_only():
+    """Where TF32 ran, float32's stock tolerances would fail TF32's own
+    rounding (measured on an H200: 8.1e-4 at 0.72, against 1e-5 + 1e-4 x 0.72);
+    tolerances the caller chose stay, and without TF32 nothing changes."""
+    stock = TolerancePolicy()
+    assert for_precision(stock, tf32=False) is stock
+    assert for_precision(stock, tf32=True).default == TF32
+    expected, got = np.array([0.7180660]), np.array([0.7171816])
+    assert not compare_arrays("y", "golden", expected, got, DEFAULT).passed
+    assert compare_arrays("y", "golden", expected, got, TF32).passed
+    chosen = policy_from_options(atol=["1e-5"])
+    assert for_precision(chosen, tf32=True) is chosen
+    custom = TolerancePolicy(default=Tolerance(2e-5, 1e-4))
+    assert for_precision(custom, tf32=True) is custom

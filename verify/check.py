@@ -58,7 +58,7 @@ from parity.verify.stored import (
     generation_paths,
     replay,
 )
-from parity.verify.tolerance import TolerancePolicy
+from parity.verify.tolerance import TF32, TolerancePolicy, for_precision
 
 # The array of a dataset check's failures file that holds each row's index in
 # the dataset; ``--inputs`` takes such a file as it is.
@@ -102,6 +102,8 @@ def check(
     say = progress or (lambda message: None)
     loaded = load_bundle(bundle, device=device, tf32=tf32)
     manifest = loaded.manifest
+    policy = for_precision(policy, tf32 and loaded.device == "gpu")
+    options = dataclasses.replace(options, policy=policy)
     # every refusal comes before either runtime runs
     if manifest.kind != "seq2seq":
         if steps is not None:
@@ -128,6 +130,11 @@ def check(
     notes: list[str] = []
     curves: list[StepErrors] = []
     findings: list[Finding] = []
+    if policy.default is TF32:
+        notes.append(
+            f"TF32 ran on the GPU: the allclose rule's tolerances are TF32's (atol {TF32.atol:g}, "
+            f"rtol {TF32.rtol:g}), not float32's; --atol/--rtol choose others"
+        )
 
     say("golden data")
     golden_checks, golden_curves = _guarded("golden data", lambda: check_golden(loaded, policy))

@@ -38,7 +38,7 @@ from parity.runtime.inputs import check_feeds, check_prefix_mask
 from parity.verify.options import VerifyOptions
 from parity.verify.runners import KerasRunner, OnnxRuntimeRunner, on_device, select_device
 from parity.verify.shards import Batch
-from parity.verify.tolerance import Tolerance
+from parity.verify.tolerance import Tolerance, for_precision
 
 # The failing rows a batch keeps (with their inputs), and a report lists.
 MAX_FAILED_ROWS = 20
@@ -113,7 +113,7 @@ class RowComparer:
         manifest = self.bundle.manifest
         keras_model, self.model_label = load_source_model(model, manifest, options)
         self.tf_device = select_device(device, tf32)
-        self.policy = options.policy
+        self.policy = for_precision(options.policy, tf32 and self.bundle.device == "gpu")
         self.mask = manifest.mask
         self.seq2seq = manifest.seq2seq
         if self.seq2seq is not None:

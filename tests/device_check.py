@@ -1,0 +1,111 @@
+"""parity's runtime and golden verification on a GPU machine without TensorFlow.
+
+The bundles are made where TensorFlow is (their golden data holds its
+outputs); this script runs where ONNX Runtime's CUDA provider is, with
+ONNX Runtime alone. For each bundle of FOLDER (``parity demo``'s
+``parity-demo``) and each stream bundle of STREAMS: ``parity verify BUNDLE``
+on the GPU in float32 and with ``--tf32``, and on the CPU; every graph run
+on both devices at batch 1 and 64 (largest difference, median call time);
+streams fed in chunks and seq2seq generation on both devices. Usage::
+
+    python -m tests.device_check FOLDER [STREAMS] [--device=gpu|cpu]
+
+(``--device=cpu`` runs the same on a machine without a GPU.) Exit status 0
+when every verify passed, else 1.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from parity import runtime
+from parity.runtime import providers
+
+
+def _verify(bundle: Path, *flags: str) -> tuple[int, list[str]]:
+    done = subprocess.run([sys.executable, "-m", "parity", "verify", str(bundle), *flags],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = (done.stdout + done.stderr).splitlines()
+    said = [line.strip() for line in lines
+            if line.strip().startswith(("PASSED", "FAILED", "error", "note"))]  # fmt: skip
+    return done.returncode, said
+
+
+def _draw(spec, batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    feeds = {}
+    for tensor in spec.inputs:
+        shape = [batch if n == 0 else (d if isinstance(d, int) else 12)
+                 for n, d in enumerate(tensor.shape)]  # fmt: skip
+        feeds[tensor.name] = (rng.standard_normal(shape).astype(np.float32)
+                              if tensor.dtype == "float32"
+                              else rng.integers(1, 5, shape).astype(tensor.dtype))  # fmt: skip
+    return feeds
+
+
+def _median_us(bundle, feeds, graph: str) -> float:
+    bundle.run(feeds, graph=graph)
+    times = []
+    for _ in range(30):
+        start = time.perf_counter()
+        bundle.run(feeds, graph=graph)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e6
+
+
+def main(folder: Path, streams: Path | None, device: str) -> int:
+    ort = providers.onnxruntime()
+    print("onnxruntime", ort.__version__, "cuda usable:", providers.cuda_usable())
+    assert "tensorflow" not in sys.modules
+    failed = 0
+    bundles = sorted(p for p in folder.iterdir() if (p / "manifest.json").is_file())
+    for bundle in bundles:
+        for flags in ([device], [device, "--tf32"], ["cpu"]):
+            rc, said = _verify(bundle, "--device", *flags)
+            failed += rc != 0
+            print(f"verify {bundle.name} --device {' '.join(flags)}: exit {rc}")
+            print("    " + "\n    ".join(said))
+    for path in bundles:
+        on, cpu = runtime.load_bundle(path, device=device), runtime.load_bundle(path, device="cpu")
+        for graph, spec in on.manifest.graphs.items():
+            for batch in (1, 64):
+                feeds = _draw(spec, batch, np.random.default_rng(0))
+                a, b = on.run(feeds, graph=graph), cpu.run(feeds, graph=graph)
+                diff = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+                print(f"{path.name} {graph} batch {batch}: max |{device}-cpu| {diff:.2e}; median "
+                      f"call {_median_us(on, feeds, graph):.0f} us on {device}, "
+                      f"{_median_us(cpu, feeds, graph):.0f} us on cpu")  # fmt: skip
+        if on.manifest.seq2seq is not None:
+            spec = on.manifest.graphs[on.manifest.seq2seq.encoder_graph]
+            x = _draw(spec, 3, np.random.default_rng(2))
+            for loop in (True, False):
+                a = runtime.generate(on, x, steps=10, use_loop_graph=loop)
+                b = runtime.generate(cpu, x, steps=10, use_loop_graph=loop)
+                print(f"{path.name} generation (loop graph: {loop}): max |{device}-cpu| "
+                      f"{float(np.max(np.abs(a - b))):.2e}")  # fmt: skip
+    for path in sorted(streams.iterdir()) if streams else []:
+        rc, said = _verify(path, "--device", device)
+        failed += rc != 0
+        print(f"verify {path.name} (stream) --device {device}: exit {rc}: {' '.join(said)}")
+        outputs = []
+        for where in (device, "cpu"):
+            stream = runtime.open_stream(path, batch=4, device=where)
+            spec = stream.bundle.manifest.graphs[stream.bundle.manifest.streaming.graph]
+            x = _draw(spec, 4, np.random.default_rng(1))
+            x = {k: v[:, :12] for k, v in x.items() if k in stream.bundle.manifest.streaming.inputs}
+            pieces = [stream.feed({k: v[:, a:b] for k, v in x.items()})
+                      for a, b in ((0, 1), (1, 5), (5, 12))]  # fmt: skip
+            outputs.append({k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]})
+        diff = max(float(np.max(np.abs(outputs[0][k] - outputs[1][k]))) for k in outputs[0])
+        print(f"stream {path.name}, chunks of 1, 4 and 7 steps: max |{device}-cpu| {diff:.2e}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if not a.startswith("--device")]
+    chosen = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--device=")), "gpu")
+    sys.exit(main(Path(args[0]), Path(args[1]) if len(args) > 1 else None, chosen))
