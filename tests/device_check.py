@@ -6,9 +6,13 @@ ONNX Runtime alone. For each bundle of FOLDER (``parity demo``'s
 ``parity-demo``) and each stream bundle of STREAMS: ``parity verify BUNDLE``
 on the GPU in float32 and with ``--tf32``, and on the CPU; every graph run
 on both devices at batch 1 and 64 (largest difference, median call time);
-streams fed in chunks and seq2seq generation on both devices. Usage::
+streams fed in chunks and seq2seq generation on both devices; with
+``--generation=BUNDLE`` (a seq2seq bundle, BENCHMARKS.md's seed
+``sine_seq2seq``), its 150-step generation timed at batch 1 and 470 on both
+devices: the loop graph, the step loop, the step loop with IO binding.
+Usage::
 
-    python -m tests.device_check FOLDER [STREAMS] [--device=gpu|cpu]
+    python -m tests.device_check FOLDER [STREAMS] [--device=gpu|cpu] [--generation=BUNDLE]
 
 (``--device=cpu`` runs the same on a machine without a GPU.) Exit status 0
 when every verify passed, else 1.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +110,42 @@ def main(folder: Path, streams: Path | None, device: str) -> int:
     return 1 if failed else 0
 
 
+def time_generation(path: Path, device: str, steps: int = 150) -> None:
+    """The median of 20 calls (after two) of each way to generate, per device and batch."""
+    from parity.bench.iobinding import iobinding_generate
+
+    for where in (device, "cpu"):
+        bundle = runtime.load_bundle(path, device=where)
+        spec = bundle.manifest.graphs[bundle.manifest.seq2seq.encoder_graph]
+        for batch in (1, 470):
+            x = {k: v[:, :150] for k, v in _draw(spec, batch, np.random.default_rng(0)).items()}
+            ways = {
+                "loop graph": partial(runtime.generate, bundle, x, steps=steps),
+                "step loop": partial(
+                    runtime.generate, bundle, x, steps=steps, use_loop_graph=False
+                ),
+                "step loop, IO binding": partial(iobinding_generate, bundle, x, steps=steps),
+            }
+            first = None
+            for name, call in ways.items():
+                out = call()
+                call()
+                first = out if first is None else first
+                times = []
+                for _ in range(20):
+                    start = time.perf_counter()
+                    call()
+                    times.append(time.perf_counter() - start)
+                diff = float(np.max(np.abs(out - first)))
+                print(f"{where} batch {batch} {name}: median {np.median(times) * 1e3:.2f} ms, "
+                      f"max |diff| to the loop graph {diff:.1e}")  # fmt: skip
+
+
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--device")]
-    chosen = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--device=")), "gpu")
-    sys.exit(main(Path(args[0]), Path(args[1]) if len(args) > 1 else None, chosen))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    named = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+    chosen = named.get("device", "gpu")
+    status = main(Path(args[0]), Path(args[1]) if len(args) > 1 else None, chosen)
+    if "generation" in named:
+        time_generation(Path(named["generation"]), chosen)
+    sys.exit(status)
