@@ -12,7 +12,6 @@ share of identical tokens and the first step where a sequence diverges.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -86,22 +85,16 @@ def compare_generation(
                            base.scaled(1.0 + growth * t))
             for t in range(steps)
         ]  # fmt: skip
-    first = next((t for t, check in enumerate(per_step) if not check.passed), None)
-    errors = StepErrors(
-        name=name,
+    errors = StepErrors.of_checks(
+        name,
+        per_step,
+        floors,
+        noise,
         atol=per_step[0].atol if noise else base.atol,
         rtol=per_step[0].rtol if noise else base.rtol,
-        max_abs_per_step=tuple(check.max_abs for check in per_step),
-        first_failing_step=first,
         growth=0.0 if noise else growth,
-        rule="noise" if noise else "allclose",
-        noise_per_step=tuple(float(f) for f in floors) if noise else (),
-        error_per_step=tuple(check.error for check in per_step),
-        allowed_per_step=tuple(check.atol for check in per_step) if noise else (),
-        used_per_step=tuple(
-            math.inf if check.ratio is None else check.ratio / check.limit for check in per_step
-        ),
     )
+    first = errors.first_failing_step
     worst = max(per_step, key=lambda check: check.ratio or 0.0)
     summary = dict(
         rule=worst.rule,

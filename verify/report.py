@@ -56,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,44 @@ class StepErrors:
     # the share of its tolerance each step used: its judged error over what
     # the rule allows there, at its worst element (the step fails above 1)
     used_per_step: tuple[float, ...] = ()
+
+    @classmethod
+    def of_checks(
+        cls,
+        name: str,
+        checks: Sequence[Check],
+        floors: Sequence[float] | None,
+        noise: bool,
+        atol: float,
+        rtol: float,
+        growth: float = 0.0,
+    ) -> StepErrors:
+        """The curve of ``checks``, one per step (or chunk), in order.
+
+        Args:
+            name: the curve's name.
+            checks: each step's check.
+            floors: each step's noise floor (read under the noise rule only).
+            noise: whether the steps were judged by the noise rule.
+            atol: the absolute tolerance the curve reports.
+            rtol: the relative tolerance the curve reports.
+            growth: the allclose rule's growth over the steps.
+        """
+        return cls(
+            name=name,
+            atol=atol,
+            rtol=rtol,
+            max_abs_per_step=tuple(check.max_abs for check in checks),
+            first_failing_step=next((t for t, c in enumerate(checks) if not c.passed), None),
+            growth=growth,
+            rule="noise" if noise else "allclose",
+            noise_per_step=tuple(float(f) for f in floors) if noise else (),
+            error_per_step=tuple(check.error for check in checks),
+            allowed_per_step=tuple(check.atol for check in checks) if noise else (),
+            used_per_step=tuple(
+                math.inf if check.ratio is None else check.ratio / check.limit for check in checks
+            ),
+        )
 
 
 @dataclass(frozen=True)

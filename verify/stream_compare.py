@@ -13,7 +13,6 @@ a twin that strayed from a stateful model could not widen it.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -126,19 +125,8 @@ def per_chunk(
         used_histogram=tuple(map(sum, zip(*histograms, strict=True))),
         exact_elements=sum(check.exact_elements for check in checks),
     )
-    curve = StepErrors(
-        name=f"{label} per chunk",
-        atol=worst.atol,
-        rtol=worst.rtol,
-        max_abs_per_step=tuple(check.max_abs for check in checks),
-        first_failing_step=first,
-        rule="noise" if noise else "allclose",
-        noise_per_step=tuple(float(f) for f in floors) if noise else (),
-        error_per_step=tuple(check.error for check in checks),
-        allowed_per_step=tuple(check.atol for check in checks) if noise else (),
-        used_per_step=tuple(
-            math.inf if check.ratio is None else check.ratio / check.limit for check in checks
-        ),
+    curve = StepErrors.of_checks(
+        f"{label} per chunk", checks, floors, noise, atol=worst.atol, rtol=worst.rtol
     )
     return summary, curve
 
