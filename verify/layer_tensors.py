@@ -44,7 +44,7 @@ producer decides: a value made by a channels-first op is channels-first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -158,26 +158,18 @@ class GraphIndex:
 
     def downstream(self, sources: Sequence[onnx.NodeProto]) -> set[str]:
         """Every tensor computed from ``sources``' outputs."""
-        found: set[str] = set()
-        pending = [name for node in sources for name in node.output if name]
-        while pending:
-            name = pending.pop()
-            if name not in found:
-                found.add(name)
-                pending += [out for reader in self.readers.get(name, []) for out in reader.output]
-        return found - {""}
+        return _closure(
+            (name for node in sources for name in node.output),
+            lambda name: (out for reader in self.readers.get(name, []) for out in reader.output),
+        )
 
     def upstream(self, name: str) -> set[str]:
         """Every tensor ``name`` is computed from (within this graph)."""
-        found: set[str] = set()
-        pending = list(self.producer[name].input) if name in self.producer else []
-        while pending:
-            name = pending.pop()
-            if name and name not in found:
-                found.add(name)
-                node = self.producer.get(name)
-                pending += list(node.input) if node is not None else []
-        return found
+        return _closure(self._inputs_of(name), self._inputs_of)
+
+    def _inputs_of(self, name: str) -> Sequence[str]:
+        node = self.producer.get(name)
+        return () if node is None else node.input
 
     def in_trace(self, wanted: Sequence[Wanted]) -> bool:
         """Whether any node carries the trace's model scope: a graph traced
@@ -186,6 +178,19 @@ class GraphIndex:
         scopes = {w.tf_name.split("/")[0] + "/" for w in wanted if w.tf_name and "/" in w.tf_name}
         names = (node.name[len(self.prefix) :] for node in self.nodes)
         return not scopes or any(name.startswith(tuple(scopes)) for name in names)
+
+
+def _closure(start: Iterable[str], step: Callable[[str], Iterable[str]]) -> set[str]:
+    """Every name reached from ``start`` (included) by ``step``; "" (an
+    omitted optional input) names no tensor."""
+    found: set[str] = set()
+    pending = list(start)
+    while pending:
+        name = pending.pop()
+        if name and name not in found:
+            found.add(name)
+            pending += step(name)
+    return found
 
 
 def locate(
