@@ -30,6 +30,8 @@ import numpy as np
 
 from parity import runtime
 from parity.runtime import providers
+from parity.runtime.generate import LOOP_STEPS
+from parity.runtime.sampling import sample_inputs
 
 
 def _verify(bundle: Path, *flags: str) -> tuple[int, list[str]]:
@@ -39,17 +41,6 @@ def _verify(bundle: Path, *flags: str) -> tuple[int, list[str]]:
     said = [line.strip() for line in lines
             if line.strip().startswith(("PASSED", "FAILED", "error", "note"))]  # fmt: skip
     return done.returncode, said
-
-
-def _draw(spec, batch: int, rng: np.random.Generator, length: int = 12) -> dict[str, np.ndarray]:
-    feeds = {}
-    for tensor in spec.inputs:
-        shape = [batch if n == 0 else (d if isinstance(d, int) else length)
-                 for n, d in enumerate(tensor.shape)]  # fmt: skip
-        feeds[tensor.name] = (rng.standard_normal(shape).astype(np.float32)
-                              if tensor.dtype == "float32"
-                              else rng.integers(1, 5, shape).astype(tensor.dtype))  # fmt: skip
-    return feeds
 
 
 def _median_us(bundle, feeds, graph: str) -> float:
@@ -78,7 +69,9 @@ def main(folder: Path, streams: Path | None, device: str) -> int:
         on, cpu = runtime.load_bundle(path, device=device), runtime.load_bundle(path, device="cpu")
         for graph, spec in on.manifest.graphs.items():
             for batch in (1, 64):
-                feeds = _draw(spec, batch, np.random.default_rng(0))
+                feeds = sample_inputs(spec.inputs, batch, time=12).inputs
+                if LOOP_STEPS in feeds:  # a loop graph: the horizon, not a random count
+                    feeds[LOOP_STEPS] = np.array(10, np.int64)
                 a, b = on.run(feeds, graph=graph), cpu.run(feeds, graph=graph)
                 diff = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
                 print(f"{path.name} {graph} batch {batch}: max |{device}-cpu| {diff:.2e}; median "
@@ -86,7 +79,7 @@ def main(folder: Path, streams: Path | None, device: str) -> int:
                       f"{_median_us(cpu, feeds, graph):.0f} us on cpu")  # fmt: skip
         if on.manifest.seq2seq is not None:
             spec = on.manifest.graphs[on.manifest.seq2seq.encoder_graph]
-            x = _draw(spec, 3, np.random.default_rng(2))
+            x = sample_inputs(spec.inputs, 3, time=12, seed=2).inputs
             for loop in (True, False):
                 a = runtime.generate(on, x, steps=10, use_loop_graph=loop)
                 b = runtime.generate(cpu, x, steps=10, use_loop_graph=loop)
@@ -99,9 +92,10 @@ def main(folder: Path, streams: Path | None, device: str) -> int:
         outputs = []
         for where in (device, "cpu"):
             stream = runtime.open_stream(path, batch=4, device=where)
-            spec = stream.bundle.manifest.graphs[stream.bundle.manifest.streaming.graph]
-            x = _draw(spec, 4, np.random.default_rng(1))
-            x = {k: v[:, :12] for k, v in x.items() if k in stream.bundle.manifest.streaming.inputs}
+            streaming = stream.bundle.manifest.streaming
+            sequences = [t for t in stream.bundle.manifest.graphs[streaming.graph].inputs
+                         if t.name in streaming.inputs]  # fmt: skip
+            x = sample_inputs(sequences, 4, time=12, seed=1).inputs
             pieces = [stream.feed({k: v[:, a:b] for k, v in x.items()})
                       for a, b in ((0, 1), (1, 5), (5, 12))]  # fmt: skip
             outputs.append({k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]})
@@ -118,7 +112,7 @@ def time_generation(path: Path, device: str, steps: int = 150) -> None:
         bundle = runtime.load_bundle(path, device=where)
         spec = bundle.manifest.graphs[bundle.manifest.seq2seq.encoder_graph]
         for batch in (1, 470):
-            x = _draw(spec, batch, np.random.default_rng(0), length=150)
+            x = sample_inputs(spec.inputs, batch, time=150).inputs
             ways = {
                 "loop graph": partial(runtime.generate, bundle, x, steps=steps),
                 "step loop": partial(
